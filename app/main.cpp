@@ -1,0 +1,178 @@
+// The dtsim command line: the one place that wires engine, sim and reports together.
+//
+// Exit codes: 0 success; 1 the run diverged (or, later, an [expect] check failed);
+// 2 bad input (scenario, dataset, command-line value); 3 an unexpected internal error.
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fmt/format.h>
+#include <oneapi/tbb/global_control.h>
+#include <unistd.h>
+
+#include "bench/engine_bench.hpp"
+#include "engine/blas_setup.hpp"
+#include "engine/errors.hpp"
+#include "engine/float_env.hpp"
+#include "engine/kernels.hpp"
+#include "reports/run_writer.hpp"
+#include "sim/local_trainer.hpp"
+#include "sim/scenario.hpp"
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitRunFailed = 1;
+constexpr int kExitBadInput = 2;
+constexpr int kExitInternal = 3;
+
+struct RunOptions {
+  std::string scenario;
+  std::string out_dir;
+  int threads = 0;
+  bool quiet = false;
+};
+
+struct BenchOptions {
+  std::string model = "mlp";
+  int batch = 64;
+  int threads = 1;
+  double seconds = 2.0;
+  bool json = false;
+};
+
+int run_command(const RunOptions& opt) {
+  using namespace dtsim;
+  const auto wall_start = std::chrono::steady_clock::now();
+  const Scenario scenario = load_scenario(opt.scenario);
+  const int threads = opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  tbb::global_control parallelism(tbb::global_control::max_allowed_parallelism,
+                                  static_cast<std::size_t>(threads));
+  const std::filesystem::path dir =
+      opt.out_dir.empty() ? std::filesystem::path("runs") / std::filesystem::path(opt.scenario).stem()
+                          : std::filesystem::path(opt.out_dir);
+  const DatasetPair data = load_data(scenario);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    throw InputError({dir.string(), 0, 0}, "-o", fmt::format("cannot create the output folder: {}", ec.message()));
+  }
+  if (!opt.quiet) {
+    fmt::print(stderr, "dtsim: {} — {} train / {} test samples of {}\n", scenario.name,
+               data.train.samples(), data.test.samples(), scenario.data.dataset);
+  }
+  MetricsCsvWriter metrics(dir);
+  RunResult result = train_single_node(scenario, data, [&](const EvalPoint& p) {
+    metrics.append(p);
+    if (!opt.quiet) {
+      fmt::print(stderr, "  step {:>7}  epoch {:6.2f}  virtual {:9.3f} s  train loss {:8.4f}  test loss {:8.4f}  test acc {:.4f}\n",
+                 p.step, p.epoch, p.virtual_time_s, p.train_loss, p.test_loss, p.test_accuracy);
+    }
+  });
+  metrics.commit();
+  result.threads = threads;
+  result.wall_time_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  write_nodes_csv(dir, result);
+  write_summary_json(dir, scenario, result);
+  const EvalPoint& last = result.evals.back();
+  fmt::print("{}: test accuracy {:.4f}, test loss {:.4f}, virtual time {:.3f} s, wall {:.1f} s\n",
+             scenario.name, last.test_accuracy, last.test_loss, result.virtual_time_s,
+             result.wall_time_s);
+  fmt::print("outputs: {}/ (metrics.csv, nodes.csv, summary.json)\n", dir.string());
+  if (result.diverged) {
+    fmt::print(stderr, "dtsim: the run diverged: {}\n", result.diverged_reason);
+    return kExitRunFailed;
+  }
+  return kExitOk;
+}
+
+int bench_engine_command(const BenchOptions& opt) {
+  using namespace dtsim;
+  EngineBenchConfig config;
+  if (opt.model == "cnn") {
+    config.model.kind = ModelKind::kCnn;
+    config.model.hidden = {128};
+  } else if (opt.model == "softmax") {
+    config.model.kind = ModelKind::kSoftmax;
+  }
+  config.batch = opt.batch;
+  config.threads = opt.threads;
+  config.min_seconds = opt.seconds;
+  const EngineBenchResult r = run_engine_bench(config);
+  if (opt.json) {
+    fmt::print(
+        "{{\"model\": \"{}\", \"batch\": {}, \"threads\": {}, \"samples_per_s\": {:.1f}, "
+        "\"gflops\": {:.2f}, \"flops_per_sample\": {:.0f}, \"blas_gflops\": {:.2f}, "
+        "\"blas_core\": \"{}\", \"wall_s\": {:.3f}}}\n",
+        r.model, r.batch, r.threads, r.samples_per_s, r.gflops, r.flops_per_sample,
+        r.blas_gflops, blas_core_name(), r.wall_s);
+  } else {
+    fmt::print("model        {}\nbatch        {}\nthreads      {}\n", r.model, r.batch, r.threads);
+    fmt::print("throughput   {:.0f} samples/s (forward + backward + momentum update)\n",
+               r.samples_per_s);
+    fmt::print("achieved     {:.1f} GFLOP/s ({:.3f} MFLOP per sample)\n", r.gflops,
+               r.flops_per_sample / 1e6);
+    fmt::print("sgemm peak   {:.1f} GFLOP/s (one thread, 1024^3, OpenBLAS {} kernels)\n",
+               r.blas_gflops, blas_core_name());
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  dtsim::select_blas_kernels(argv);
+  dtsim::use_single_threaded_blas();
+  dtsim::flush_denormals_to_zero();
+  CLI::App app{
+      "dtsim: a simulator of distributed deep-learning training. Nodes really compute (real "
+      "loss and accuracy); time is virtual, from a model of compute speed and network.\n"
+      "Exit codes: 0 ok, 1 the run diverged, 2 bad input, 3 internal error."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "dtsim 0.1.0");
+
+  RunOptions run;
+  auto* run_cmd = app.add_subcommand("run", "Run a scenario and write its outputs");
+  run_cmd->add_option("scenario", run.scenario, "Scenario file (TOML)")->required();
+  run_cmd->add_option("-o,--out", run.out_dir, "Output folder (default: runs/<scenario name>)");
+  run_cmd->add_option("--threads", run.threads, "Worker threads for jobs (default: all cores)")
+      ->check(CLI::Range(1, 1024));
+  run_cmd->add_flag("-q,--quiet", run.quiet, "No progress lines on stderr");
+
+  BenchOptions bench;
+  auto* bench_cmd = app.add_subcommand("bench", "Benchmarks");
+  bench_cmd->require_subcommand(1);
+  auto* engine_cmd = bench_cmd->add_subcommand(
+      "engine", "Training-core throughput (samples/s, GFLOP/s) against the sgemm peak");
+  engine_cmd->add_option("--model", bench.model, "mlp (784-256-128-10 ReLU) | cnn | softmax")
+      ->check(CLI::IsMember({"mlp", "cnn", "softmax"}));
+  engine_cmd->add_option("--batch", bench.batch, "Batch size")->check(CLI::Range(1, 65536));
+  engine_cmd->add_option("--threads", bench.threads, "Independent replicas trained side by side")
+      ->check(CLI::Range(1, 1024));
+  engine_cmd->add_option("--seconds", bench.seconds, "Minimum timed duration")
+      ->check(CLI::Range(0.1, 3600.0));
+  engine_cmd->add_flag("--json", bench.json, "Print one JSON object");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? kExitOk : kExitBadInput;
+  }
+
+  try {
+    if (*run_cmd) return run_command(run);
+    if (*engine_cmd) return bench_engine_command(bench);
+  } catch (const dtsim::ScenarioError& e) {
+    fmt::print(stderr, "{}\n", e.what());
+    return kExitBadInput;
+  } catch (const dtsim::InputError& e) {
+    fmt::print(stderr, "{}\n", e.what());
+    return kExitBadInput;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "dtsim: internal error: {}\n", e.what());
+    return kExitInternal;
+  }
+  return kExitInternal;
+}

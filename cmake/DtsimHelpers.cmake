@@ -1,0 +1,21 @@
+# Warnings and sanitizers applied per target, and a one-line helper to add a doctest suite.
+
+function(dtsim_set_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wshadow -Wnon-virtual-dtor -Wpedantic)
+  if(DTSIM_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+endfunction()
+
+# dtsim_add_test(NAME SOURCES... LIBS lib...): one doctest executable, registered with CTest.
+function(dtsim_add_test name)
+  cmake_parse_arguments(ARG "" "" "LIBS" ${ARGN})
+  add_executable(${name} ${ARG_UNPARSED_ARGUMENTS})
+  target_link_libraries(${name} PRIVATE doctest::doctest ${ARG_LIBS})
+  target_compile_definitions(${name} PRIVATE
+    DTSIM_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
+    DTSIM_BINARY_DIR="${PROJECT_BINARY_DIR}")
+  dtsim_set_warnings(${name})
+  add_test(NAME ${name} COMMAND ${name})
+  set_tests_properties(${name} PROPERTIES ENVIRONMENT "OPENBLAS_NUM_THREADS=1")
+endfunction()

@@ -1,0 +1,459 @@
+#include "sim/scenario.hpp"
+
+#include <algorithm>
+#include <fmt/format.h>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <toml++/toml.h>
+
+#include "engine/data/idx_reader.hpp"
+#include "sim/units.hpp"
+
+namespace dtsim {
+namespace {
+
+std::string join_errors(const std::vector<InputError>& errors) {
+  std::string text;
+  for (const auto& e : errors) {
+    if (!text.empty()) text += '\n';
+    text += e.what();
+  }
+  return text;
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> prev(b.size() + 1);
+  std::vector<std::size_t> cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+// Sections of the scenario format that later versions implement; named so that a user gets
+// "not implemented yet" rather than "unknown key".
+constexpr std::string_view kPlannedSections[] = {"network", "strategy", "compression",
+                                                 "faults", "expect", "sweep"};
+
+// Reads typed values out of a toml table, recording every problem instead of stopping at
+// the first.
+class Reader {
+ public:
+  explicit Reader(std::string file) : file_(std::move(file)) {}
+
+  std::vector<InputError>& errors() { return errors_; }
+
+  SourcePlace place(const toml::node* node) const {
+    if (node == nullptr) return {file_, 0, 0};
+    const auto& begin = node->source().begin;
+    return {file_, static_cast<int>(begin.line), static_cast<int>(begin.column)};
+  }
+
+  void error(const toml::node* node, std::string key, std::string message) {
+    errors_.emplace_back(place(node), std::move(key), std::move(message));
+  }
+
+  void check_keys(const toml::table& table, const std::string& prefix,
+                  std::initializer_list<std::string_view> allowed) {
+    for (auto&& [key, value] : table) {
+      const std::string_view k = key.str();
+      if (std::find(allowed.begin(), allowed.end(), k) != allowed.end()) continue;
+      const std::string path = prefix.empty() ? std::string(k) : prefix + "." + std::string(k);
+      if (prefix.empty() &&
+          std::find(std::begin(kPlannedSections), std::end(kPlannedSections), k) !=
+              std::end(kPlannedSections)) {
+        error(&value, path,
+              "this section is not implemented yet: this version of dtsim trains on one node "
+              "(remove the section to run)");
+        continue;
+      }
+      std::string_view best;
+      std::size_t best_distance = 3;
+      for (std::string_view candidate : allowed) {
+        const std::size_t d = edit_distance(k, candidate);
+        if (d < best_distance) {
+          best_distance = d;
+          best = candidate;
+        }
+      }
+      std::string message = "unknown key";
+      if (!best.empty()) message += fmt::format(" (did you mean '{}'?)", best);
+      message += fmt::format("; expected one of: {}", fmt::join(allowed, ", "));
+      error(&value, path, message);
+    }
+  }
+
+  const toml::table* table(const toml::table& parent, const std::string& prefix,
+                           std::string_view key) {
+    const toml::node* node = parent.get(key);
+    if (node == nullptr) return nullptr;
+    if (const auto* t = node->as_table()) return t;
+    error(node, join(prefix, key), fmt::format("expected a table [{}], found {}", key, type_of(*node)));
+    return nullptr;
+  }
+
+  void get_string(const toml::table& t, const std::string& prefix, std::string_view key,
+                  std::string& out) {
+    const toml::node* node = t.get(key);
+    if (node == nullptr) return;
+    if (const auto* v = node->as_string()) {
+      out = v->get();
+    } else {
+      error(node, join(prefix, key), fmt::format("expected a string, found {}", type_of(*node)));
+    }
+  }
+
+  template <typename Enum>
+  void get_choice(const toml::table& t, const std::string& prefix, std::string_view key,
+                  std::initializer_list<std::pair<std::string_view, Enum>> choices, Enum& out) {
+    const toml::node* node = t.get(key);
+    if (node == nullptr) return;
+    std::string names;
+    for (const auto& c : choices) names += (names.empty() ? "" : " | ") + std::string(c.first);
+    const auto* v = node->as_string();
+    if (v == nullptr) {
+      error(node, join(prefix, key),
+            fmt::format("expected one of the strings {}, found {}", names, type_of(*node)));
+      return;
+    }
+    for (const auto& c : choices) {
+      if (v->get() == c.first) {
+        out = c.second;
+        return;
+      }
+    }
+    error(node, join(prefix, key), fmt::format("expected {}, found \"{}\"", names, v->get()));
+  }
+
+  template <typename Int>
+  void get_int(const toml::table& t, const std::string& prefix, std::string_view key, Int& out,
+               std::int64_t min, std::int64_t max = std::numeric_limits<std::int64_t>::max()) {
+    const toml::node* node = t.get(key);
+    if (node == nullptr) return;
+    const auto* v = node->as_integer();
+    if (v == nullptr) {
+      error(node, join(prefix, key), fmt::format("expected an integer, found {}", type_of(*node)));
+      return;
+    }
+    if (v->get() < min || v->get() > max) {
+      error(node, join(prefix, key), range_message(v->get(), min, max));
+      return;
+    }
+    out = static_cast<Int>(v->get());
+  }
+
+  void get_double(const toml::table& t, const std::string& prefix, std::string_view key,
+                  double& out, double min, double max = std::numeric_limits<double>::infinity()) {
+    const toml::node* node = t.get(key);
+    if (node == nullptr) return;
+    double value = 0;
+    if (const auto* f = node->as_floating_point()) {
+      value = f->get();
+    } else if (const auto* i = node->as_integer()) {
+      value = static_cast<double>(i->get());
+    } else {
+      error(node, join(prefix, key), fmt::format("expected a number, found {}", type_of(*node)));
+      return;
+    }
+    if (!(value >= min && value <= max)) {
+      error(node, join(prefix, key), range_message(value, min, max));
+      return;
+    }
+    out = value;
+  }
+
+  void get_int_list(const toml::table& t, const std::string& prefix, std::string_view key,
+                    std::vector<int>& out, bool allow_empty) {
+    const toml::node* node = t.get(key);
+    if (node == nullptr) return;
+    const auto* arr = node->as_array();
+    if (arr == nullptr) {
+      error(node, join(prefix, key),
+            fmt::format("expected a list of positive integers such as [256, 128], found {}",
+                        type_of(*node)));
+      return;
+    }
+    std::vector<int> values;
+    for (const auto& item : *arr) {
+      const auto* v = item.as_integer();
+      if (v == nullptr || v->get() < 1 || v->get() > 1'000'000) {
+        error(&item, join(prefix, key),
+              "expected a list of positive integers (at most 1000000) such as [256, 128]");
+        return;
+      }
+      values.push_back(static_cast<int>(v->get()));
+    }
+    if (values.empty() && !allow_empty) {
+      error(node, join(prefix, key), "expected at least one value");
+      return;
+    }
+    out = std::move(values);
+  }
+
+  template <typename Value, typename Parse>
+  void get_unit(const toml::table& t, const std::string& prefix, std::string_view key,
+                Value& out, Parse parse) {
+    const toml::node* node = t.get(key);
+    if (node == nullptr) return;
+    const auto* v = node->as_string();
+    if (v == nullptr) {
+      try {
+        parse("");
+      } catch (const UnitError& e) {
+        std::string units = e.what();
+        units = units.substr(units.find("one of:") + 8);
+        units.pop_back();
+        error(node, join(prefix, key),
+              fmt::format("expected a string with a unit (one of: {}), found {}", units,
+                          type_of(*node)));
+      }
+      return;
+    }
+    try {
+      out = parse(v->get());
+    } catch (const UnitError& e) {
+      error(node, join(prefix, key), e.what());
+    }
+  }
+
+  static std::string join(const std::string& prefix, std::string_view key) {
+    return prefix.empty() ? std::string(key) : prefix + "." + std::string(key);
+  }
+
+ private:
+  static std::string type_of(const toml::node& node) {
+    switch (node.type()) {
+      case toml::node_type::string: return "a string";
+      case toml::node_type::integer: return "an integer";
+      case toml::node_type::floating_point: return "a number";
+      case toml::node_type::boolean: return "a boolean";
+      case toml::node_type::array: return "a list";
+      case toml::node_type::table: return "a table";
+      default: return "a date or time";
+    }
+  }
+
+  template <typename T>
+  static std::string range_message(T value, T min, T max) {
+    if (max == std::numeric_limits<T>::max() || max == std::numeric_limits<T>::infinity()) {
+      return fmt::format("expected a value >= {}, found {}", min, value);
+    }
+    return fmt::format("expected a value in [{}, {}], found {}", min, max, value);
+  }
+
+  std::string file_;
+  std::vector<InputError> errors_;
+};
+
+void read_model(Reader& r, const toml::table& t, ModelConfig& m) {
+  r.check_keys(t, "model", {"kind", "hidden", "activation", "channels", "kernel"});
+  r.get_choice<ModelKind>(t, "model", "kind",
+                          {{"mlp", ModelKind::kMlp}, {"cnn", ModelKind::kCnn},
+                           {"softmax", ModelKind::kSoftmax}},
+                          m.kind);
+  r.get_int_list(t, "model", "hidden", m.hidden, true);
+  r.get_choice<Activation>(t, "model", "activation",
+                           {{"relu", Activation::kRelu}, {"tanh", Activation::kTanh}},
+                           m.activation);
+  r.get_int_list(t, "model", "channels", m.channels, false);
+  r.get_int(t, "model", "kernel", m.kernel, 1, 15);
+  if (const auto* k = t.get("kernel"); k != nullptr && m.kernel % 2 == 0) {
+    r.error(k, "model.kernel", fmt::format("expected an odd kernel size, found {}", m.kernel));
+  }
+}
+
+void read_data(Reader& r, const toml::table& t, DataConfig& d) {
+  r.check_keys(t, "data",
+               {"dataset", "path", "train_samples", "test_samples", "partition", "split",
+                "alpha", "load_cost", "features", "classes", "spread", "separation", "outputs",
+                "noise"});
+  r.get_string(t, "data", "dataset", d.dataset);
+  if (d.dataset != "fashion-mnist" && d.dataset != "blobs" && d.dataset != "linreg") {
+    r.error(t.get("dataset"), "data.dataset",
+            fmt::format("expected fashion-mnist | blobs | linreg, found \"{}\"", d.dataset));
+  }
+  r.get_string(t, "data", "path", d.path);
+  r.get_int(t, "data", "train_samples", d.train_samples, 1);
+  r.get_int(t, "data", "test_samples", d.test_samples, 1);
+  r.get_choice<PartitionKind>(t, "data", "partition",
+                              {{"rows", PartitionKind::kRows},
+                               {"columns", PartitionKind::kColumns},
+                               {"blocks", PartitionKind::kBlocks}},
+                              d.partition.kind);
+  r.get_choice<SplitKind>(t, "data", "split",
+                          {{"iid", SplitKind::kIid},
+                           {"dirichlet", SplitKind::kDirichlet},
+                           {"by-label", SplitKind::kByLabel}},
+                          d.partition.split);
+  r.get_double(t, "data", "alpha", d.partition.alpha, 1e-6);
+  r.get_unit(t, "data", "load_cost", d.load_cost, parse_duration);
+  const bool synthetic = d.dataset != "fashion-mnist";
+  for (const char* key : {"features", "classes", "spread", "separation", "outputs", "noise"}) {
+    if (!synthetic && t.get(key) != nullptr) {
+      r.error(t.get(key), fmt::format("data.{}", key),
+              "only synthetic datasets (blobs, linreg) take this key");
+    }
+  }
+  if (d.dataset == "blobs") {
+    for (const char* key : {"outputs", "noise"}) {
+      if (t.get(key) != nullptr) r.error(t.get(key), fmt::format("data.{}", key), "linreg only");
+    }
+    r.get_int(t, "data", "features", d.blobs.features, 1, 100000);
+    r.get_int(t, "data", "classes", d.blobs.classes, 2, 10000);
+    r.get_double(t, "data", "spread", d.blobs.spread, 0.0);
+    r.get_double(t, "data", "separation", d.blobs.separation, 0.0);
+  } else if (d.dataset == "linreg") {
+    for (const char* key : {"classes", "spread", "separation"}) {
+      if (t.get(key) != nullptr) r.error(t.get(key), fmt::format("data.{}", key), "blobs only");
+    }
+    r.get_int(t, "data", "features", d.linreg.features, 1, 100000);
+    r.get_int(t, "data", "outputs", d.linreg.outputs, 1, 10000);
+    r.get_double(t, "data", "noise", d.linreg.noise, 0.0);
+  }
+}
+
+void read_train(Reader& r, const toml::table& t, TrainConfig& c) {
+  r.check_keys(t, "train",
+               {"optimizer", "lr", "momentum", "weight_decay", "beta1", "beta2", "epsilon",
+                "batch_size", "epochs", "steps", "schedule", "warmup_steps", "decay_every",
+                "decay_factor", "final_lr_fraction", "clip_norm", "eval_every",
+                "target_accuracy"});
+  r.get_choice<OptimizerKind>(t, "train", "optimizer",
+                              {{"sgd", OptimizerKind::kSgd},
+                               {"momentum", OptimizerKind::kMomentum},
+                               {"nesterov", OptimizerKind::kNesterov},
+                               {"adam", OptimizerKind::kAdam}},
+                              c.optimizer.kind);
+  r.get_double(t, "train", "lr", c.schedule.lr, 0.0);
+  r.get_double(t, "train", "momentum", c.optimizer.momentum, 0.0, 1.0);
+  r.get_double(t, "train", "weight_decay", c.optimizer.weight_decay, 0.0);
+  r.get_double(t, "train", "beta1", c.optimizer.beta1, 0.0, 0.999999);
+  r.get_double(t, "train", "beta2", c.optimizer.beta2, 0.0, 0.999999999);
+  r.get_double(t, "train", "epsilon", c.optimizer.epsilon, 0.0);
+  r.get_int(t, "train", "batch_size", c.batch_size, 1, 1 << 20);
+  r.get_int(t, "train", "epochs", c.epochs, 1, 1'000'000);
+  r.get_int(t, "train", "steps", c.steps, 1);
+  if (t.get("epochs") != nullptr && t.get("steps") != nullptr) {
+    r.error(t.get("steps"), "train.steps", "give either train.epochs or train.steps, not both");
+  }
+  r.get_choice<ScheduleKind>(t, "train", "schedule",
+                             {{"constant", ScheduleKind::kConstant},
+                              {"step", ScheduleKind::kStep},
+                              {"cosine", ScheduleKind::kCosine}},
+                             c.schedule.kind);
+  r.get_int(t, "train", "warmup_steps", c.schedule.warmup_steps, 0);
+  r.get_int(t, "train", "decay_every", c.schedule.decay_every, 1);
+  r.get_double(t, "train", "decay_factor", c.schedule.decay_factor, 0.0, 1.0);
+  r.get_double(t, "train", "final_lr_fraction", c.schedule.final_lr_fraction, 0.0, 1.0);
+  r.get_double(t, "train", "clip_norm", c.clip_norm, 0.0);
+  r.get_int(t, "train", "eval_every", c.eval_every, 1);
+  if (t.get("target_accuracy") != nullptr) {
+    double target = 0;
+    r.get_double(t, "train", "target_accuracy", target, 0.0, 1.0);
+    c.target_accuracy = target;
+  }
+}
+
+void read_cluster(Reader& r, const toml::table& t, ClusterConfig& c) {
+  r.check_keys(t, "cluster", {"workers", "compute", "servers", "group", "stragglers"});
+  for (const char* key : {"servers", "group", "stragglers"}) {
+    if (const auto* node = t.get(key)) {
+      r.error(node, fmt::format("cluster.{}", key),
+              "not implemented yet: this version of dtsim trains on one node");
+    }
+  }
+  r.get_int(t, "cluster", "workers", c.workers, 1, 1);
+  r.get_unit(t, "cluster", "compute", c.compute_flops_per_s, parse_flops);
+  if (const auto* node = t.get("compute"); node != nullptr && c.compute_flops_per_s <= 0) {
+    r.error(node, "cluster.compute", "expected a compute speed above zero");
+  }
+}
+
+}  // namespace
+
+ScenarioError::ScenarioError(std::vector<InputError> errors)
+    : std::runtime_error(join_errors(errors)), errors_(std::move(errors)) {}
+
+Scenario parse_scenario(const std::string& text, const std::string& file) {
+  toml::table root;
+  try {
+    root = toml::parse(text, file);
+  } catch (const toml::parse_error& e) {
+    const auto& begin = e.source().begin;
+    throw ScenarioError({InputError({file, static_cast<int>(begin.line),
+                                     static_cast<int>(begin.column)},
+                                    "", fmt::format("not valid TOML: {}", e.description()))});
+  }
+  Reader r(file);
+  Scenario s;
+  s.file = file;
+  r.check_keys(root, "", {"name", "description", "seed", "model", "data", "train", "cluster"});
+  if (root.get("name") == nullptr) {
+    r.error(nullptr, "name", "missing: every scenario needs a name (name = \"...\")");
+  }
+  r.get_string(root, "", "name", s.name);
+  r.get_string(root, "", "description", s.description);
+  r.get_int(root, "", "seed", s.seed, 0);
+  if (const auto* t = r.table(root, "", "model")) read_model(r, *t, s.model);
+  if (const auto* t = r.table(root, "", "data")) read_data(r, *t, s.data);
+  if (const auto* t = r.table(root, "", "train")) read_train(r, *t, s.train);
+  if (const auto* t = r.table(root, "", "cluster")) read_cluster(r, *t, s.cluster);
+
+  if (s.data.path.empty()) s.data.path = kFashionMnistDefaultPath;
+  if (s.data.dataset == "linreg" && s.train.target_accuracy) {
+    r.error(root["train"]["target_accuracy"].node(), "train.target_accuracy",
+            "linreg is a regression task and has no accuracy; remove this key");
+  }
+  if (s.model.kind == ModelKind::kCnn && s.data.dataset != "fashion-mnist") {
+    r.error(root["model"]["kind"].node(), "model.kind",
+            fmt::format("a cnn needs image data (fashion-mnist); {} samples are plain vectors",
+                        s.data.dataset));
+  }
+  if (s.train.epochs == 0 && s.train.steps == 0) s.train.epochs = 1;
+  if (!r.errors().empty()) throw ScenarioError(std::move(r.errors()));
+  return s;
+}
+
+Scenario load_scenario(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError({path, 0, 0}, "", "cannot open the scenario file");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return parse_scenario(buffer.str(), path);
+}
+
+const char* to_string(ModelKind kind) {
+  switch (kind) {
+    case ModelKind::kMlp: return "mlp";
+    case ModelKind::kCnn: return "cnn";
+    case ModelKind::kSoftmax: return "softmax";
+  }
+  return "?";
+}
+
+const char* to_string(OptimizerKind kind) {
+  switch (kind) {
+    case OptimizerKind::kSgd: return "sgd";
+    case OptimizerKind::kMomentum: return "momentum";
+    case OptimizerKind::kNesterov: return "nesterov";
+    case OptimizerKind::kAdam: return "adam";
+  }
+  return "?";
+}
+
+const char* to_string(ScheduleKind kind) {
+  switch (kind) {
+    case ScheduleKind::kConstant: return "constant";
+    case ScheduleKind::kStep: return "step";
+    case ScheduleKind::kCosine: return "cosine";
+  }
+  return "?";
+}
+
+}  // namespace dtsim

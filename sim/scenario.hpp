@@ -1,0 +1,83 @@
+// A scenario: everything one run needs, as plain structs with units resolved and defaults
+// filled. Loaded and validated once from a TOML file (see docs/scenarios.md for every key).
+//
+// load_scenario() checks every key it reads: an unknown key (with the nearest valid key
+// suggested), a value of the wrong type or out of range, and a section this version does not
+// implement yet are errors that name the file, line, column and key path. All errors found
+// are reported together in one ScenarioError.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/data/partition.hpp"
+#include "engine/data/synthetic.hpp"
+#include "engine/errors.hpp"
+#include "engine/network.hpp"
+#include "engine/optimizer.hpp"
+#include "engine/schedule.hpp"
+#include "sim/sim_time.hpp"
+
+namespace dtsim {
+
+struct DataConfig {
+  std::string dataset = "fashion-mnist";  // fashion-mnist | blobs | linreg
+  std::string path;                       // fashion-mnist directory; default: Debian's path
+  std::size_t train_samples = 0;          // 0: all (fashion-mnist) or 4000 (synthetic)
+  std::size_t test_samples = 0;           // 0: all (fashion-mnist) or 1000 (synthetic)
+  PartitionConfig partition;
+  SimTime load_cost;                      // per sample, per node
+  BlobsConfig blobs;                      // dataset = "blobs"
+  LinregConfig linreg;                    // dataset = "linreg"
+};
+
+struct TrainConfig {
+  OptimizerConfig optimizer;
+  ScheduleConfig schedule;  // schedule.lr is the base learning rate
+  int batch_size = 64;      // per worker
+  int epochs = 0;           // one of epochs / steps; neither given: 1 epoch
+  std::uint64_t steps = 0;
+  double clip_norm = 0.0;
+  std::uint64_t eval_every = 200;
+  std::optional<double> target_accuracy;  // for time_to_target_s; unset: never reached
+};
+
+struct ClusterConfig {
+  int workers = 1;
+  double compute_flops_per_s = 5e12;
+};
+
+struct Scenario {
+  std::string file;  // where it was loaded from
+  std::string name;
+  std::string description;
+  std::uint64_t seed = 1;
+  ModelConfig model;
+  DataConfig data;
+  TrainConfig train;
+  ClusterConfig cluster;
+};
+
+// All problems found in one scenario file.
+class ScenarioError : public std::runtime_error {
+ public:
+  explicit ScenarioError(std::vector<InputError> errors);
+  const std::vector<InputError>& errors() const { return errors_; }
+
+ private:
+  std::vector<InputError> errors_;
+};
+
+// Reads and validates `path`. Throws ScenarioError (bad content) or InputError (unreadable).
+Scenario load_scenario(const std::string& path);
+// The same from text already in memory; `file` is used in messages.
+Scenario parse_scenario(const std::string& text, const std::string& file);
+
+// Short names used in files and reports.
+const char* to_string(ModelKind kind);
+const char* to_string(OptimizerKind kind);
+const char* to_string(ScheduleKind kind);
+
+}  // namespace dtsim
