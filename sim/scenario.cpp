@@ -59,6 +59,20 @@ class Reader {
     errors_.emplace_back(place(node), std::move(key), std::move(message));
   }
 
+  void error_at_key(const toml::key& where, std::string key, std::string message) {
+    const auto& begin = where.source().begin;
+    errors_.emplace_back(SourcePlace{file_, static_cast<int>(begin.line), static_cast<int>(begin.column)},
+                         std::move(key), std::move(message));
+  }
+
+  // Errors in file order (tables iterate in key order, not in the order they were written).
+  std::vector<InputError> sorted_errors() {
+    std::stable_sort(errors_.begin(), errors_.end(), [](const InputError& a, const InputError& b) {
+      return std::pair(a.place().line, a.place().column) < std::pair(b.place().line, b.place().column);
+    });
+    return std::move(errors_);
+  }
+
   void check_keys(const toml::table& table, const std::string& prefix,
                   std::initializer_list<std::string_view> allowed) {
     for (auto&& [key, value] : table) {
@@ -68,7 +82,7 @@ class Reader {
       if (prefix.empty() &&
           std::find(std::begin(kPlannedSections), std::end(kPlannedSections), k) !=
               std::end(kPlannedSections)) {
-        error(&value, path,
+        error_at_key(key, path,
               "this section is not implemented yet: this version of dtsim trains on one node "
               "(remove the section to run)");
         continue;
@@ -85,7 +99,7 @@ class Reader {
       std::string message = "unknown key";
       if (!best.empty()) message += fmt::format(" (did you mean '{}'?)", best);
       message += fmt::format("; expected one of: {}", fmt::join(allowed, ", "));
-      error(&value, path, message);
+      error_at_key(key, path, message);
     }
   }
 
@@ -416,7 +430,7 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
                         s.data.dataset));
   }
   if (s.train.epochs == 0 && s.train.steps == 0) s.train.epochs = 1;
-  if (!r.errors().empty()) throw ScenarioError(std::move(r.errors()));
+  if (!r.errors().empty()) throw ScenarioError(r.sorted_errors());
   return s;
 }
 

@@ -1,0 +1,219 @@
+// End-to-end tests of the dtsim command: exit codes, output files, determinism, errors.
+#include <doctest/doctest.h>
+
+#include "tests/test_support.hpp"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string read(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+struct Sandbox {
+  Sandbox() {
+    static int counter = 0;
+    path = fs::temp_directory_path() /
+           ("dtsim_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    fs::create_directories(path);
+  }
+  ~Sandbox() { fs::remove_all(path); }
+
+  fs::path write(const std::string& name, const std::string& text) const {
+    std::ofstream(path / name) << text;
+    return path / name;
+  }
+
+  // Runs dtsim with `args`; returns its exit code and keeps stdout/stderr.
+  int run(const std::string& args) {
+    const std::string cmd = std::string(DTSIM_EXE) + " " + args + " >" + (path / "out.txt").string() +
+                            " 2>" + (path / "err.txt").string();
+    const int status = std::system(cmd.c_str());
+    out = read(path / "out.txt");
+    err = read(path / "err.txt");
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+  fs::path path;
+  std::string out;
+  std::string err;
+};
+
+const char* kBlobs = R"(
+name = "blobs e2e"
+seed = 11
+[model]
+kind = "mlp"
+hidden = [32, 16]
+[data]
+dataset = "blobs"
+features = 12
+classes = 5
+train_samples = 1500
+test_samples = 500
+load_cost = "1us"
+[train]
+lr = 0.05
+batch_size = 25
+epochs = 3
+eval_every = 20
+target_accuracy = 0.9
+)";
+
+bool have_fashion_mnist() { return fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"); }
+
+}  // namespace
+
+TEST_CASE("dtsim run writes metrics.csv, nodes.csv and summary.json") {
+  Sandbox box;
+  const fs::path scenario = box.write("blobs.toml", kBlobs);
+  const fs::path out = box.path / "out";
+  REQUIRE(box.run("run " + scenario.string() + " -o " + out.string() + " --quiet") == 0);
+  CHECK(box.err.empty());
+  CHECK_CONTAINS(box.out, out.string());
+  const std::string metrics = read(out / "metrics.csv");
+  CHECK(metrics.rfind("step,epoch,virtual_time_s,samples,train_loss,test_loss,test_accuracy,"
+                      "bytes_sent,mean_staleness,max_staleness\n", 0) == 0);
+  // 1500 / 25 = 60 steps per epoch, 180 steps: rows at 0, 20, ..., 180.
+  CHECK(std::count(metrics.begin(), metrics.end(), '\n') == 1 + 10);
+  CHECK_CONTAINS(read(out / "nodes.csv"), "\n0,worker,5000000000000,");
+  const auto summary = nlohmann::json::parse(read(out / "summary.json"));
+  CHECK(summary["name"] == "blobs e2e");
+  CHECK(summary["seed"] == 11);
+  CHECK(summary["final_test_accuracy"].get<double>() > 0.9);
+  CHECK(summary["samples"] == 4500);
+  CHECK(summary["throughput_samples_per_s"].get<double>() ==
+        doctest::Approx(4500 / summary["virtual_time_s"].get<double>()));
+  CHECK_FALSE(summary["time_to_target_s"].is_null());
+  CHECK_FALSE(fs::exists(out / "metrics.csv.partial"));
+}
+
+TEST_CASE("the same scenario and seed give byte-identical outputs for any --threads") {
+  Sandbox box;
+  const fs::path scenario = box.write("blobs.toml", kBlobs);
+  REQUIRE(box.run("run " + scenario.string() + " -q --threads 1 -o " + (box.path / "t1").string()) == 0);
+  REQUIRE(box.run("run " + scenario.string() + " -q --threads 2 -o " + (box.path / "t2").string()) == 0);
+  REQUIRE(box.run("run " + scenario.string() + " -q --threads 2 -o " + (box.path / "t2b").string()) == 0);
+  for (const char* file : {"metrics.csv", "nodes.csv"}) {
+    CAPTURE(file);
+    const std::string a = read(box.path / "t1" / file);
+    CHECK_FALSE(a.empty());
+    CHECK(a == read(box.path / "t2" / file));
+    CHECK(a == read(box.path / "t2b" / file));
+  }
+}
+
+TEST_CASE("a bad scenario exits 2 with file:line:col and writes nothing") {
+  Sandbox box;
+  const fs::path scenario =
+      box.write("bad.toml", "name = \"bad\"\n[train]\nlr = \"fast\"\nbatchsize = 4\n");
+  const fs::path out = box.path / "out";
+  CHECK(box.run("run " + scenario.string() + " -o " + out.string()) == 2);
+  CHECK_CONTAINS(box.err, scenario.string() + ":3:6: train.lr: expected a number");
+  CHECK_CONTAINS(box.err, scenario.string() + ":4:1: train.batchsize: unknown key");
+  CHECK_FALSE(fs::exists(out));
+}
+
+TEST_CASE("a missing dataset names the Debian package and writes nothing") {
+  Sandbox box;
+  const fs::path scenario =
+      box.write("fm.toml", "name = \"fm\"\n[data]\npath = \"" + (box.path / "nowhere").string() + "\"\n");
+  const fs::path out = box.path / "out";
+  CHECK(box.run("run " + scenario.string() + " -o " + out.string()) == 2);
+  CHECK_CONTAINS(box.err, "dataset-fashion-mnist");
+  CHECK_FALSE(fs::exists(out));
+}
+
+TEST_CASE("a diverging run exits 1 and still writes its report") {
+  Sandbox box;
+  std::string text = kBlobs;
+  text.replace(text.find("lr = 0.05"), 9, "lr = 1e30");
+  const fs::path scenario = box.write("div.toml", text);
+  const fs::path out = box.path / "out";
+  CHECK(box.run("run " + scenario.string() + " -q -o " + out.string()) == 1);
+  CHECK_CONTAINS(box.err, "diverged");
+  const auto summary = nlohmann::json::parse(read(out / "summary.json"));
+  CHECK(summary["diverged"] == true);
+  CHECK_CONTAINS(summary["diverged_reason"].get<std::string>(), "lower train.lr");
+  CHECK(fs::exists(out / "metrics.csv"));
+}
+
+TEST_CASE("bad command-line values exit 2") {
+  Sandbox box;
+  const fs::path scenario = box.write("blobs.toml", kBlobs);
+  CHECK(box.run("run " + scenario.string() + " --threads 0") == 2);
+  CHECK_CONTAINS(box.err, "--threads");
+  CHECK(box.run("frobnicate") == 2);
+  CHECK(box.run("run") == 2);
+  CHECK(box.run("bench engine --model resnet") == 2);
+  CHECK(box.run("--help") == 0);
+  CHECK_CONTAINS(box.out, "run");
+  CHECK_CONTAINS(box.out, "bench");
+}
+
+TEST_CASE("dtsim bench engine --json reports consistent numbers") {
+  Sandbox box;
+  REQUIRE(box.run("bench engine --batch 32 --seconds 0.2 --json") == 0);
+  const auto j = nlohmann::json::parse(box.out);
+  CHECK(j["model"] == "mlp 784-256-128-10 relu (235146 parameters)");
+  CHECK(j["batch"] == 32);
+  CHECK(j["samples_per_s"].get<double>() > 0);
+  CHECK(j["blas_gflops"].get<double>() > 0);
+  CHECK(j["gflops"].get<double>() ==
+        doctest::Approx(j["samples_per_s"].get<double>() * j["flops_per_sample"].get<double>() / 1e9)
+            .epsilon(0.01));
+}
+
+TEST_CASE("brief Fashion-MNIST training clears a lower bar") {
+  if (!have_fashion_mnist()) {
+    MESSAGE("Fashion-MNIST is not installed (scripts/setup installs it); skipped");
+    return;
+  }
+  Sandbox box;
+  SUBCASE("mlp") {
+    const fs::path scenario = box.write("mlp.toml", R"(
+name = "brief mlp"
+[data]
+train_samples = 10000
+test_samples = 2000
+[train]
+lr = 0.05
+epochs = 2
+eval_every = 1000
+)");
+    REQUIRE(box.run("run " + scenario.string() + " -q -o " + (box.path / "o").string()) == 0);
+    const auto j = nlohmann::json::parse(read(box.path / "o" / "summary.json"));
+    CHECK(j["final_test_accuracy"].get<double>() > 0.78);
+  }
+  SUBCASE("cnn") {
+    const fs::path scenario = box.write("cnn.toml", R"(
+name = "brief cnn"
+[model]
+kind = "cnn"
+channels = [8, 16]
+hidden = [64]
+[data]
+train_samples = 3000
+test_samples = 1000
+[train]
+lr = 0.05
+epochs = 2
+eval_every = 1000
+)");
+    REQUIRE(box.run("run " + scenario.string() + " -q -o " + (box.path / "o").string()) == 0);
+    const auto j = nlohmann::json::parse(read(box.path / "o" / "summary.json"));
+    CHECK(j["final_test_accuracy"].get<double>() > 0.70);
+  }
+}

@@ -1,0 +1,129 @@
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "reports/run_writer.hpp"
+
+using namespace dtsim;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string read(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+struct TempDir {
+  TempDir() : path(fs::temp_directory_path() / ("dtsim_reports_" + std::to_string(::getpid()))) {
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  fs::path path;
+};
+
+}  // namespace
+
+TEST_CASE("metrics rows: shortest round-trip numbers, NaN as an empty cell") {
+  EvalPoint p;
+  p.step = 200;
+  p.epoch = 0.5;
+  p.virtual_time_s = 0.1;
+  p.samples = 12800;
+  p.train_loss = std::numeric_limits<double>::quiet_NaN();
+  p.test_loss = 0.25;
+  p.test_accuracy = 0.8125;
+  CHECK(metrics_csv_row(p) == "200,0.5,0.1,12800,,0.25,0.8125,0,0,0\n");
+  CHECK(metrics_csv_header().rfind("step,epoch,virtual_time_s,samples,train_loss,test_loss,"
+                                   "test_accuracy,bytes_sent,mean_staleness,max_staleness",
+                                   0) == 0);
+}
+
+TEST_CASE("metrics.csv is readable while streaming and appears whole on commit") {
+  TempDir dir;
+  {
+    MetricsCsvWriter writer(dir.path);
+    EvalPoint p;
+    p.step = 1;
+    writer.append(p);
+    CHECK_FALSE(fs::exists(dir.path / "metrics.csv"));
+    const std::string partial = read(dir.path / "metrics.csv.partial");
+    CHECK(partial == metrics_csv_header() + metrics_csv_row(p));
+    writer.commit();
+  }
+  CHECK(fs::exists(dir.path / "metrics.csv"));
+  CHECK_FALSE(fs::exists(dir.path / "metrics.csv.partial"));
+}
+
+TEST_CASE("an abandoned file leaves nothing under its final name") {
+  TempDir dir;
+  {
+    AtomicFile f(dir.path / "x.json");
+    f.write("{");
+  }
+  CHECK_FALSE(fs::exists(dir.path / "x.json"));
+  CHECK_FALSE(fs::exists(dir.path / "x.json.partial"));
+}
+
+TEST_CASE("summary.json has the design's keys and values") {
+  Scenario s;
+  s.name = "n";
+  s.seed = 5;
+  s.train.target_accuracy = 0.8;
+  RunResult r;
+  EvalPoint a;
+  a.test_accuracy = 0.7;
+  a.test_loss = 0.9;
+  EvalPoint b;
+  b.test_accuracy = 0.85;
+  b.test_loss = 0.5;
+  EvalPoint c;
+  c.test_accuracy = 0.83;
+  c.test_loss = 0.55;
+  r.evals = {a, b, c};
+  r.virtual_time_s = 2.0;
+  r.samples = 1000;
+  r.time_to_target_s = 1.5;
+  r.nodes = {NodeStats{}};
+  r.nodes[0].bytes_sent = 42;
+  r.wall_time_s = 3.5;
+  r.threads = 2;
+  const auto j = nlohmann::json::parse(summary_json(s, r));
+  CHECK(j["name"] == "n");
+  CHECK(j["seed"] == 5);
+  CHECK(j["final_test_accuracy"].get<double>() == doctest::Approx(0.83));
+  CHECK(j["best_test_accuracy"].get<double>() == doctest::Approx(0.85));
+  CHECK(j["final_test_loss"].get<double>() == doctest::Approx(0.55));
+  CHECK(j["virtual_time_s"].get<double>() == doctest::Approx(2.0));
+  CHECK(j["time_to_target_s"].get<double>() == doctest::Approx(1.5));
+  CHECK(j["throughput_samples_per_s"].get<double>() == doctest::Approx(500.0));
+  CHECK(j["bytes_sent_total"] == 42);
+  CHECK(j["mean_staleness"] == 0.0);
+  CHECK(j["max_staleness"] == 0);
+  CHECK(j["wall"]["wall_time_s"].get<double>() == doctest::Approx(3.5));
+  CHECK(j["wall"]["threads"] == 2);
+  SUBCASE("never reaching the target gives null") {
+    r.time_to_target_s.reset();
+    CHECK(nlohmann::json::parse(summary_json(s, r))["time_to_target_s"].is_null());
+  }
+}
+
+TEST_CASE("nodes.csv has one row per node") {
+  RunResult r;
+  NodeStats n;
+  n.node = 0;
+  n.role = "worker";
+  n.compute_flops_per_s = 5e12;
+  n.compute_s = 0.25;
+  n.steps = 7;
+  r.nodes = {n};
+  CHECK(nodes_csv(r) ==
+        "node,role,compute_flops_per_s,compute_s,comm_s,idle_s,bytes_sent,bytes_received,steps\n"
+        "0,worker,5000000000000,0.25,0,0,0,0,7\n");
+}

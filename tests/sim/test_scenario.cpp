@@ -1,0 +1,245 @@
+#include <doctest/doctest.h>
+
+#include "tests/test_support.hpp"
+
+#include <string>
+
+#include "sim/scenario.hpp"
+
+using namespace dtsim;
+
+namespace {
+
+// The errors of a scenario that must fail to load.
+std::vector<InputError> errors_of(const std::string& text) {
+  try {
+    parse_scenario(text, "s.toml");
+  } catch (const ScenarioError& e) {
+    return e.errors();
+  }
+  FAIL("the scenario loaded but should not have");
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("a minimal scenario gets the documented defaults") {
+  const Scenario s = parse_scenario("name = \"x\"\n", "s.toml");
+  CHECK(s.name == "x");
+  CHECK(s.seed == 1);
+  CHECK(s.model.kind == ModelKind::kMlp);
+  CHECK(s.model.hidden == std::vector<int>{256, 128});
+  CHECK(s.data.dataset == "fashion-mnist");
+  CHECK(s.data.path == "/usr/share/datasets/fashion-mnist");
+  CHECK(s.train.optimizer.kind == OptimizerKind::kMomentum);
+  CHECK(s.train.schedule.lr == doctest::Approx(0.05));
+  CHECK(s.train.batch_size == 64);
+  CHECK(s.train.epochs == 1);
+  CHECK_FALSE(s.train.target_accuracy.has_value());
+  CHECK(s.cluster.workers == 1);
+  CHECK(s.cluster.compute_flops_per_s == doctest::Approx(5e12));
+}
+
+TEST_CASE("every implemented key is read") {
+  const Scenario s = parse_scenario(R"(
+name = "all"
+description = "d"
+seed = 9
+[model]
+kind = "cnn"
+hidden = [64]
+activation = "tanh"
+channels = [4, 8]
+kernel = 3
+[data]
+dataset = "fashion-mnist"
+path = "/tmp/fm"
+train_samples = 1000
+test_samples = 200
+partition = "columns"
+split = "iid"
+alpha = 0.3
+load_cost = "3us"
+[train]
+optimizer = "adam"
+lr = 0.001
+momentum = 0.5
+weight_decay = 0.01
+beta1 = 0.8
+beta2 = 0.99
+epsilon = 1e-6
+batch_size = 32
+steps = 100
+schedule = "step"
+warmup_steps = 5
+decay_every = 30
+decay_factor = 0.5
+final_lr_fraction = 0.1
+clip_norm = 1.5
+eval_every = 10
+target_accuracy = 0.7
+[cluster]
+workers = 1
+compute = "2 TFLOPS"
+)",
+                                    "s.toml");
+  CHECK(s.description == "d");
+  CHECK(s.seed == 9);
+  CHECK(s.model.kind == ModelKind::kCnn);
+  CHECK(s.model.hidden == std::vector<int>{64});
+  CHECK(s.model.activation == Activation::kTanh);
+  CHECK(s.model.channels == std::vector<int>{4, 8});
+  CHECK(s.model.kernel == 3);
+  CHECK(s.data.path == "/tmp/fm");
+  CHECK(s.data.train_samples == 1000);
+  CHECK(s.data.test_samples == 200);
+  CHECK(s.data.partition.kind == PartitionKind::kColumns);
+  CHECK(s.data.partition.alpha == doctest::Approx(0.3));
+  CHECK(s.data.load_cost.ns() == 3000);
+  CHECK(s.train.optimizer.kind == OptimizerKind::kAdam);
+  CHECK(s.train.schedule.lr == doctest::Approx(0.001));
+  CHECK(s.train.optimizer.momentum == doctest::Approx(0.5));
+  CHECK(s.train.optimizer.weight_decay == doctest::Approx(0.01));
+  CHECK(s.train.optimizer.beta1 == doctest::Approx(0.8));
+  CHECK(s.train.optimizer.beta2 == doctest::Approx(0.99));
+  CHECK(s.train.optimizer.epsilon == doctest::Approx(1e-6));
+  CHECK(s.train.batch_size == 32);
+  CHECK(s.train.steps == 100);
+  CHECK(s.train.epochs == 0);
+  CHECK(s.train.schedule.kind == ScheduleKind::kStep);
+  CHECK(s.train.schedule.warmup_steps == 5);
+  CHECK(s.train.schedule.decay_every == 30);
+  CHECK(s.train.schedule.decay_factor == doctest::Approx(0.5));
+  CHECK(s.train.schedule.final_lr_fraction == doctest::Approx(0.1));
+  CHECK(s.train.clip_norm == doctest::Approx(1.5));
+  CHECK(s.train.eval_every == 10);
+  CHECK(*s.train.target_accuracy == doctest::Approx(0.7));
+  CHECK(s.cluster.compute_flops_per_s == doctest::Approx(2e12));
+}
+
+TEST_CASE("synthetic dataset keys") {
+  const Scenario s = parse_scenario(
+      "name = \"b\"\n[data]\ndataset = \"blobs\"\nfeatures = 5\nclasses = 3\nspread = 0.5\n"
+      "separation = 4.0\n",
+      "s.toml");
+  CHECK(s.data.blobs.features == 5);
+  CHECK(s.data.blobs.classes == 3);
+  CHECK(s.data.blobs.spread == doctest::Approx(0.5));
+  CHECK(s.data.blobs.separation == doctest::Approx(4.0));
+  const Scenario l = parse_scenario(
+      "name = \"l\"\n[data]\ndataset = \"linreg\"\nfeatures = 7\noutputs = 2\nnoise = 0.01\n",
+      "s.toml");
+  CHECK(l.data.linreg.features == 7);
+  CHECK(l.data.linreg.outputs == 2);
+  CHECK(l.data.linreg.noise == doctest::Approx(0.01));
+}
+
+TEST_CASE("errors name file, line, column and key") {
+  SUBCASE("misspelt key suggests the nearest one") {
+    const auto e = errors_of("name = \"x\"\n[train]\nlearning_rate = 0.1\nbatchsize = 3\n");
+    REQUIRE(e.size() == 2);
+    CHECK(e[0].place().line == 3);
+    CHECK(e[0].place().column == 1);
+    CHECK(e[0].key() == "train.learning_rate");
+    CHECK_CONTAINS(std::string(e[1].what()), "s.toml:4:1: train.batchsize: unknown key (did you mean 'batch_size'?)");
+  }
+  SUBCASE("wrong type") {
+    const auto e = errors_of("name = \"x\"\n[train]\nbatch_size = \"64\"\n");
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].key() == "train.batch_size");
+    CHECK(e[0].place().line == 3);
+    CHECK(e[0].message() == "expected an integer, found a string");
+  }
+  SUBCASE("out of range") {
+    const auto e = errors_of("name = \"x\"\n[train]\nlr = -1\nmomentum = 1.5\n");
+    REQUIRE(e.size() == 2);
+    CHECK(e[0].message() == "expected a value >= 0, found -1");
+    CHECK(e[1].message() == "expected a value in [0, 1], found 1.5");
+  }
+  SUBCASE("bad choice lists the choices") {
+    const auto e = errors_of("name = \"x\"\n[model]\nkind = \"resnet\"\n");
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].message() == "expected mlp | cnn | softmax, found \"resnet\"");
+  }
+  SUBCASE("a bare number where a unit is needed") {
+    const auto e = errors_of("name = \"x\"\n[cluster]\ncompute = 5\n");
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].key() == "cluster.compute");
+    CHECK_CONTAINS(e[0].message(), "expected a string with a unit");
+    CHECK_CONTAINS(e[0].message(), "TFLOPS");
+  }
+  SUBCASE("a bad unit") {
+    const auto e = errors_of("name = \"x\"\n[data]\nload_cost = \"2 parsecs\"\n");
+    REQUIRE(e.size() == 1);
+    CHECK_CONTAINS(e[0].message(), "unknown unit 'parsecs'");
+  }
+  SUBCASE("missing name") {
+    const auto e = errors_of("seed = 3\n");
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].key() == "name");
+  }
+  SUBCASE("sections of later versions are named as such") {
+    const auto e = errors_of("name = \"x\"\n[strategy]\nsync = \"asp\"\n");
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].key() == "strategy");
+    CHECK_CONTAINS(e[0].message(), "not implemented yet");
+  }
+  SUBCASE("more than one worker is not implemented yet") {
+    const auto e = errors_of("name = \"x\"\n[cluster]\nworkers = 8\n");
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].message() == "expected a value in [1, 1], found 8");
+  }
+  SUBCASE("epochs and steps together") {
+    const auto e = errors_of("name = \"x\"\n[train]\nepochs = 2\nsteps = 10\n");
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].key() == "train.steps");
+  }
+  SUBCASE("a cnn needs images") {
+    const auto e = errors_of("name = \"x\"\n[model]\nkind = \"cnn\"\n[data]\ndataset = \"blobs\"\n");
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].key() == "model.kind");
+    CHECK(e[0].place().line == 3);
+  }
+  SUBCASE("keys of the wrong dataset") {
+    const auto e = errors_of("name = \"x\"\n[data]\nclasses = 3\n");
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].key() == "data.classes");
+  }
+  SUBCASE("even kernel") {
+    const auto e = errors_of("name = \"x\"\n[model]\nkernel = 4\n");
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].key() == "model.kernel");
+  }
+  SUBCASE("invalid TOML") {
+    const auto e = errors_of("name = \"x\"\n[train\n");
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].place().line == 2);
+    CHECK_CONTAINS(e[0].message(), "not valid TOML");
+  }
+}
+
+TEST_CASE("several errors are reported together, in file order") {
+  try {
+    parse_scenario("name = 3\n[model]\nhiden = [1]\n[train]\nlr = \"fast\"\n", "s.toml");
+    FAIL("should not load");
+  } catch (const ScenarioError& e) {
+    REQUIRE(e.errors().size() == 3);
+    const std::string text = e.what();
+    CHECK_CONTAINS(text, "s.toml:1:8: name: expected a string");
+    CHECK_CONTAINS(text, "s.toml:3:1: model.hiden: unknown key (did you mean 'hidden'?)");
+    CHECK_CONTAINS(text, "s.toml:5:6: train.lr: expected a number");
+  }
+}
+
+TEST_CASE("an unreadable file is an input error naming it") {
+  CHECK_THROWS_WITH_AS(load_scenario("/nonexistent/x.toml"),
+                       doctest::Contains("/nonexistent/x.toml"), InputError);
+}
+
+TEST_CASE("the shipped scenarios load") {
+  for (const char* name : {"quickstart.toml", "fashion-mlp.toml", "fashion-cnn.toml"}) {
+    CAPTURE(name);
+    const Scenario s = load_scenario(std::string(DTSIM_SOURCE_DIR) + "/scenarios/" + name);
+    CHECK_FALSE(s.name.empty());
+  }
+}
