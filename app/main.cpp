@@ -2,13 +2,14 @@
 //
 // Exit codes: 0 success; 1 the run diverged (or, later, an [expect] check failed);
 // 2 bad input (scenario, dataset, command-line value); 3 an unexpected internal error.
+#include <fmt/format.h>
+#include <oneapi/tbb/global_control.h>
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fmt/format.h>
-#include <oneapi/tbb/global_control.h>
-#include <unistd.h>
 
 #include "bench/engine_bench.hpp"
 #include "engine/blas_setup.hpp"
@@ -45,17 +46,21 @@ int run_command(const RunOptions& opt) {
   using namespace dtsim;
   const auto wall_start = std::chrono::steady_clock::now();
   const Scenario scenario = load_scenario(opt.scenario);
-  const int threads = opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = opt.threads > 0
+                          ? opt.threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   tbb::global_control parallelism(tbb::global_control::max_allowed_parallelism,
                                   static_cast<std::size_t>(threads));
   const std::filesystem::path dir =
-      opt.out_dir.empty() ? std::filesystem::path("runs") / std::filesystem::path(opt.scenario).stem()
-                          : std::filesystem::path(opt.out_dir);
+      opt.out_dir.empty()
+          ? std::filesystem::path("runs") / std::filesystem::path(opt.scenario).stem()
+          : std::filesystem::path(opt.out_dir);
   const DatasetPair data = load_data(scenario);
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) {
-    throw InputError({dir.string(), 0, 0}, "-o", fmt::format("cannot create the output folder: {}", ec.message()));
+    throw InputError({dir.string(), 0, 0}, "-o",
+                     fmt::format("cannot create the output folder: {}", ec.message()));
   }
   if (!opt.quiet) {
     fmt::print(stderr, "dtsim: {} — {} train / {} test samples of {}\n", scenario.name,
@@ -65,7 +70,9 @@ int run_command(const RunOptions& opt) {
   RunResult result = train_single_node(scenario, data, [&](const EvalPoint& p) {
     metrics.append(p);
     if (!opt.quiet) {
-      fmt::print(stderr, "  step {:>7}  epoch {:6.2f}  virtual {:9.3f} s  train loss {:8.4f}  test loss {:8.4f}  test acc {:.4f}\n",
+      fmt::print(stderr,
+                 "  step {:>7}  epoch {:6.2f}  virtual {:9.3f} s  train loss {:8.4f}  test loss "
+                 "{:8.4f}  test acc {:.4f}\n",
                  p.step, p.epoch, p.virtual_time_s, p.train_loss, p.test_loss, p.test_accuracy);
     }
   });
@@ -105,8 +112,8 @@ int bench_engine_command(const BenchOptions& opt) {
         "{{\"model\": \"{}\", \"batch\": {}, \"threads\": {}, \"samples_per_s\": {:.1f}, "
         "\"gflops\": {:.2f}, \"flops_per_sample\": {:.0f}, \"blas_gflops\": {:.2f}, "
         "\"blas_core\": \"{}\", \"wall_s\": {:.3f}}}\n",
-        r.model, r.batch, r.threads, r.samples_per_s, r.gflops, r.flops_per_sample,
-        r.blas_gflops, blas_core_name(), r.wall_s);
+        r.model, r.batch, r.threads, r.samples_per_s, r.gflops, r.flops_per_sample, r.blas_gflops,
+        blas_core_name(), r.wall_s);
   } else {
     fmt::print("model        {}\nbatch        {}\nthreads      {}\n", r.model, r.batch, r.threads);
     fmt::print("throughput   {:.0f} samples/s (forward + backward + momentum update)\n",

@@ -1,11 +1,12 @@
 #include "bench/engine_bench.hpp"
 
+#include <oneapi/tbb/task_arena.h>
+#include <oneapi/tbb/task_group.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <numeric>
-#include <oneapi/tbb/task_arena.h>
-#include <oneapi/tbb/task_group.h>
 #include <vector>
 
 #include "engine/float_env.hpp"
@@ -91,7 +92,8 @@ EngineBenchResult run_engine_bench(const EngineBenchConfig& config) {
   auto run_all = [&](std::uint64_t steps) {
     arena.execute([&] {
       tbb::task_group group;
-      for (auto& r : replicas) group.run([&, rp = r.get()] { rp->train(net, config.batch, pool, steps); });
+      for (auto& r : replicas)
+        group.run([&, rp = r.get()] { rp->train(net, config.batch, pool, steps); });
       group.wait();
     });
   };

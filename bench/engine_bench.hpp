@@ -22,7 +22,7 @@ struct EngineBenchConfig {
 };
 
 struct EngineBenchResult {
-  std::string model;            // Network::summary()
+  std::string model;  // Network::summary()
   int batch = 0;
   int threads = 0;
   double samples_per_s = 0;     // forward + backward + momentum update, all replicas together

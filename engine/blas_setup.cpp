@@ -1,9 +1,10 @@
 #include "engine/blas_setup.hpp"
 
 #include <cblas.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <cstring>
-#include <unistd.h>
 
 extern "C" char* openblas_get_corename(void);
 
@@ -13,7 +14,8 @@ std::string blas_core_name() { return openblas_get_corename(); }
 
 void select_blas_kernels(char** argv) {
   if (std::getenv("OPENBLAS_CORETYPE") != nullptr) return;
-  if (const char* flag = std::getenv("DTSIM_BLAS_AUTOTUNE"); flag != nullptr && std::strcmp(flag, "0") == 0) {
+  if (const char* flag = std::getenv("DTSIM_BLAS_AUTOTUNE");
+      flag != nullptr && std::strcmp(flag, "0") == 0) {
     return;
   }
   if (blas_core_name() != "Prescott") return;

@@ -15,8 +15,8 @@ namespace dtsim {
 // `trans_a`: A is stored as [k,m]; `trans_b`: B is stored as [n,k].
 void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a,
           const float* b, float beta, float* c);
-void gemm_reference(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
-                    const float* a, const float* b, float beta, float* c);
+void gemm_reference(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a,
+                    const float* b, float beta, float* c);
 
 // Tells OpenBLAS to use one thread per call; dtsim runs calls side by side instead.
 void use_single_threaded_blas();

@@ -75,7 +75,8 @@ void dense_forward_reference(int in, int out, const float* params, const float* 
   for (int n = 0; n < batch; ++n) {
     for (int o = 0; o < out; ++o) {
       double sum = b[o];
-      for (int i = 0; i < in; ++i) sum += static_cast<double>(x[count(n, in) + i]) * w[count(o, in) + i];
+      for (int i = 0; i < in; ++i)
+        sum += static_cast<double>(x[count(n, in) + i]) * w[count(o, in) + i];
       y[count(n, out) + o] = static_cast<float>(sum);
     }
   }
@@ -104,7 +105,9 @@ void Relu::backward(const LayerBuffers&, const float*, const float* y, const flo
   }
 }
 
-double Relu::forward_flops(int batch) const { return static_cast<double>(count(batch, input().size())); }
+double Relu::forward_flops(int batch) const {
+  return static_cast<double>(count(batch, input().size()));
+}
 double Relu::backward_flops(int batch, bool need_dx) const {
   return need_dx ? static_cast<double>(count(batch, input().size())) : 0.0;
 }
@@ -121,7 +124,9 @@ void Tanh::backward(const LayerBuffers&, const float*, const float* y, const flo
   for (std::size_t i = 0; i < n; ++i) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
 }
 
-double Tanh::forward_flops(int batch) const { return static_cast<double>(count(batch, input().size())); }
+double Tanh::forward_flops(int batch) const {
+  return static_cast<double>(count(batch, input().size()));
+}
 double Tanh::backward_flops(int batch, bool need_dx) const {
   return need_dx ? 3.0 * static_cast<double>(count(batch, input().size())) : 0.0;
 }
@@ -142,8 +147,8 @@ std::vector<ParamSpec> Conv2d::param_specs() const {
 
 void Conv2d::init_params(float* params, CounterRng& rng) const {
   const int fan_in = input().channels * kernel_ * kernel_;
-  fill_weights(params, count(out_channels_, fan_in), fan_in, out_channels_ * kernel_ * kernel_, init_,
-               rng);
+  fill_weights(params, count(out_channels_, fan_in), fan_in, out_channels_ * kernel_ * kernel_,
+               init_, rng);
   std::fill_n(params + count(out_channels_, fan_in), out_channels_, 0.0f);
 }
 
@@ -226,8 +231,9 @@ void conv2d_forward_reference(Shape input, int out_channels, int kernel, const f
                 const int iy = oy + ki - pad;
                 const int ix = ox + kj - pad;
                 if (iy < 0 || iy >= input.height || ix < 0 || ix >= input.width) continue;
-                const float xv = x[count(n, input.size()) +
-                                   (static_cast<std::size_t>(c) * input.height + iy) * input.width + ix];
+                const float xv =
+                    x[count(n, input.size()) +
+                      (static_cast<std::size_t>(c) * input.height + iy) * input.width + ix];
                 const float wv = params[count(oc, ckk) + (c * kernel + ki) * kernel + kj];
                 sum += static_cast<double>(xv) * wv;
               }
@@ -278,10 +284,9 @@ void MaxPool2d::backward(const LayerBuffers&, const float* x, const float* y, co
     for (int oy = 0; oy < out.height; ++oy) {
       for (int ox = 0; ox < out.width; ++ox) {
         const float m = yp[oy * out.width + ox];
-        const std::size_t cand[4] = {count(2 * oy, in.width) + 2 * ox,
-                                     count(2 * oy, in.width) + 2 * ox + 1,
-                                     count(2 * oy + 1, in.width) + 2 * ox,
-                                     count(2 * oy + 1, in.width) + 2 * ox + 1};
+        const std::size_t cand[4] = {
+            count(2 * oy, in.width) + 2 * ox, count(2 * oy, in.width) + 2 * ox + 1,
+            count(2 * oy + 1, in.width) + 2 * ox, count(2 * oy + 1, in.width) + 2 * ox + 1};
         for (std::size_t c : cand) {
           if (xp[c] == m) {
             dxp[c] += dyp[oy * out.width + ox];

@@ -29,8 +29,7 @@ double softmax_cross_entropy(const float* logits, const std::int32_t* labels, in
   return total / batch;
 }
 
-double half_squared_error(const float* y, const float* targets, int batch, int outputs,
-                          float* dy) {
+double half_squared_error(const float* y, const float* targets, int batch, int outputs, float* dy) {
   double total = 0;
   const float inv_batch = 1.0f / static_cast<float>(batch);
   const std::size_t n = static_cast<std::size_t>(batch) * outputs;

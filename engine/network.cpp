@@ -1,9 +1,10 @@
 #include "engine/network.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <fmt/format.h>
 #include <limits>
 
 #include "engine/errors.hpp"
@@ -14,9 +15,12 @@ namespace {
 
 std::string kind_name(ModelKind kind) {
   switch (kind) {
-    case ModelKind::kMlp: return "mlp";
-    case ModelKind::kCnn: return "cnn";
-    case ModelKind::kSoftmax: return "softmax";
+    case ModelKind::kMlp:
+      return "mlp";
+    case ModelKind::kCnn:
+      return "cnn";
+    case ModelKind::kSoftmax:
+      return "softmax";
   }
   return "?";
 }
@@ -122,15 +126,14 @@ const float* Network::forward(std::span<const float> params, const float* x, int
   return in;
 }
 
-double Network::gradient(std::span<const float> params, const Batch& batch,
-                         std::span<float> grads, Workspace& ws) const {
+double Network::gradient(std::span<const float> params, const Batch& batch, std::span<float> grads,
+                         Workspace& ws) const {
   const float* out = forward(params, batch.x, batch.size, ws);
   float* dy = ws.grad_a_.data();
   float* dx = ws.grad_b_.data();
-  const double loss =
-      task_ == Task::kClassification
-          ? softmax_cross_entropy(out, batch.labels, batch.size, outputs_, dy)
-          : half_squared_error(out, batch.targets, batch.size, outputs_, dy);
+  const double loss = task_ == Task::kClassification
+                          ? softmax_cross_entropy(out, batch.labels, batch.size, outputs_, dy)
+                          : half_squared_error(out, batch.targets, batch.size, outputs_, dy);
   for (std::size_t i = layers_.size(); i-- > 0;) {
     LayerBuffers buf{params.data() + offsets_[i], grads.data() + offsets_[i], ws.scratch_.data()};
     const float* x = i == 0 ? batch.x : ws.acts_[i - 1].data();
@@ -156,8 +159,9 @@ EvalResult Network::evaluate(std::span<const float> params, const Dataset& data,
         correct += argmax(out + static_cast<std::size_t>(i) * outputs_, outputs_) == labels[i];
       }
     } else {
-      loss_sum += half_squared_error(out, data.targets.data() + start * outputs_, batch,
-                                     outputs_, nullptr) * batch;
+      loss_sum += half_squared_error(out, data.targets.data() + start * outputs_, batch, outputs_,
+                                     nullptr) *
+                  batch;
     }
   }
   result.samples = n;
@@ -176,7 +180,8 @@ double Network::forward_flops(int batch) const {
 
 double Network::backward_flops(int batch) const {
   double flops = 0;
-  for (std::size_t i = 0; i < layers_.size(); ++i) flops += layers_[i]->backward_flops(batch, i > 0);
+  for (std::size_t i = 0; i < layers_.size(); ++i)
+    flops += layers_[i]->backward_flops(batch, i > 0);
   return flops;
 }
 

@@ -7,7 +7,7 @@ namespace dtsim {
 namespace {
 constexpr std::uint64_t kGamma = 0x9E3779B97F4A7C15ULL;
 __extension__ typedef unsigned __int128 u128;
-}
+}  // namespace
 
 std::uint64_t mix64(std::uint64_t x) {
   x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;

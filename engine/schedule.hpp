@@ -18,9 +18,9 @@ struct ScheduleConfig {
   ScheduleKind kind = ScheduleKind::kConstant;
   double lr = 0.05;
   std::uint64_t warmup_steps = 0;
-  std::uint64_t decay_every = 0;  // step schedule; 0 means total_steps / 3
-  double decay_factor = 0.1;      // step schedule
-  double final_lr_fraction = 0.0; // cosine
+  std::uint64_t decay_every = 0;   // step schedule; 0 means total_steps / 3
+  double decay_factor = 0.1;       // step schedule
+  double final_lr_fraction = 0.0;  // cosine
 };
 
 double learning_rate(const ScheduleConfig& config, std::uint64_t step, std::uint64_t total_steps);

@@ -1,8 +1,9 @@
 #include "reports/atomic_file.hpp"
 
+#include <fmt/format.h>
+
 #include <cerrno>
 #include <cstring>
-#include <fmt/format.h>
 #include <stdexcept>
 
 namespace dtsim {
@@ -26,7 +27,8 @@ AtomicFile::~AtomicFile() {
 
 void AtomicFile::write(std::string_view text) {
   if (std::fwrite(text.data(), 1, text.size(), file_) != text.size()) {
-    throw std::runtime_error(fmt::format("{}: write failed: {}", partial_.string(), std::strerror(errno)));
+    throw std::runtime_error(
+        fmt::format("{}: write failed: {}", partial_.string(), std::strerror(errno)));
   }
 }
 

@@ -1,7 +1,8 @@
 #include "reports/run_writer.hpp"
 
-#include <cmath>
 #include <fmt/format.h>
+
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 namespace dtsim {
@@ -21,9 +22,9 @@ std::string metrics_csv_header() {
 }
 
 std::string metrics_csv_row(const EvalPoint& p) {
-  return fmt::format("{},{},{},{},{},{},{},{},{},{}\n", p.step, num(p.epoch),
-                     num(p.virtual_time_s), p.samples, num(p.train_loss), num(p.test_loss),
-                     num(p.test_accuracy), p.bytes_sent, num(p.mean_staleness), p.max_staleness);
+  return fmt::format("{},{},{},{},{},{},{},{},{},{}\n", p.step, num(p.epoch), num(p.virtual_time_s),
+                     p.samples, num(p.train_loss), num(p.test_loss), num(p.test_accuracy),
+                     p.bytes_sent, num(p.mean_staleness), p.max_staleness);
 }
 
 MetricsCsvWriter::MetricsCsvWriter(const std::filesystem::path& dir) : file_(dir / "metrics.csv") {
@@ -73,13 +74,15 @@ std::string summary_json(const Scenario& scenario, const RunResult& result) {
   j["steps"] = result.steps;
   j["samples"] = result.samples;
   j["throughput_samples_per_s"] =
-      result.virtual_time_s > 0 ? json_number(static_cast<double>(result.samples) / result.virtual_time_s)
-                                : nlohmann::json(nullptr);
+      result.virtual_time_s > 0
+          ? json_number(static_cast<double>(result.samples) / result.virtual_time_s)
+          : nlohmann::json(nullptr);
   j["bytes_sent_total"] = bytes;
   j["mean_staleness"] = last.mean_staleness;
   j["max_staleness"] = last.max_staleness;
   j["diverged"] = result.diverged;
-  j["diverged_reason"] = result.diverged ? nlohmann::json(result.diverged_reason) : nlohmann::json(nullptr);
+  j["diverged_reason"] =
+      result.diverged ? nlohmann::json(result.diverged_reason) : nlohmann::json(nullptr);
   j["wall"] = {{"wall_time_s", result.wall_time_s}, {"threads", result.threads}};
   return j.dump(2) + "\n";
 }

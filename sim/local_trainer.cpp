@@ -1,7 +1,8 @@
 #include "sim/local_trainer.hpp"
 
-#include <cmath>
 #include <fmt/format.h>
+
+#include <cmath>
 #include <numeric>
 
 #include "engine/data/idx_reader.hpp"
@@ -58,7 +59,8 @@ RunResult train_single_node(const Scenario& s, const DatasetPair& data,
   const std::size_t n = train.samples();
   const std::uint64_t steps_per_epoch = (n + batch_size - 1) / batch_size;
   const std::uint64_t total_steps =
-      s.train.steps > 0 ? s.train.steps : static_cast<std::uint64_t>(s.train.epochs) * steps_per_epoch;
+      s.train.steps > 0 ? s.train.steps
+                        : static_cast<std::uint64_t>(s.train.epochs) * steps_per_epoch;
   const NodeSpeed speed{s.cluster.compute_flops_per_s, s.data.load_cost};
   const double update_flops =
       optimizer.step_flops(net.num_params()) + (s.train.clip_norm > 0 ? 3.0 * net.num_params() : 0);
@@ -107,15 +109,15 @@ RunResult train_single_node(const Scenario& s, const DatasetPair& data,
     const double loss = net.gradient(params, batch, grads, ws);
     ++step;
     result.samples += size;
-    now += compute_time(speed, net.forward_flops(batch.size) + net.backward_flops(batch.size) +
-                                   update_flops,
-                        batch.size);
+    now += compute_time(
+        speed, net.forward_flops(batch.size) + net.backward_flops(batch.size) + update_flops,
+        batch.size);
     if (!std::isfinite(loss)) {
       result.diverged = true;
-      result.diverged_reason =
-          fmt::format("the training loss became {} at step {} (lr {}); lower train.lr or set "
-                      "train.clip_norm",
-                      loss, step, learning_rate(s.train.schedule, step - 1, total_steps));
+      result.diverged_reason = fmt::format(
+          "the training loss became {} at step {} (lr {}); lower train.lr or set "
+          "train.clip_norm",
+          loss, step, learning_rate(s.train.schedule, step - 1, total_steps));
       loss_sum += loss;
       ++loss_count;
       evaluate(step);

@@ -10,14 +10,14 @@ namespace dtsim {
 
 // One evaluation of the global model (a row of metrics.csv).
 struct EvalPoint {
-  std::uint64_t step = 0;       // global optimizer steps so far
-  double epoch = 0;             // samples processed / training-set size
+  std::uint64_t step = 0;  // global optimizer steps so far
+  double epoch = 0;        // samples processed / training-set size
   double virtual_time_s = 0;
-  std::uint64_t samples = 0;    // training samples processed so far
-  double train_loss = 0;        // mean training loss over the steps since the last point
+  std::uint64_t samples = 0;  // training samples processed so far
+  double train_loss = 0;      // mean training loss over the steps since the last point
   double test_loss = 0;
-  double test_accuracy = 0;     // NaN for regression
-  std::uint64_t bytes_sent = 0; // by all nodes so far
+  double test_accuracy = 0;      // NaN for regression
+  std::uint64_t bytes_sent = 0;  // by all nodes so far
   double mean_staleness = 0;
   std::uint64_t max_staleness = 0;
 };

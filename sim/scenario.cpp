@@ -1,11 +1,12 @@
 #include "sim/scenario.hpp"
 
-#include <algorithm>
 #include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include <algorithm>
 #include <fstream>
 #include <limits>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "engine/data/idx_reader.hpp"
 #include "sim/units.hpp"
@@ -39,7 +40,7 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
 // Sections of the scenario format that later versions implement; named so that a user gets
 // "not implemented yet" rather than "unknown key".
 constexpr std::string_view kPlannedSections[] = {"network", "strategy", "compression",
-                                                 "faults", "expect", "sweep"};
+                                                 "faults",  "expect",   "sweep"};
 
 // Reads typed values out of a toml table, recording every problem instead of stopping at
 // the first.
@@ -61,14 +62,16 @@ class Reader {
 
   void error_at_key(const toml::key& where, std::string key, std::string message) {
     const auto& begin = where.source().begin;
-    errors_.emplace_back(SourcePlace{file_, static_cast<int>(begin.line), static_cast<int>(begin.column)},
-                         std::move(key), std::move(message));
+    errors_.emplace_back(
+        SourcePlace{file_, static_cast<int>(begin.line), static_cast<int>(begin.column)},
+        std::move(key), std::move(message));
   }
 
   // Errors in file order (tables iterate in key order, not in the order they were written).
   std::vector<InputError> sorted_errors() {
     std::stable_sort(errors_.begin(), errors_.end(), [](const InputError& a, const InputError& b) {
-      return std::pair(a.place().line, a.place().column) < std::pair(b.place().line, b.place().column);
+      return std::pair(a.place().line, a.place().column) <
+             std::pair(b.place().line, b.place().column);
     });
     return std::move(errors_);
   }
@@ -79,12 +82,12 @@ class Reader {
       const std::string_view k = key.str();
       if (std::find(allowed.begin(), allowed.end(), k) != allowed.end()) continue;
       const std::string path = prefix.empty() ? std::string(k) : prefix + "." + std::string(k);
-      if (prefix.empty() &&
-          std::find(std::begin(kPlannedSections), std::end(kPlannedSections), k) !=
-              std::end(kPlannedSections)) {
-        error_at_key(key, path,
-              "this section is not implemented yet: this version of dtsim trains on one node "
-              "(remove the section to run)");
+      if (prefix.empty() && std::find(std::begin(kPlannedSections), std::end(kPlannedSections),
+                                      k) != std::end(kPlannedSections)) {
+        error_at_key(
+            key, path,
+            "this section is not implemented yet: this version of dtsim trains on one node "
+            "(remove the section to run)");
         continue;
       }
       std::string_view best;
@@ -108,7 +111,8 @@ class Reader {
     const toml::node* node = parent.get(key);
     if (node == nullptr) return nullptr;
     if (const auto* t = node->as_table()) return t;
-    error(node, join(prefix, key), fmt::format("expected a table [{}], found {}", key, type_of(*node)));
+    error(node, join(prefix, key),
+          fmt::format("expected a table [{}], found {}", key, type_of(*node)));
     return nullptr;
   }
 
@@ -211,8 +215,8 @@ class Reader {
   }
 
   template <typename Value, typename Parse>
-  void get_unit(const toml::table& t, const std::string& prefix, std::string_view key,
-                Value& out, Parse parse) {
+  void get_unit(const toml::table& t, const std::string& prefix, std::string_view key, Value& out,
+                Parse parse) {
     const toml::node* node = t.get(key);
     if (node == nullptr) return;
     const auto* v = node->as_string();
@@ -243,13 +247,20 @@ class Reader {
  private:
   static std::string type_of(const toml::node& node) {
     switch (node.type()) {
-      case toml::node_type::string: return "a string";
-      case toml::node_type::integer: return "an integer";
-      case toml::node_type::floating_point: return "a number";
-      case toml::node_type::boolean: return "a boolean";
-      case toml::node_type::array: return "a list";
-      case toml::node_type::table: return "a table";
-      default: return "a date or time";
+      case toml::node_type::string:
+        return "a string";
+      case toml::node_type::integer:
+        return "an integer";
+      case toml::node_type::floating_point:
+        return "a number";
+      case toml::node_type::boolean:
+        return "a boolean";
+      case toml::node_type::array:
+        return "a list";
+      case toml::node_type::table:
+        return "a table";
+      default:
+        return "a date or time";
     }
   }
 
@@ -267,10 +278,10 @@ class Reader {
 
 void read_model(Reader& r, const toml::table& t, ModelConfig& m) {
   r.check_keys(t, "model", {"kind", "hidden", "activation", "channels", "kernel"});
-  r.get_choice<ModelKind>(t, "model", "kind",
-                          {{"mlp", ModelKind::kMlp}, {"cnn", ModelKind::kCnn},
-                           {"softmax", ModelKind::kSoftmax}},
-                          m.kind);
+  r.get_choice<ModelKind>(
+      t, "model", "kind",
+      {{"mlp", ModelKind::kMlp}, {"cnn", ModelKind::kCnn}, {"softmax", ModelKind::kSoftmax}},
+      m.kind);
   r.get_int_list(t, "model", "hidden", m.hidden, true);
   r.get_choice<Activation>(t, "model", "activation",
                            {{"relu", Activation::kRelu}, {"tanh", Activation::kTanh}},
@@ -284,9 +295,8 @@ void read_model(Reader& r, const toml::table& t, ModelConfig& m) {
 
 void read_data(Reader& r, const toml::table& t, DataConfig& d) {
   r.check_keys(t, "data",
-               {"dataset", "path", "train_samples", "test_samples", "partition", "split",
-                "alpha", "load_cost", "features", "classes", "spread", "separation", "outputs",
-                "noise"});
+               {"dataset", "path", "train_samples", "test_samples", "partition", "split", "alpha",
+                "load_cost", "features", "classes", "spread", "separation", "outputs", "noise"});
   r.get_string(t, "data", "dataset", d.dataset);
   if (d.dataset != "fashion-mnist" && d.dataset != "blobs" && d.dataset != "linreg") {
     r.error(t.get("dataset"), "data.dataset",
@@ -336,8 +346,7 @@ void read_train(Reader& r, const toml::table& t, TrainConfig& c) {
   r.check_keys(t, "train",
                {"optimizer", "lr", "momentum", "weight_decay", "beta1", "beta2", "epsilon",
                 "batch_size", "epochs", "steps", "schedule", "warmup_steps", "decay_every",
-                "decay_factor", "final_lr_fraction", "clip_norm", "eval_every",
-                "target_accuracy"});
+                "decay_factor", "final_lr_fraction", "clip_norm", "eval_every", "target_accuracy"});
   r.get_choice<OptimizerKind>(t, "train", "optimizer",
                               {{"sgd", OptimizerKind::kSgd},
                                {"momentum", OptimizerKind::kMomentum},
@@ -400,9 +409,9 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
     root = toml::parse(text, file);
   } catch (const toml::parse_error& e) {
     const auto& begin = e.source().begin;
-    throw ScenarioError({InputError({file, static_cast<int>(begin.line),
-                                     static_cast<int>(begin.column)},
-                                    "", fmt::format("not valid TOML: {}", e.description()))});
+    throw ScenarioError(
+        {InputError({file, static_cast<int>(begin.line), static_cast<int>(begin.column)}, "",
+                    fmt::format("not valid TOML: {}", e.description()))});
   }
   Reader r(file);
   Scenario s;
@@ -444,28 +453,38 @@ Scenario load_scenario(const std::string& path) {
 
 const char* to_string(ModelKind kind) {
   switch (kind) {
-    case ModelKind::kMlp: return "mlp";
-    case ModelKind::kCnn: return "cnn";
-    case ModelKind::kSoftmax: return "softmax";
+    case ModelKind::kMlp:
+      return "mlp";
+    case ModelKind::kCnn:
+      return "cnn";
+    case ModelKind::kSoftmax:
+      return "softmax";
   }
   return "?";
 }
 
 const char* to_string(OptimizerKind kind) {
   switch (kind) {
-    case OptimizerKind::kSgd: return "sgd";
-    case OptimizerKind::kMomentum: return "momentum";
-    case OptimizerKind::kNesterov: return "nesterov";
-    case OptimizerKind::kAdam: return "adam";
+    case OptimizerKind::kSgd:
+      return "sgd";
+    case OptimizerKind::kMomentum:
+      return "momentum";
+    case OptimizerKind::kNesterov:
+      return "nesterov";
+    case OptimizerKind::kAdam:
+      return "adam";
   }
   return "?";
 }
 
 const char* to_string(ScheduleKind kind) {
   switch (kind) {
-    case ScheduleKind::kConstant: return "constant";
-    case ScheduleKind::kStep: return "step";
-    case ScheduleKind::kCosine: return "cosine";
+    case ScheduleKind::kConstant:
+      return "constant";
+    case ScheduleKind::kStep:
+      return "step";
+    case ScheduleKind::kCosine:
+      return "cosine";
   }
   return "?";
 }

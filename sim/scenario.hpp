@@ -28,9 +28,9 @@ struct DataConfig {
   std::size_t train_samples = 0;          // 0: all (fashion-mnist) or 4000 (synthetic)
   std::size_t test_samples = 0;           // 0: all (fashion-mnist) or 1000 (synthetic)
   PartitionConfig partition;
-  SimTime load_cost;                      // per sample, per node
-  BlobsConfig blobs;                      // dataset = "blobs"
-  LinregConfig linreg;                    // dataset = "linreg"
+  SimTime load_cost;    // per sample, per node
+  BlobsConfig blobs;    // dataset = "blobs"
+  LinregConfig linreg;  // dataset = "linreg"
 };
 
 struct TrainConfig {

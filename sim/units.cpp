@@ -1,8 +1,9 @@
 #include "sim/units.hpp"
 
+#include <fmt/format.h>
+
 #include <charconv>
 #include <cmath>
-#include <fmt/format.h>
 #include <utility>
 #include <vector>
 
@@ -45,33 +46,34 @@ double parse_with(std::string_view text, const UnitTable& table, const char* wha
 }  // namespace
 
 SimTime parse_duration(std::string_view text) {
-  static const UnitTable table = {{"ns", 1e-9}, {"us", 1e-6}, {"µs", 1e-6}, {"ms", 1e-3},
+  static const UnitTable table = {{"ns", 1e-9}, {"us", 1e-6},  {"µs", 1e-6}, {"ms", 1e-3},
                                   {"s", 1.0},   {"min", 60.0}, {"h", 3600.0}};
   return SimTime::from_seconds(parse_with(text, table, "duration"));
 }
 
 double parse_flops(std::string_view text) {
-  static const UnitTable table = {{"FLOPS", 1.0},   {"KFLOPS", 1e3},  {"MFLOPS", 1e6},
-                                  {"GFLOPS", 1e9},  {"TFLOPS", 1e12}, {"PFLOPS", 1e15},
-                                  {"FLOP/s", 1.0},  {"GFLOP/s", 1e9}, {"TFLOP/s", 1e12}};
+  static const UnitTable table = {{"FLOPS", 1.0},  {"KFLOPS", 1e3},  {"MFLOPS", 1e6},
+                                  {"GFLOPS", 1e9}, {"TFLOPS", 1e12}, {"PFLOPS", 1e15},
+                                  {"FLOP/s", 1.0}, {"GFLOP/s", 1e9}, {"TFLOP/s", 1e12}};
   return parse_with(text, table, "compute speed");
 }
 
 double parse_bandwidth(std::string_view text) {
-  static const UnitTable table = {
-      {"bps", 1.0 / 8},      {"Kbps", 1e3 / 8},     {"Mbps", 1e6 / 8},     {"Gbps", 1e9 / 8},
-      {"Tbps", 1e12 / 8},    {"B/s", 1.0},          {"KB/s", 1e3},         {"MB/s", 1e6},
-      {"GB/s", 1e9},         {"TB/s", 1e12},        {"KiB/s", 1024.0},     {"MiB/s", 1048576.0},
-      {"GiB/s", 1073741824.0}, {"TiB/s", 1099511627776.0}};
+  static const UnitTable table = {{"bps", 1.0 / 8},        {"Kbps", 1e3 / 8},
+                                  {"Mbps", 1e6 / 8},       {"Gbps", 1e9 / 8},
+                                  {"Tbps", 1e12 / 8},      {"B/s", 1.0},
+                                  {"KB/s", 1e3},           {"MB/s", 1e6},
+                                  {"GB/s", 1e9},           {"TB/s", 1e12},
+                                  {"KiB/s", 1024.0},       {"MiB/s", 1048576.0},
+                                  {"GiB/s", 1073741824.0}, {"TiB/s", 1099511627776.0}};
   return parse_with(text, table, "bandwidth");
 }
 
 double parse_bytes(std::string_view text) {
-  static const UnitTable table = {{"B", 1.0},          {"KB", 1e3},
-                                  {"MB", 1e6},         {"GB", 1e9},
-                                  {"TB", 1e12},        {"KiB", 1024.0},
-                                  {"MiB", 1048576.0},  {"GiB", 1073741824.0},
-                                  {"TiB", 1099511627776.0}};
+  static const UnitTable table = {
+      {"B", 1.0},         {"KB", 1e3},           {"MB", 1e6},
+      {"GB", 1e9},        {"TB", 1e12},          {"KiB", 1024.0},
+      {"MiB", 1048576.0}, {"GiB", 1073741824.0}, {"TiB", 1099511627776.0}};
   return parse_with(text, table, "size");
 }
 

@@ -20,9 +20,9 @@ class UnitError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-SimTime parse_duration(std::string_view text);   // ns, us, ms, s, min, h
-double parse_flops(std::string_view text);       // FLOPS with K/M/G/T/P prefixes; -> FLOP/s
-double parse_bandwidth(std::string_view text);   // bps, Kbps..Tbps, B/s, KB/s.., KiB/s..; -> bytes/s
-double parse_bytes(std::string_view text);       // B, KB..TB, KiB..TiB; -> bytes
+SimTime parse_duration(std::string_view text);  // ns, us, ms, s, min, h
+double parse_flops(std::string_view text);      // FLOPS with K/M/G/T/P prefixes; -> FLOP/s
+double parse_bandwidth(std::string_view text);  // bps, Kbps..Tbps, B/s, KB/s.., KiB/s..; -> bytes/s
+double parse_bytes(std::string_view text);      // B, KB..TB, KiB..TiB; -> bytes
 
 }  // namespace dtsim

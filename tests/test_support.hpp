@@ -6,6 +6,6 @@
 #include <string>
 
 // Checks that `text` contains `part`, printing both when it does not.
-#define CHECK_CONTAINS(text, part)                                                   \
-  CHECK_MESSAGE(std::string(text).find(part) != std::string::npos,                   \
+#define CHECK_CONTAINS(text, part)                                 \
+  CHECK_MESSAGE(std::string(text).find(part) != std::string::npos, \
                 "\"" << std::string(text) << "\" should contain \"" << (part) << "\"")

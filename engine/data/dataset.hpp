@@ -15,19 +15,21 @@ namespace dtsim {
 enum class Task { kClassification, kRegression };
 
 struct Dataset {
-  std::string name;          // "fashion-mnist", "blobs", "linreg"
+  std::string name;  // "fashion-mnist", "blobs", "linreg"
   Task task = Task::kClassification;
-  int features = 0;          // values per sample (= channels * height * width for images)
-  int channels = 1;          // image shape when the features are an image; 1 x 1 x features otherwise
+  int features = 0;  // values per sample (= channels * height * width for images)
+  int channels = 1;  // image shape when the features are an image; 1 x 1 x features otherwise
   int height = 1;
   int width = 0;
-  int classes = 0;           // classification: labels in [0, classes); regression: 0
-  int outputs = 0;           // regression: target values per sample; classification: classes
-  std::vector<float> x;      // samples * features, row-major
+  int classes = 0;       // classification: labels in [0, classes); regression: 0
+  int outputs = 0;       // regression: target values per sample; classification: classes
+  std::vector<float> x;  // samples * features, row-major
   std::vector<std::int32_t> labels;  // classification: one per sample
   std::vector<float> targets;        // regression: samples * outputs
 
-  std::size_t samples() const { return features > 0 ? x.size() / static_cast<std::size_t>(features) : 0; }
+  std::size_t samples() const {
+    return features > 0 ? x.size() / static_cast<std::size_t>(features) : 0;
+  }
   std::span<const float> row(std::size_t i) const {
     return {x.data() + i * static_cast<std::size_t>(features), static_cast<std::size_t>(features)};
   }

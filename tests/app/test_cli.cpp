@@ -1,7 +1,6 @@
 // End-to-end tests of the dtsim command: exit codes, output files, determinism, errors.
 #include <doctest/doctest.h>
-
-#include "tests/test_support.hpp"
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -9,7 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
-#include <unistd.h>
+
+#include "tests/test_support.hpp"
 
 namespace fs = std::filesystem;
 
@@ -38,8 +38,8 @@ struct Sandbox {
 
   // Runs dtsim with `args`; returns its exit code and keeps stdout/stderr.
   int run(const std::string& args) {
-    const std::string cmd = std::string(DTSIM_EXE) + " " + args + " >" + (path / "out.txt").string() +
-                            " 2>" + (path / "err.txt").string();
+    const std::string cmd = std::string(DTSIM_EXE) + " " + args + " >" +
+                            (path / "out.txt").string() + " 2>" + (path / "err.txt").string();
     const int status = std::system(cmd.c_str());
     out = read(path / "out.txt");
     err = read(path / "err.txt");
@@ -72,7 +72,9 @@ eval_every = 20
 target_accuracy = 0.9
 )";
 
-bool have_fashion_mnist() { return fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"); }
+bool have_fashion_mnist() {
+  return fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz");
+}
 
 }  // namespace
 
@@ -85,7 +87,8 @@ TEST_CASE("dtsim run writes metrics.csv, nodes.csv and summary.json") {
   CHECK_CONTAINS(box.out, out.string());
   const std::string metrics = read(out / "metrics.csv");
   CHECK(metrics.rfind("step,epoch,virtual_time_s,samples,train_loss,test_loss,test_accuracy,"
-                      "bytes_sent,mean_staleness,max_staleness\n", 0) == 0);
+                      "bytes_sent,mean_staleness,max_staleness\n",
+                      0) == 0);
   // 1500 / 25 = 60 steps per epoch, 180 steps: rows at 0, 20, ..., 180.
   CHECK(std::count(metrics.begin(), metrics.end(), '\n') == 1 + 10);
   CHECK_CONTAINS(read(out / "nodes.csv"), "\n0,worker,5000000000000,");
@@ -103,9 +106,12 @@ TEST_CASE("dtsim run writes metrics.csv, nodes.csv and summary.json") {
 TEST_CASE("the same scenario and seed give byte-identical outputs for any --threads") {
   Sandbox box;
   const fs::path scenario = box.write("blobs.toml", kBlobs);
-  REQUIRE(box.run("run " + scenario.string() + " -q --threads 1 -o " + (box.path / "t1").string()) == 0);
-  REQUIRE(box.run("run " + scenario.string() + " -q --threads 2 -o " + (box.path / "t2").string()) == 0);
-  REQUIRE(box.run("run " + scenario.string() + " -q --threads 2 -o " + (box.path / "t2b").string()) == 0);
+  REQUIRE(box.run("run " + scenario.string() + " -q --threads 1 -o " +
+                  (box.path / "t1").string()) == 0);
+  REQUIRE(box.run("run " + scenario.string() + " -q --threads 2 -o " +
+                  (box.path / "t2").string()) == 0);
+  REQUIRE(box.run("run " + scenario.string() + " -q --threads 2 -o " +
+                  (box.path / "t2b").string()) == 0);
   for (const char* file : {"metrics.csv", "nodes.csv"}) {
     CAPTURE(file);
     const std::string a = read(box.path / "t1" / file);
@@ -128,8 +134,8 @@ TEST_CASE("a bad scenario exits 2 with file:line:col and writes nothing") {
 
 TEST_CASE("a missing dataset names the Debian package and writes nothing") {
   Sandbox box;
-  const fs::path scenario =
-      box.write("fm.toml", "name = \"fm\"\n[data]\npath = \"" + (box.path / "nowhere").string() + "\"\n");
+  const fs::path scenario = box.write(
+      "fm.toml", "name = \"fm\"\n[data]\npath = \"" + (box.path / "nowhere").string() + "\"\n");
   const fs::path out = box.path / "out";
   CHECK(box.run("run " + scenario.string() + " -o " + out.string()) == 2);
   CHECK_CONTAINS(box.err, "dataset-fashion-mnist");
@@ -171,9 +177,9 @@ TEST_CASE("dtsim bench engine --json reports consistent numbers") {
   CHECK(j["batch"] == 32);
   CHECK(j["samples_per_s"].get<double>() > 0);
   CHECK(j["blas_gflops"].get<double>() > 0);
-  CHECK(j["gflops"].get<double>() ==
-        doctest::Approx(j["samples_per_s"].get<double>() * j["flops_per_sample"].get<double>() / 1e9)
-            .epsilon(0.01));
+  CHECK(j["gflops"].get<double>() == doctest::Approx(j["samples_per_s"].get<double>() *
+                                                     j["flops_per_sample"].get<double>() / 1e9)
+                                         .epsilon(0.01));
 }
 
 TEST_CASE("brief Fashion-MNIST training clears a lower bar") {

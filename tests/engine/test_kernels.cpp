@@ -29,7 +29,8 @@ TEST_CASE("BLAS gemm matches the reference gemm") {
       auto c_ref = c_blas;
       gemm(ta, tb, m, n, k, 0.5f, a.data(), b.data(), 2.0f, c_blas.data());
       gemm_reference(ta, tb, m, n, k, 0.5f, a.data(), b.data(), 2.0f, c_ref.data());
-      for (std::size_t i = 0; i < c_ref.size(); ++i) CHECK(c_blas[i] == doctest::Approx(c_ref[i]).epsilon(1e-5));
+      for (std::size_t i = 0; i < c_ref.size(); ++i)
+        CHECK(c_blas[i] == doctest::Approx(c_ref[i]).epsilon(1e-5));
     }
   }
 }
@@ -84,7 +85,8 @@ TEST_CASE("BLAS layers match their naive references") {
     std::vector<float> y(static_cast<std::size_t>(batch) * out), y_ref(y.size());
     layer.forward({params.data(), nullptr, nullptr}, x.data(), y.data(), batch);
     dense_forward_reference(in, out, params.data(), x.data(), y_ref.data(), batch);
-    for (std::size_t i = 0; i < y.size(); ++i) CHECK(y[i] == doctest::Approx(y_ref[i]).epsilon(1e-5));
+    for (std::size_t i = 0; i < y.size(); ++i)
+      CHECK(y[i] == doctest::Approx(y_ref[i]).epsilon(1e-5));
   }
   SUBCASE("conv2d") {
     const Shape in{2, 6, 5};
@@ -96,6 +98,7 @@ TEST_CASE("BLAS layers match their naive references") {
     std::vector<float> y(static_cast<std::size_t>(batch) * layer.output().size()), y_ref(y.size());
     layer.forward({params.data(), nullptr, scratch.data()}, x.data(), y.data(), batch);
     conv2d_forward_reference(in, oc, k, params.data(), x.data(), y_ref.data(), batch);
-    for (std::size_t i = 0; i < y.size(); ++i) CHECK(y[i] == doctest::Approx(y_ref[i]).epsilon(1e-4));
+    for (std::size_t i = 0; i < y.size(); ++i)
+      CHECK(y[i] == doctest::Approx(y_ref[i]).epsilon(1e-4));
   }
 }

@@ -74,7 +74,8 @@ void check_layer(const Layer& layer, int batch, std::vector<float> x, std::uint6
 std::vector<float> spaced_values(std::size_t n, std::uint64_t seed) {
   std::vector<float> v(n);
   CounterRng rng({seed, RngPurpose::kTest, 0, 0});
-  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<float>(0.1 * (static_cast<double>(i) + 1.0) / 2.0);
+  for (std::size_t i = 0; i < n; ++i)
+    v[i] = static_cast<float>(0.1 * (static_cast<double>(i) + 1.0) / 2.0);
   for (std::size_t i = 0; i < n; ++i) {
     if (rng.uniform() < 0.5) v[i] = -v[i];
   }
@@ -152,8 +153,9 @@ TEST_CASE("softmax cross-entropy: value and gradient") {
     const std::int32_t labels[] = {2, 0, 3};
     std::vector<float> d(z.size());
     softmax_cross_entropy(z.data(), labels, batch, classes, d.data());
-    check_gradient(z, d, [&] { return softmax_cross_entropy(z.data(), labels, batch, classes, nullptr); },
-                   "logits");
+    check_gradient(
+        z, d, [&] { return softmax_cross_entropy(z.data(), labels, batch, classes, nullptr); },
+        "logits");
   }
 }
 
@@ -167,7 +169,8 @@ TEST_CASE("half squared error: value and gradient") {
   CHECK(d[3] == doctest::Approx(-1.0));
   std::vector<float> yv(y, y + 4);
   std::vector<float> dv(d, d + 4);
-  check_gradient(yv, dv, [&] { return half_squared_error(yv.data(), t, 2, 2, nullptr); }, "outputs");
+  check_gradient(
+      yv, dv, [&] { return half_squared_error(yv.data(), t, 2, 2, nullptr); }, "outputs");
 }
 
 TEST_CASE("FLOP counts of a dense layer follow 2*batch*in*out") {

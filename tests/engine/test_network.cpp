@@ -112,7 +112,8 @@ TEST_CASE("initialisation is seeded and scaled") {
   // He-normal first layer: variance 2 / fan_in.
   const auto& w1 = net.layout().tensors()[0];
   double sum_sq = 0;
-  for (std::size_t i = 0; i < w1.size; ++i) sum_sq += static_cast<double>(a[w1.offset + i]) * a[w1.offset + i];
+  for (std::size_t i = 0; i < w1.size; ++i)
+    sum_sq += static_cast<double>(a[w1.offset + i]) * a[w1.offset + i];
   CHECK(sum_sq / static_cast<double>(w1.size) == doctest::Approx(2.0 / 784).epsilon(0.02));
   const auto& b1 = net.layout().tensors()[1];
   for (std::size_t i = 0; i < b1.size; ++i) CHECK(a[b1.offset + i] == 0.0f);

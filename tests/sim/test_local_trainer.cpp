@@ -1,11 +1,10 @@
 #include <doctest/doctest.h>
 
-#include "tests/test_support.hpp"
-
 #include <cmath>
 
 #include "engine/data/synthetic.hpp"
 #include "sim/local_trainer.hpp"
+#include "tests/test_support.hpp"
 
 using namespace dtsim;
 
@@ -40,7 +39,8 @@ TEST_CASE("one node learns separable blobs") {
   const Scenario s = blobs_scenario();
   const DatasetPair data = load_data(s);
   std::vector<EvalPoint> streamed;
-  const RunResult r = train_single_node(s, data, [&](const EvalPoint& p) { streamed.push_back(p); });
+  const RunResult r =
+      train_single_node(s, data, [&](const EvalPoint& p) { streamed.push_back(p); });
   REQUIRE(r.evals.size() == 4);  // step 0, 40, 80, 120 (= 3 epochs of 40 steps)
   CHECK(streamed.size() == r.evals.size());
   CHECK(r.evals[0].step == 0);
@@ -153,6 +153,7 @@ TEST_CASE("gradient clipping bounds each update") {
   s.train.clip_norm = 1e-6;
   const RunResult clipped = train_single_node(s, load_data(s));
   // One step of at most lr * 1e-6 barely moves the model: its test loss stays at the start.
-  CHECK(clipped.evals.back().test_loss == doctest::Approx(clipped.evals.front().test_loss).epsilon(1e-5));
+  CHECK(clipped.evals.back().test_loss ==
+        doctest::Approx(clipped.evals.front().test_loss).epsilon(1e-5));
   CHECK(free_run.evals.back().test_loss < free_run.evals.front().test_loss - 1e-3);
 }

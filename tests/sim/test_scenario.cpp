@@ -1,10 +1,9 @@
 #include <doctest/doctest.h>
 
-#include "tests/test_support.hpp"
-
 #include <string>
 
 #include "sim/scenario.hpp"
+#include "tests/test_support.hpp"
 
 using namespace dtsim;
 
@@ -141,7 +140,8 @@ TEST_CASE("errors name file, line, column and key") {
     CHECK(e[0].place().line == 3);
     CHECK(e[0].place().column == 1);
     CHECK(e[0].key() == "train.learning_rate");
-    CHECK_CONTAINS(std::string(e[1].what()), "s.toml:4:1: train.batchsize: unknown key (did you mean 'batch_size'?)");
+    CHECK_CONTAINS(std::string(e[1].what()),
+                   "s.toml:4:1: train.batchsize: unknown key (did you mean 'batch_size'?)");
   }
   SUBCASE("wrong type") {
     const auto e = errors_of("name = \"x\"\n[train]\nbatch_size = \"64\"\n");
@@ -195,7 +195,8 @@ TEST_CASE("errors name file, line, column and key") {
     CHECK(e[0].key() == "train.steps");
   }
   SUBCASE("a cnn needs images") {
-    const auto e = errors_of("name = \"x\"\n[model]\nkind = \"cnn\"\n[data]\ndataset = \"blobs\"\n");
+    const auto e =
+        errors_of("name = \"x\"\n[model]\nkind = \"cnn\"\n[data]\ndataset = \"blobs\"\n");
     REQUIRE(e.size() == 1);
     CHECK(e[0].key() == "model.kind");
     CHECK(e[0].place().line == 3);
