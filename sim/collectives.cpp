@@ -1,0 +1,334 @@
+#include "sim/collectives.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace dtsim {
+namespace {
+
+// Tags: a collective's messages use tag + phase * kPhase + step.
+constexpr std::uint64_t kPhase = 1ULL << 20;
+constexpr std::uint64_t kFloatBytes = sizeof(float);
+
+int mod(int a, int p) { return ((a % p) + p) % p; }
+
+std::shared_ptr<const std::vector<float>> copy_part(const CollBuf& b, std::uint64_t begin,
+                                                    std::uint64_t end) {
+  if (!b.has_data()) return nullptr;
+  return std::make_shared<const std::vector<float>>(
+      b.data.begin() + static_cast<std::ptrdiff_t>(begin),
+      b.data.begin() + static_cast<std::ptrdiff_t>(end));
+}
+
+void send_part(const CollContext& c, int to, std::uint64_t tag, const CollBuf& b,
+               std::uint64_t begin, std::uint64_t end) {
+  c.sim->send(c.node(c.rank), c.node(to), tag, (end - begin) * kFloatBytes, copy_part(b, begin, end));
+}
+
+// Writes (or adds) a received part into b[begin, end).
+void take_part(const CollBuf& b, std::uint64_t begin, std::uint64_t end, const Message& m,
+               bool add) {
+  if (!b.has_data()) return;
+  if (!m.data || m.data->size() != end - begin) {
+    throw std::logic_error("collective: a message does not match the part it should fill");
+  }
+  float* out = b.data.data() + begin;
+  const float* in = m.data->data();
+  const std::uint64_t n = end - begin;
+  if (add) {
+    for (std::uint64_t i = 0; i < n; ++i) out[i] += in[i];
+  } else {
+    std::copy(in, in + n, out);
+  }
+}
+
+SimTime reduce_time(const CollContext& c, std::uint64_t elements) {
+  return c.reduce_flops_per_s > 0
+             ? SimTime::from_seconds(static_cast<double>(elements) / c.reduce_flops_per_s)
+             : SimTime();
+}
+
+// One ring pass of p - 1 steps: at step k, send part send_of(k) to the next rank and receive
+// part recv_of(k) from the previous one (added or copied).
+template <typename SendOf, typename RecvOf>
+Task<> ring_pass(CollContext c, CollBuf b, std::uint64_t tag, bool add, SendOf send_of,
+                 RecvOf recv_of) {
+  const int p = c.size();
+  const int next = mod(c.rank + 1, p);
+  const int prev = mod(c.rank - 1, p);
+  for (int k = 0; k < p - 1; ++k) {
+    const auto [sb, se] = part_range(b.elements, p, send_of(k));
+    send_part(c, next, tag + static_cast<std::uint64_t>(k), b, sb, se);
+    const auto [rb, re] = part_range(b.elements, p, recv_of(k));
+    const Message m = co_await c.sim->recv(c.node(c.rank), c.node(prev), tag + static_cast<std::uint64_t>(k));
+    take_part(b, rb, re, m, add);
+    if (add && c.reduce_flops_per_s > 0) co_await c.sim->delay(reduce_time(c, re - rb));
+  }
+}
+
+Task<> tree_allreduce(CollContext c, CollBuf b) {
+  const int p = c.size();
+  const int r = c.rank;
+  const std::uint64_t bytes = b.elements * kFloatBytes;
+  // Binomial reduce to rank 0.
+  for (int mask = 1; mask < p; mask <<= 1) {
+    if (r & mask) {
+      co_await c.sim->send_and_wait(c.node(r), c.node(r - mask), c.tag + static_cast<std::uint64_t>(mask),
+                                    bytes, copy_part(b, 0, b.elements), /*rendezvous=*/true);
+      break;
+    }
+    if (r + mask < p) {
+      const Message m = co_await c.sim->recv(c.node(r), c.node(r + mask), c.tag + static_cast<std::uint64_t>(mask));
+      take_part(b, 0, b.elements, m, true);
+      if (c.reduce_flops_per_s > 0) co_await c.sim->delay(reduce_time(c, b.elements));
+    }
+  }
+  CollContext bc = c;
+  bc.tag = c.tag + kPhase;
+  co_await broadcast(bc, b, 0);
+}
+
+Task<> halving_doubling_allreduce(CollContext c, CollBuf b) {
+  const int p = c.size();
+  const int r = c.rank;
+  int pof2 = 1;
+  while (pof2 * 2 <= p) pof2 *= 2;
+  const int rem = p - pof2;
+  const std::uint64_t all_bytes = b.elements * kFloatBytes;
+  // Fold the first 2*rem ranks in pairs so that pof2 ranks remain (MPICH's scheme).
+  int newrank = -1;
+  if (r < 2 * rem) {
+    if (r % 2 == 0) {
+      c.sim->send(c.node(r), c.node(r + 1), c.tag, all_bytes, copy_part(b, 0, b.elements));
+    } else {
+      const Message m = co_await c.sim->recv(c.node(r), c.node(r - 1), c.tag);
+      take_part(b, 0, b.elements, m, true);
+      if (c.reduce_flops_per_s > 0) co_await c.sim->delay(reduce_time(c, b.elements));
+      newrank = r / 2;
+    }
+  } else {
+    newrank = r - rem;
+  }
+  auto real_rank = [rem](int nr) { return nr < rem ? 2 * nr + 1 : nr + rem; };
+  if (newrank >= 0) {
+    // Reduce-scatter by recursive halving over pof2 parts.
+    int lo = 0;
+    int hi = pof2;
+    int step = 0;
+    for (int mask = pof2 / 2; mask >= 1; mask /= 2, ++step) {
+      const int partner = real_rank(newrank ^ mask);
+      const int mid = (lo + hi) / 2;
+      const bool lower = (newrank & mask) == 0;
+      const int send_lo = lower ? mid : lo;
+      const int send_hi = lower ? hi : mid;
+      const std::uint64_t sb = part_range(b.elements, pof2, send_lo).first;
+      const std::uint64_t se = part_range(b.elements, pof2, send_hi - 1).second;
+      const std::uint64_t tag = c.tag + kPhase + static_cast<std::uint64_t>(step);
+      c.sim->send(c.node(r), c.node(partner), tag, (se - sb) * kFloatBytes, copy_part(b, sb, se),
+                  /*rendezvous=*/true);
+      if (lower) {
+        hi = mid;
+      } else {
+        lo = mid;
+      }
+      const std::uint64_t kb = part_range(b.elements, pof2, lo).first;
+      const std::uint64_t ke = part_range(b.elements, pof2, hi - 1).second;
+      const Message m = co_await c.sim->recv(c.node(r), c.node(partner), tag);
+      take_part(b, kb, ke, m, true);
+      if (c.reduce_flops_per_s > 0) co_await c.sim->delay(reduce_time(c, ke - kb));
+    }
+    // Allgather by recursive doubling: exchange the owned range with a partner, doubling it.
+    step = 0;
+    for (int mask = 1; mask < pof2; mask *= 2, ++step) {
+      const int partner_new = newrank ^ mask;
+      const int partner = real_rank(partner_new);
+      const std::uint64_t sb = part_range(b.elements, pof2, lo).first;
+      const std::uint64_t se = part_range(b.elements, pof2, hi - 1).second;
+      const std::uint64_t tag = c.tag + 2 * kPhase + static_cast<std::uint64_t>(step);
+      c.sim->send(c.node(r), c.node(partner), tag, (se - sb) * kFloatBytes, copy_part(b, sb, se),
+                  /*rendezvous=*/true);
+      const int width = hi - lo;
+      const int plo = (partner_new & mask) ? lo + width : lo - width;
+      const std::uint64_t rb = part_range(b.elements, pof2, plo).first;
+      const std::uint64_t re = part_range(b.elements, pof2, plo + width - 1).second;
+      const Message m = co_await c.sim->recv(c.node(r), c.node(partner), tag);
+      take_part(b, rb, re, m, false);
+      lo = std::min(lo, plo);
+      hi = lo + 2 * width;
+    }
+  }
+  // Unfold: the odd rank of each folded pair returns the result to its even partner.
+  if (r < 2 * rem) {
+    const std::uint64_t tag = c.tag + 3 * kPhase;
+    if (r % 2 == 1) {
+      c.sim->send(c.node(r), c.node(r - 1), tag, all_bytes, copy_part(b, 0, b.elements));
+    } else {
+      const Message m = co_await c.sim->recv(c.node(r), c.node(r + 1), tag);
+      take_part(b, 0, b.elements, m, false);
+    }
+  }
+}
+
+Task<> hierarchical_allreduce(CollContext c, CollBuf b, int g) {
+  const int p = c.size();
+  if (g < 1 || p % g != 0) {
+    throw std::logic_error("hierarchical allreduce: the group size must be a multiple of the machine size");
+  }
+  const int machine = c.rank / g;
+  const int local = c.rank % g;
+  std::vector<int> intra(static_cast<std::size_t>(g));
+  for (int i = 0; i < g; ++i) intra[static_cast<std::size_t>(i)] = c.node(machine * g + i);
+  std::vector<int> inter(static_cast<std::size_t>(p / g));
+  for (int m = 0; m < p / g; ++m) inter[static_cast<std::size_t>(m)] = c.node(m * g + local);
+
+  CollContext ic = c;
+  ic.group = intra;
+  ic.rank = local;
+  co_await ring_reduce_scatter(ic, b);
+  // This rank now holds the machine's sum of part (local + 1) mod g; allreduce it across machines.
+  const auto [pb, pe] = part_range(b.elements, g, mod(local + 1, g));
+  CollBuf part = b.has_data() ? CollBuf::real(b.data.subspan(pb, pe - pb)) : CollBuf::sized(pe - pb);
+  CollContext xc = c;
+  xc.group = inter;
+  xc.rank = machine;
+  xc.tag = c.tag + 4 * kPhase;
+  co_await allreduce(xc, part, AllreduceAlgo::kRing);
+  ic.tag = c.tag + 8 * kPhase;
+  co_await ring_allgather_after_rs(ic, b);
+}
+
+}  // namespace
+
+std::pair<std::uint64_t, std::uint64_t> part_range(std::uint64_t n, int q, int i) {
+  const auto qq = static_cast<std::uint64_t>(q);
+  const auto ii = static_cast<std::uint64_t>(i);
+  const std::uint64_t base = n / qq;
+  const std::uint64_t extra = n % qq;
+  const std::uint64_t begin = ii * base + std::min(ii, extra);
+  return {begin, begin + base + (ii < extra ? 1 : 0)};
+}
+
+Task<> ring_reduce_scatter(CollContext c, CollBuf b) {
+  const int p = c.size();
+  if (p == 1) co_return;
+  const int r = c.rank;
+  co_await ring_pass(
+      c, b, c.tag, true, [r, p](int k) { return mod(r - k, p); },
+      [r, p](int k) { return mod(r - k - 1, p); });
+}
+
+Task<> ring_allgather_after_rs(CollContext c, CollBuf b) {
+  const int p = c.size();
+  if (p == 1) co_return;
+  const int r = c.rank;
+  co_await ring_pass(
+      c, b, c.tag + kPhase, false, [r, p](int k) { return mod(r + 1 - k, p); },
+      [r, p](int k) { return mod(r - k, p); });
+}
+
+Task<> allgather(CollContext c, CollBuf b) {
+  const int p = c.size();
+  if (p == 1) co_return;
+  const int r = c.rank;
+  co_await ring_pass(
+      c, b, c.tag, false, [r, p](int k) { return mod(r - k, p); },
+      [r, p](int k) { return mod(r - k - 1, p); });
+}
+
+Task<> reduce_scatter(CollContext c, CollBuf b) {
+  const int p = c.size();
+  if (p == 1) co_return;
+  const int r = c.rank;
+  co_await ring_pass(
+      c, b, c.tag, true, [r, p](int k) { return mod(r - k - 1, p); },
+      [r, p](int k) { return mod(r - k - 2, p); });
+}
+
+Task<> broadcast(CollContext c, CollBuf b, int root) {
+  const int p = c.size();
+  if (p == 1) co_return;
+  const int vr = mod(c.rank - root, p);
+  const std::uint64_t bytes = b.elements * kFloatBytes;
+  int mask = 1;
+  while (mask < p) {
+    if (vr & mask) {
+      const Message m = co_await c.sim->recv(c.node(c.rank), c.node(mod(vr - mask + root, p)),
+                                             c.tag + static_cast<std::uint64_t>(mask));
+      take_part(b, 0, b.elements, m, false);
+      break;
+    }
+    mask <<= 1;
+  }
+  mask >>= 1;
+  while (mask > 0) {
+    if (vr + mask < p) {
+      co_await c.sim->send_and_wait(c.node(c.rank), c.node(mod(vr + mask + root, p)),
+                                    c.tag + static_cast<std::uint64_t>(mask), bytes,
+                                    copy_part(b, 0, b.elements), /*rendezvous=*/true);
+    }
+    mask >>= 1;
+  }
+}
+
+Task<> allreduce(CollContext c, CollBuf b, AllreduceAlgo algo, int per_machine) {
+  if (c.size() == 1) co_return;
+  switch (algo) {
+    case AllreduceAlgo::kRing:
+      co_await ring_reduce_scatter(c, b);
+      co_await ring_allgather_after_rs(c, b);
+      break;
+    case AllreduceAlgo::kTree:
+      co_await tree_allreduce(c, b);
+      break;
+    case AllreduceAlgo::kHalvingDoubling:
+      co_await halving_doubling_allreduce(c, b);
+      break;
+    case AllreduceAlgo::kHierarchical:
+      co_await hierarchical_allreduce(c, b, per_machine);
+      break;
+  }
+}
+
+Task<> ps_push_pull(CollContext c, CollBuf b, std::span<const int> servers) {
+  const int k = static_cast<int>(servers.size());
+  const int me = c.node(c.rank);
+  for (int s = 0; s < k; ++s) {
+    const auto [pb, pe] = part_range(b.elements, k, s);
+    c.sim->send(me, servers[static_cast<std::size_t>(s)], c.tag, (pe - pb) * kFloatBytes, copy_part(b, pb, pe));
+  }
+  for (int s = 0; s < k; ++s) {
+    const auto [pb, pe] = part_range(b.elements, k, s);
+    const Message m = co_await c.sim->recv(me, servers[static_cast<std::size_t>(s)], c.tag + kPhase);
+    take_part(b, pb, pe, m, false);
+  }
+}
+
+Task<> ps_serve_step(PsServerStep s, std::span<float> sum, std::function<Task<>()> update) {
+  const auto [pb, pe] = part_range(s.total, s.shards, s.shard);
+  const std::uint64_t n = pe - pb;
+  const CollBuf out = sum.empty() ? CollBuf::sized(n) : CollBuf::real(sum);
+  std::fill(sum.begin(), sum.end(), 0.0f);
+  for (int w : s.workers) {
+    const Message m = co_await s.sim->recv(s.node, w, s.tag);
+    take_part(out, 0, n, m, true);
+    if (s.reduce_flops_per_s > 0) {
+      co_await s.sim->delay(SimTime::from_seconds(static_cast<double>(n) / s.reduce_flops_per_s));
+    }
+  }
+  if (update) co_await update();
+  for (int w : s.workers) {
+    s.sim->send(s.node, w, s.tag + kPhase, n * kFloatBytes, copy_part(out, 0, n));
+  }
+}
+
+const char* to_string(AllreduceAlgo algo) {
+  switch (algo) {
+    case AllreduceAlgo::kRing: return "ring";
+    case AllreduceAlgo::kTree: return "tree";
+    case AllreduceAlgo::kHalvingDoubling: return "halving-doubling";
+    case AllreduceAlgo::kHierarchical: return "hierarchical";
+  }
+  return "?";
+}
+
+}  // namespace dtsim

@@ -1,0 +1,45 @@
+#include "sim/event_queue.hpp"
+
+namespace dtsim {
+
+void EventQueue::schedule(SimTime t, Event e) {
+  const std::int64_t ns = t.ns();
+  if (ns != cached_time_ || cached_ == nullptr) {
+    auto [it, inserted] = buckets_.try_emplace(ns);
+    if (inserted) {
+      times_.push(ns);
+      if (!spare_.empty()) {
+        it->second.events = std::move(spare_.back());
+        spare_.pop_back();
+      }
+    }
+    cached_time_ = ns;
+    cached_ = &it->second;
+  }
+  cached_->events.push_back(e);
+  ++size_;
+}
+
+Event EventQueue::pop(SimTime& t) {
+  const std::int64_t ns = times_.top();
+  t = SimTime::from_ns(ns);
+  if (ns != popping_time_ || popping_ == nullptr) {
+    popping_ = &buckets_.find(ns)->second;
+    popping_time_ = ns;
+  }
+  Bucket& bucket = *popping_;
+  const Event e = bucket.events[bucket.next++];
+  --size_;
+  ++popped_;
+  if (bucket.next == bucket.events.size()) {
+    bucket.events.clear();
+    spare_.push_back(std::move(bucket.events));
+    buckets_.erase(ns);
+    times_.pop();
+    if (cached_time_ == ns) cached_ = nullptr;
+    popping_ = nullptr;
+  }
+  return e;
+}
+
+}  // namespace dtsim

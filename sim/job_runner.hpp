@@ -1,0 +1,52 @@
+// Runs jobs (pure numerical work) on oneTBB threads while the event loop goes on.
+//
+// start() hands a job to a task arena at once; join() is called when the event loop reaches
+// the job's virtual end time. If no thread has picked the job up by then, join() runs it on
+// the calling thread; otherwise it waits for it. With one thread, every job runs inside join(),
+// in event order. A job must be a pure function of its inputs (it may write only its own
+// outputs), so results never depend on which thread ran it. Exceptions thrown by a job
+// surface from join(). Every job runs with denormals flushed to zero.
+#pragma once
+
+#include <atomic>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <oneapi/tbb/task_arena.h>
+
+namespace dtsim {
+
+class JobRunner {
+ public:
+  // `threads` >= 1 counts the event loop's thread: threads - 1 helpers run jobs.
+  explicit JobRunner(int threads);
+  ~JobRunner();
+
+  class Job;
+  std::shared_ptr<Job> start(std::function<void()> work);
+  void join(Job& job);
+  int threads() const { return threads_; }
+
+ private:
+  int threads_;
+  std::unique_ptr<tbb::task_arena> arena_;
+  // Arena tasks not yet finished; the destructor waits for them (they hold only the Job).
+  std::shared_ptr<std::atomic<int>> outstanding_ = std::make_shared<std::atomic<int>>(0);
+};
+
+class JobRunner::Job {
+ public:
+  explicit Job(std::function<void()> work) : work_(std::move(work)) {}
+  // Runs the job if nobody has claimed it yet; returns whether this call ran it.
+  bool try_run();
+  void wait_done();
+  std::exception_ptr error() const { return error_; }
+
+ private:
+  enum State : int { kPending, kRunning, kDone };
+  std::function<void()> work_;
+  std::atomic<int> state_{kPending};
+  std::exception_ptr error_;
+};
+
+}  // namespace dtsim

@@ -1,0 +1,149 @@
+#include "sim/simulation.hpp"
+
+#include <fmt/format.h>
+#include <stdexcept>
+
+namespace dtsim {
+
+Simulation::Simulation(Topology topology, int threads)
+    : network_(std::move(topology), queue_, now_), jobs_(threads) {
+  const auto n = static_cast<std::size_t>(network_.topology().nodes());
+  mailboxes_.resize(n);
+  accounts_.resize(n);
+  network_.on_deliver([this](Message&& m) { deliver(std::move(m)); });
+  network_.on_sent([this](std::uint64_t token) {
+    auto* awaiter = reinterpret_cast<SendAwaiter*>(token);
+    accounts_[static_cast<std::size_t>(awaiter->msg.src)].comm += now_ - awaiter->since;
+    schedule_resume(now_, awaiter->handle);
+  });
+}
+
+Simulation::~Simulation() = default;
+
+void Simulation::resume_event(void* address, std::uint64_t) {
+  std::coroutine_handle<>::from_address(address).resume();
+}
+
+void Simulation::schedule_resume(SimTime t, std::coroutine_handle<> h) {
+  queue_.schedule(t, Event{&Simulation::resume_event, h.address(), 0});
+}
+
+void Simulation::spawn(Task<> program) {
+  schedule_resume(now_, program.handle());
+  programs_.push_back(std::move(program));
+}
+
+void Simulation::run() {
+  while (!queue_.empty()) {
+    const Event e = queue_.pop(now_);
+    e.fn(e.target, e.arg);
+  }
+  for (const Task<>& p : programs_) {
+    if (p.done() && p.handle().promise().error) std::rethrow_exception(p.handle().promise().error);
+  }
+  std::size_t waiting = 0;
+  for (const Task<>& p : programs_) waiting += p.done() ? 0 : 1;
+  if (waiting > 0) {
+    throw std::runtime_error(fmt::format(
+        "simulation deadlock: {} node programs still wait at t = {} s with nothing left to happen",
+        waiting, now_.seconds()));
+  }
+}
+
+void Simulation::ComputeAwaiter::await_suspend(std::coroutine_handle<> h) {
+  handle = h;
+  if (work) job = sim.jobs_.start(std::move(work));
+  sim.accounts_[static_cast<std::size_t>(node)].compute += cost;
+  sim.queue_.schedule(sim.now_ + cost, Event{&ComputeAwaiter::done, this, 0});
+}
+
+void Simulation::ComputeAwaiter::done(void* self, std::uint64_t) {
+  auto* a = static_cast<ComputeAwaiter*>(self);
+  if (a->job) a->sim.jobs_.join(*a->job);
+  a->handle.resume();
+}
+
+bool Simulation::RecvAwaiter::await_ready() {
+  auto& pending = sim.mailboxes_[static_cast<std::size_t>(node)].pending;
+  for (std::size_t i = 0; i < pending.size(); ++i) {
+    if (pending[i].src == src && pending[i].tag == tag) {
+      result = std::move(pending[i]);
+      if (i + 1 == pending.size()) {
+        pending.pop_back();
+      } else {
+        pending.erase(pending.begin() + static_cast<std::ptrdiff_t>(i));
+      }
+      return true;
+    }
+  }
+  return false;
+}
+
+void Simulation::RecvAwaiter::await_suspend(std::coroutine_handle<> h) {
+  handle = h;
+  since = sim.now_;
+  Mailbox& box = sim.mailboxes_[static_cast<std::size_t>(node)];
+  box.waiting.push_back(this);
+  // Posting this receive releases a rendezvous message that was waiting for it.
+  for (std::size_t i = 0; i < box.ready_to_send.size(); ++i) {
+    if (box.ready_to_send[i].msg.src == src && box.ready_to_send[i].msg.tag == tag) {
+      Mailbox::Ready r = std::move(box.ready_to_send[i]);
+      box.ready_to_send.erase(box.ready_to_send.begin() + static_cast<std::ptrdiff_t>(i));
+      sim.network_.send(std::move(r.msg), r.token);
+      break;
+    }
+  }
+}
+
+void Simulation::start_send(Message m, std::uint64_t token, bool rendezvous) {
+  if (rendezvous) {
+    Mailbox& box = mailboxes_[static_cast<std::size_t>(m.dst)];
+    bool posted = false;
+    for (const RecvAwaiter* w : box.waiting) posted = posted || (w->src == m.src && w->tag == m.tag);
+    if (!posted) {
+      box.ready_to_send.push_back({std::move(m), token});
+      return;
+    }
+  }
+  network_.send(std::move(m), token);
+}
+
+void Simulation::deliver(Message&& m) {
+  accounts_[static_cast<std::size_t>(m.dst)].bytes_received += m.bytes;
+  Mailbox& box = mailboxes_[static_cast<std::size_t>(m.dst)];
+  for (std::size_t i = 0; i < box.waiting.size(); ++i) {
+    RecvAwaiter* w = box.waiting[i];
+    if (w->src == m.src && w->tag == m.tag) {
+      w->result = std::move(m);
+      accounts_[static_cast<std::size_t>(w->node)].comm += now_ - w->since;
+      if (i + 1 == box.waiting.size()) {
+        box.waiting.pop_back();
+      } else {
+        box.waiting.erase(box.waiting.begin() + static_cast<std::ptrdiff_t>(i));
+      }
+      // Safe to resume right here: the network has finished with this message's flow, and
+      // the receiver runs as part of this delivery event (deterministically, in event order).
+      w->handle.resume();
+      return;
+    }
+  }
+  box.pending.push_back(std::move(m));
+}
+
+void Simulation::send(int src, int dst, std::uint64_t tag, std::uint64_t bytes,
+                      std::shared_ptr<const std::vector<float>> data, bool rendezvous) {
+  accounts_[static_cast<std::size_t>(src)].bytes_sent += bytes;
+  start_send(Message{src, dst, tag, bytes, std::move(data)}, 0, rendezvous);
+}
+
+void Simulation::SendAwaiter::await_suspend(std::coroutine_handle<> h) {
+  handle = h;
+  since = sim.now_;
+  sim.accounts_[static_cast<std::size_t>(msg.src)].bytes_sent += msg.bytes;
+  const int src = msg.src;
+  Message m = std::move(msg);
+  msg.src = src;  // read again by the on_sent callback
+  sim.start_send(std::move(m), reinterpret_cast<std::uint64_t>(this), rendezvous);
+}
+
+}  // namespace dtsim

@@ -1,0 +1,156 @@
+// The discrete-event simulation: clock, event queue, network, job runner, node programs.
+//
+// A Simulation owns everything a run needs and nothing is global, so several can run in one
+// process. The event loop runs on the thread that calls run(). Node programs are coroutines
+// (Task<>) started with spawn(); they wait with the awaitables below, written as what they
+// describe:
+//
+//   auto g = co_await sim.compute(node, cost, [&] { /* real numerics, on a oneTBB thread */ });
+//   sim.send(node, peer, tag, bytes, data);               // non-blocking
+//   co_await sim.send_and_wait(node, peer, tag, bytes, data);  // resumes when the bytes left
+//   Message m = co_await sim.recv(node, peer, tag);
+//   co_await sim.delay(d);
+//
+// compute() starts its work as a oneTBB job at once and resumes the program at now + cost,
+// after joining the job; jobs of overlapping virtual intervals therefore run in parallel on
+// real cores, and results never depend on which thread ran them. Each node's virtual time
+// is accounted as compute (inside compute()), communication (blocked in recv or a blocking
+// send) or idle (everything else).
+#pragma once
+
+#include <coroutine>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "sim/event_queue.hpp"
+#include "sim/job_runner.hpp"
+#include "sim/network.hpp"
+#include "sim/task.hpp"
+
+namespace dtsim {
+
+struct NodeAccount {
+  SimTime compute;
+  SimTime comm;
+  std::uint64_t bytes_sent = 0;
+  std::uint64_t bytes_received = 0;
+};
+
+class Simulation {
+ public:
+  // `threads` >= 1: threads for jobs, counting the event loop's own.
+  Simulation(Topology topology, int threads);
+  ~Simulation();
+  Simulation(const Simulation&) = delete;
+  Simulation& operator=(const Simulation&) = delete;
+
+  SimTime now() const { return now_; }
+  int nodes() const { return network_.topology().nodes(); }
+  Network& network() { return network_; }
+  JobRunner& jobs() { return jobs_; }
+  const NodeAccount& account(int node) const { return accounts_[static_cast<std::size_t>(node)]; }
+  std::uint64_t events_run() const { return queue_.events_run(); }
+
+  // Starts a node program at the current time. The Simulation keeps it until destroyed.
+  void spawn(Task<> program);
+  // Runs events until none are left. Rethrows the first exception a program ended with;
+  // throws std::runtime_error if programs are still waiting when nothing is left to happen
+  // (a deadlock in the strategy).
+  void run();
+
+  // Schedules `fn(target, arg)` at time t (>= now).
+  void schedule(SimTime t, Event e) { queue_.schedule(t, e); }
+  void schedule_resume(SimTime t, std::coroutine_handle<> h);
+
+  // ---- awaitables ----
+  struct DelayAwaiter {
+    Simulation& sim;
+    SimTime duration;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) { sim.schedule_resume(sim.now_ + duration, h); }
+    void await_resume() const noexcept {}
+  };
+  DelayAwaiter delay(SimTime d) { return {*this, d}; }
+
+  struct ComputeAwaiter {
+    Simulation& sim;
+    int node;
+    SimTime cost;
+    std::function<void()> work;
+    std::shared_ptr<JobRunner::Job> job;
+    std::coroutine_handle<> handle;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h);
+    void await_resume() const noexcept {}
+    static void done(void* self, std::uint64_t);
+  };
+  // Runs `work` (may be empty: time only) as a job and charges `cost` to `node`.
+  ComputeAwaiter compute(int node, SimTime cost, std::function<void()> work = {}) {
+    return {*this, node, cost, std::move(work), nullptr, nullptr};
+  }
+
+  struct RecvAwaiter {
+    Simulation& sim;
+    int node;
+    int src;
+    std::uint64_t tag;
+    Message result;
+    std::coroutine_handle<> handle;
+    SimTime since;
+    bool await_ready();
+    void await_suspend(std::coroutine_handle<> h);
+    Message await_resume() { return std::move(result); }
+  };
+  // The next message from `src` with `tag` to `node`.
+  RecvAwaiter recv(int node, int src, std::uint64_t tag) { return {*this, node, src, tag, {}, nullptr, {}}; }
+
+  // Sends without waiting: the program goes on at once. An eager message starts its transfer
+  // now. A rendezvous message (MPI's protocol for large messages) starts when the receiver
+  // has posted the matching recv, and not before; the handshake itself costs no time here.
+  void send(int src, int dst, std::uint64_t tag, std::uint64_t bytes,
+            std::shared_ptr<const std::vector<float>> data = nullptr, bool rendezvous = false);
+
+  struct SendAwaiter {
+    Simulation& sim;
+    Message msg;
+    bool rendezvous;
+    std::coroutine_handle<> handle;
+    SimTime since;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h);
+    void await_resume() const noexcept {}
+  };
+  // Sends and resumes when the transfer is over (the bytes have left; MPI's blocking send).
+  SendAwaiter send_and_wait(int src, int dst, std::uint64_t tag, std::uint64_t bytes,
+                            std::shared_ptr<const std::vector<float>> data = nullptr,
+                            bool rendezvous = false) {
+    return {*this, Message{src, dst, tag, bytes, std::move(data)}, rendezvous, nullptr, {}};
+  }
+
+ private:
+  struct Mailbox {
+    std::vector<Message> pending;      // arrived, not yet received
+    std::vector<RecvAwaiter*> waiting;  // posted receives
+    struct Ready {
+      Message msg;
+      std::uint64_t token;
+    };
+    std::vector<Ready> ready_to_send;  // rendezvous messages whose receive is not posted yet
+  };
+  // Starts the transfer of a message, or parks it until its receive is posted.
+  void start_send(Message m, std::uint64_t token, bool rendezvous);
+  static void resume_event(void* address, std::uint64_t);
+  void deliver(Message&& m);
+
+  SimTime now_;
+  EventQueue queue_;
+  Network network_;
+  JobRunner jobs_;
+  std::vector<Task<>> programs_;
+  std::vector<Mailbox> mailboxes_;
+  std::vector<NodeAccount> accounts_;
+};
+
+}  // namespace dtsim

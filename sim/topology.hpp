@@ -1,0 +1,61 @@
+// Network topologies: directed links with latency and bandwidth, and shortest-path routes.
+//
+// Links are full duplex, modelled as one directed link per direction. Nodes are numbered
+// 0..nodes-1; switches are not nodes. Routes are computed on demand (no p^2 tables):
+//   star          every node has an up and a down link to one switch: a path crosses 2 links
+//                 (so a message pays 2 x latency)
+//   ring          node i is linked to i+1 (mod p) in both directions; a path takes the shorter
+//                 way round (clockwise on a tie) and crosses up to p/2 links
+//   full          a direct link per ordered pair: 1 link (at most 1024 nodes)
+//   hierarchical  machines of `nodes_per_machine` nodes; each node has intra up/down links to
+//                 its machine's switch, each machine one NIC (up/down) to the top switch:
+//                 2 intra links inside a machine, intra + NIC + NIC + intra across machines
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "sim/sim_time.hpp"
+
+namespace dtsim {
+
+struct LinkSpec {
+  double bandwidth = 25e9 / 8;  // bytes per second, each direction
+  SimTime latency = SimTime::from_ns(10'000);
+};
+
+enum class TopologyKind { kStar, kRing, kFull, kHierarchical };
+
+struct NetworkConfig {
+  TopologyKind topology = TopologyKind::kStar;
+  LinkSpec link;                  // star/ring/full links; hierarchical: the machines' NICs
+  int nodes_per_machine = 4;      // hierarchical
+  LinkSpec intra{600e9, SimTime::from_ns(1'000)};  // hierarchical: links inside a machine
+};
+
+class Topology {
+ public:
+  // Throws InputError for impossible shapes (no nodes, full with more than 1024 nodes, ...).
+  Topology(const NetworkConfig& config, int nodes);
+
+  int nodes() const { return nodes_; }
+  const NetworkConfig& config() const { return config_; }
+  std::size_t num_links() const { return links_.size(); }
+  const LinkSpec& link(int id) const { return links_[static_cast<std::size_t>(id)]; }
+  // Replaces the spec of every link attached to `node` (its own up/down or ring links).
+  void set_node_links(int node, const LinkSpec& spec);
+
+  // Appends the directed links from src to dst to `out` (src != dst).
+  void route(int src, int dst, std::vector<int>& out) const;
+  SimTime path_latency(int src, int dst) const;
+  int machine_of(int node) const { return node / config_.nodes_per_machine; }
+
+ private:
+  NetworkConfig config_;
+  int nodes_;
+  std::vector<LinkSpec> links_;
+};
+
+const char* to_string(TopologyKind kind);
+
+}  // namespace dtsim

@@ -1,0 +1,181 @@
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <stdexcept>
+#include <vector>
+
+#include "sim/simulation.hpp"
+#include "tests/test_support.hpp"
+
+using namespace dtsim;
+
+namespace {
+
+constexpr double kBw = 1e9;  // bytes/s
+const SimTime kLat = SimTime::from_ns(1000);
+
+NetworkConfig star() {
+  NetworkConfig c;
+  c.link = {kBw, kLat};
+  return c;
+}
+
+void record(void* target, std::uint64_t arg) { static_cast<std::vector<std::uint64_t>*>(target)->push_back(arg); }
+
+Task<> receive_two(Simulation& sim, int node, int a, int b, std::vector<double>& times) {
+  co_await sim.recv(node, a, 1);
+  times.push_back(sim.now().seconds());
+  co_await sim.recv(node, b, 1);
+  times.push_back(sim.now().seconds());
+}
+
+Task<> send_at_start(Simulation& sim, int src, int dst, std::uint64_t bytes) {
+  sim.send(src, dst, 1, bytes);
+  co_return;
+}
+
+}  // namespace
+
+TEST_CASE("events run in (time, scheduling order)") {
+  EventQueue q;
+  std::vector<std::uint64_t> order;
+  q.schedule(SimTime::from_ns(20), {record, &order, 1});
+  q.schedule(SimTime::from_ns(10), {record, &order, 2});
+  q.schedule(SimTime::from_ns(20), {record, &order, 3});
+  q.schedule(SimTime::from_ns(10), {record, &order, 4});
+  SimTime t;
+  std::vector<std::int64_t> times;
+  while (!q.empty()) {
+    const Event e = q.pop(t);
+    times.push_back(t.ns());
+    if (e.arg == 2) q.schedule(t, {record, &order, 5});  // same time, scheduled while running
+    e.fn(e.target, e.arg);
+  }
+  CHECK(order == std::vector<std::uint64_t>{2, 4, 5, 1, 3});
+  CHECK(times == std::vector<std::int64_t>{10, 10, 10, 20, 20});
+}
+
+TEST_CASE("routes follow the shortest path") {
+  SUBCASE("star: up link of the sender, down link of the receiver") {
+    Topology t(star(), 4);
+    std::vector<int> links;
+    t.route(1, 3, links);
+    CHECK(links == std::vector<int>{2, 7});
+    CHECK(t.path_latency(1, 3) == kLat * 2);
+  }
+  SUBCASE("ring: the shorter way round") {
+    NetworkConfig c = star();
+    c.topology = TopologyKind::kRing;
+    Topology t(c, 6);
+    std::vector<int> links;
+    t.route(1, 3, links);  // clockwise 1->2->3
+    CHECK(links == std::vector<int>{1, 2});
+    links.clear();
+    t.route(1, 5, links);  // counter-clockwise 1->0->5
+    CHECK(links == std::vector<int>{6 + 0, 6 + 5});
+    CHECK(t.path_latency(0, 3) == kLat * 3);
+  }
+  SUBCASE("hierarchical: two intra links inside a machine, plus two NIC links across") {
+    NetworkConfig c = star();
+    c.topology = TopologyKind::kHierarchical;
+    c.nodes_per_machine = 2;
+    c.intra = {10 * kBw, SimTime::from_ns(100)};
+    Topology t(c, 4);
+    CHECK(t.path_latency(0, 1) == SimTime::from_ns(200));
+    CHECK(t.path_latency(0, 3) == SimTime::from_ns(200) + kLat * 2);
+  }
+  SUBCASE("full: one direct link") {
+    NetworkConfig c = star();
+    c.topology = TopologyKind::kFull;
+    Topology t(c, 5);
+    CHECK(t.path_latency(4, 2) == kLat);
+  }
+}
+
+TEST_CASE("two flows on one link each get half; the one left alone speeds up") {
+  Simulation sim(Topology(star(), 3), 1);
+  std::vector<double> times;
+  sim.spawn(receive_two(sim, 2, 0, 1, times));
+  sim.spawn(send_at_start(sim, 0, 2, 1'000'000));
+  sim.spawn(send_at_start(sim, 1, 2, 2'000'000));
+  sim.run();
+  REQUIRE(times.size() == 2);
+  // Both at B/2 until the first megabyte of each is through (2 ms); then the second alone at B.
+  CHECK(times[0] == doctest::Approx(2e-3 + 2e-6).epsilon(1e-12));
+  CHECK(times[1] == doctest::Approx(3e-3 + 2e-6).epsilon(1e-12));
+}
+
+TEST_CASE("max-min fair rates with different bottlenecks") {
+  // A: 0->2, B: 1->2, C: 1->3, with node 3's links at B/4. C is held to B/4 by node 3's link;
+  // A and B split node 2's down link; B's up link (shared with C) has room to spare.
+  Topology topo(star(), 4);
+  topo.set_node_links(3, {kBw / 4, kLat});
+  Simulation sim(std::move(topo), 1);
+  sim.spawn(send_at_start(sim, 0, 2, 1'000'000));
+  sim.spawn(send_at_start(sim, 1, 2, 1'000'000));
+  sim.spawn(send_at_start(sim, 1, 3, 1'000'000));
+  // Run only the three starts, then look at the rates.
+  struct Probe {
+    static void fn(void* self, std::uint64_t) {
+      auto& s = *static_cast<Simulation*>(self);
+      CHECK(s.network().link_rates(2 * 2 + 1) == std::vector<double>{kBw / 2, kBw / 2});  // down link of 2
+      CHECK(s.network().link_rates(2 * 3 + 1) == std::vector<double>{kBw / 4});           // down link of 3
+      const auto up1 = s.network().link_rates(2 * 1);
+      REQUIRE(up1.size() == 2);
+      CHECK(up1[0] + up1[1] == doctest::Approx(0.75 * kBw));
+    }
+  };
+  sim.schedule(SimTime::from_ns(1), {Probe::fn, &sim, 0});
+  sim.run();
+}
+
+TEST_CASE("compute charges its cost and runs its work") {
+  for (int threads : {1, 2}) {
+    CAPTURE(threads);
+    Simulation sim(Topology(star(), 2), threads);
+    std::vector<int> results(2, 0);
+    auto program = [](Simulation& s, int node, int& out) -> Task<> {
+      co_await s.compute(node, SimTime::from_ns(500), [&out, node] { out = 10 + node; });
+      co_await s.compute(node, SimTime::from_ns(250));
+    };
+    sim.spawn(program(sim, 0, results[0]));
+    sim.spawn(program(sim, 1, results[1]));
+    sim.run();
+    CHECK(results == std::vector<int>{10, 11});
+    CHECK(sim.now() == SimTime::from_ns(750));
+    CHECK(sim.account(1).compute == SimTime::from_ns(750));
+  }
+}
+
+TEST_CASE("an exception in a job surfaces from run()") {
+  Simulation sim(Topology(star(), 1), 2);
+  auto program = [](Simulation& s) -> Task<> {
+    co_await s.compute(0, SimTime::from_ns(1), [] { throw std::runtime_error("job failed"); });
+  };
+  sim.spawn(program(sim));
+  CHECK_THROWS_WITH_AS(sim.run(), "job failed", std::runtime_error);
+}
+
+TEST_CASE("a program waiting for a message that never comes is a deadlock") {
+  Simulation sim(Topology(star(), 2), 1);
+  auto program = [](Simulation& s) -> Task<> { co_await s.recv(0, 1, 7); };
+  sim.spawn(program(sim));
+  try {
+    sim.run();
+    FAIL("expected a deadlock error");
+  } catch (const std::runtime_error& e) {
+    CHECK_CONTAINS(e.what(), "deadlock");
+  }
+}
+
+TEST_CASE("communication time is accounted to the waiting node") {
+  Simulation sim(Topology(star(), 2), 1);
+  std::vector<double> times;
+  auto receiver = [](Simulation& s) -> Task<> { co_await s.recv(1, 0, 1); };
+  sim.spawn(receiver(sim));
+  sim.spawn(send_at_start(sim, 0, 1, 1'000'000));
+  sim.run();
+  CHECK(sim.account(1).comm == SimTime::from_ns(1'000'000 + 2'000));
+  CHECK(sim.account(0).bytes_sent == 1'000'000);
+  CHECK(sim.account(1).bytes_received == 1'000'000);
+}
