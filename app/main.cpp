@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <map>
 #include <cstdio>
 #include <filesystem>
 
@@ -17,8 +18,10 @@
 #include "engine/float_env.hpp"
 #include "engine/kernels.hpp"
 #include "reports/run_writer.hpp"
-#include "sim/local_trainer.hpp"
+#include "sim/trainer.hpp"
+#include "sim/collective_run.hpp"
 #include "sim/scenario.hpp"
+#include "sim/units.hpp"
 
 namespace {
 
@@ -32,6 +35,21 @@ struct RunOptions {
   std::string out_dir;
   int threads = 0;
   bool quiet = false;
+};
+
+struct CollectiveOptions {
+  std::string op = "allreduce";
+  std::string algo = "ring";
+  int nodes = 0;
+  std::string bytes;
+  std::string latency = "10us";
+  std::string bandwidth = "25Gbps";
+  std::string topology = "star";
+  int servers = 1;
+  int nodes_per_machine = 4;
+  std::string intra_latency = "1us";
+  std::string intra_bandwidth = "600 GB/s";
+  bool json = false;
 };
 
 struct BenchOptions {
@@ -63,11 +81,16 @@ int run_command(const RunOptions& opt) {
                      fmt::format("cannot create the output folder: {}", ec.message()));
   }
   if (!opt.quiet) {
-    fmt::print(stderr, "dtsim: {} — {} train / {} test samples of {}\n", scenario.name,
-               data.train.samples(), data.test.samples(), scenario.data.dataset);
+    fmt::print(stderr, "dtsim: {} — {} train / {} test samples of {}; {} worker(s), {}{} {}\n",
+               scenario.name, data.train.samples(), data.test.samples(), scenario.data.dataset,
+               scenario.cluster.workers, to_string(scenario.strategy.architecture),
+               scenario.strategy.architecture == Architecture::kAllreduce
+                   ? fmt::format(" ({})", to_string(scenario.strategy.collective))
+                   : fmt::format(" ({} server shards)", scenario.cluster.servers),
+               scenario.strategy.time_only ? "time-only" : "bsp");
   }
   MetricsCsvWriter metrics(dir);
-  RunResult result = train_single_node(scenario, data, [&](const EvalPoint& p) {
+  RunResult result = run_training(scenario, data, threads, [&](const EvalPoint& p) {
     metrics.append(p);
     if (!opt.quiet) {
       fmt::print(stderr,
@@ -90,6 +113,75 @@ int run_command(const RunOptions& opt) {
   if (result.diverged) {
     fmt::print(stderr, "dtsim: the run diverged: {}\n", result.diverged_reason);
     return kExitRunFailed;
+  }
+  return kExitOk;
+}
+
+// A command-line quantity with a unit; errors name the option.
+template <typename Parse>
+auto parse_option(const std::string& option, const std::string& text, Parse parse) {
+  try {
+    return parse(text);
+  } catch (const dtsim::UnitError& e) {
+    throw dtsim::InputError({}, option, e.what());
+  }
+}
+
+int collective_command(const CollectiveOptions& opt) {
+  using namespace dtsim;
+  CollectiveSpec spec;
+  spec.nodes = opt.nodes;
+  spec.servers = opt.servers;
+  spec.bytes = static_cast<std::uint64_t>(parse_option("--bytes", opt.bytes, parse_bytes));
+  spec.network.link.latency = parse_option("--latency", opt.latency, parse_duration);
+  spec.network.link.bandwidth = parse_option("--bandwidth", opt.bandwidth, parse_bandwidth);
+  spec.network.intra.latency = parse_option("--intra-latency", opt.intra_latency, parse_duration);
+  spec.network.intra.bandwidth = parse_option("--intra-bandwidth", opt.intra_bandwidth, parse_bandwidth);
+  spec.network.nodes_per_machine = opt.nodes_per_machine;
+  if (!(spec.network.link.bandwidth > 0) || !(spec.network.intra.bandwidth > 0)) {
+    throw InputError({}, "--bandwidth", "expected a bandwidth above zero");
+  }
+  const std::map<std::string, TopologyKind> topologies = {{"star", TopologyKind::kStar},
+                                                          {"ring", TopologyKind::kRing},
+                                                          {"full", TopologyKind::kFull},
+                                                          {"hierarchical", TopologyKind::kHierarchical}};
+  spec.network.topology = topologies.at(opt.topology);
+  const std::map<std::string, CollectiveOp> ops = {{"allreduce", CollectiveOp::kAllreduce},
+                                                   {"allgather", CollectiveOp::kAllgather},
+                                                   {"reduce-scatter", CollectiveOp::kReduceScatter},
+                                                   {"broadcast", CollectiveOp::kBroadcast},
+                                                   {"ps", CollectiveOp::kPs}};
+  spec.op = ops.at(opt.op);
+  const std::map<std::string, AllreduceAlgo> algos = {{"ring", AllreduceAlgo::kRing},
+                                                      {"tree", AllreduceAlgo::kTree},
+                                                      {"halving-doubling", AllreduceAlgo::kHalvingDoubling},
+                                                      {"hierarchical", AllreduceAlgo::kHierarchical}};
+  spec.algo = algos.at(opt.algo);
+  if (spec.op == CollectiveOp::kAllreduce && spec.algo == AllreduceAlgo::kHierarchical &&
+      spec.nodes % spec.network.nodes_per_machine != 0) {
+    throw InputError({}, "--nodes",
+                     fmt::format("the hierarchical allreduce needs whole machines: {} nodes are "
+                                 "not a multiple of --nodes-per-machine {}",
+                                 spec.nodes, spec.network.nodes_per_machine));
+  }
+  if (spec.network.topology == TopologyKind::kFull && spec.nodes + spec.servers > 1024) {
+    throw InputError({}, "--topology", "a full mesh is limited to 1024 nodes");
+  }
+  const CollectiveRun r = run_collective(spec);
+  if (opt.json) {
+    fmt::print(
+        "{{\"op\": \"{}\", \"algo\": \"{}\", \"nodes\": {}, \"bytes\": {}, "
+        "\"simulated_time_s\": {}, \"wall_time_s\": {:.6f}, \"bytes_sent_per_node\": {}, "
+        "\"messages\": {}, \"events\": {}}}\n",
+        opt.op, opt.algo, spec.nodes, spec.bytes, r.simulated_time_s, r.wall_time_s,
+        r.bytes_sent_per_node, r.messages, r.events);
+  } else {
+    fmt::print("{} ({}) of {} bytes over {} nodes, {} topology\n", opt.op, opt.algo, spec.bytes,
+               spec.nodes, opt.topology);
+    fmt::print("simulated time   {:.9f} s\n", r.simulated_time_s);
+    fmt::print("wall time        {:.3f} s ({} messages, {} events)\n", r.wall_time_s, r.messages,
+               r.events);
+    fmt::print("bytes sent/node  {}\n", r.bytes_sent_per_node);
   }
   return kExitOk;
 }
@@ -147,6 +239,29 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1024));
   run_cmd->add_flag("-q,--quiet", run.quiet, "No progress lines on stderr");
 
+  CollectiveOptions coll;
+  auto* coll_cmd = app.add_subcommand(
+      "collective", "Simulate one collective in time-only mode and print its simulated and wall time");
+  coll_cmd->add_option("--op", coll.op, "allreduce | allgather | reduce-scatter | broadcast | ps")
+      ->check(CLI::IsMember({"allreduce", "allgather", "reduce-scatter", "broadcast", "ps"}));
+  coll_cmd->add_option("--algo", coll.algo, "allreduce algorithm: ring | tree | halving-doubling | hierarchical")
+      ->check(CLI::IsMember({"ring", "tree", "halving-doubling", "hierarchical"}));
+  coll_cmd->add_option("--nodes", coll.nodes, "Participants (workers for --op ps)")
+      ->required()
+      ->check(CLI::Range(1, 1 << 22));
+  coll_cmd->add_option("--bytes", coll.bytes, "Vector size per node, with a unit (\"100MB\", \"64 MiB\")")
+      ->required();
+  coll_cmd->add_option("--latency", coll.latency, "Per-link latency (default 10us)");
+  coll_cmd->add_option("--bandwidth", coll.bandwidth, "Per-link bandwidth, each direction (default 25Gbps)");
+  coll_cmd->add_option("--topology", coll.topology, "star | ring | full | hierarchical")
+      ->check(CLI::IsMember({"star", "ring", "full", "hierarchical"}));
+  coll_cmd->add_option("--servers", coll.servers, "Server shards for --op ps")->check(CLI::Range(1, 1 << 20));
+  coll_cmd->add_option("--nodes-per-machine", coll.nodes_per_machine, "hierarchical topology")
+      ->check(CLI::Range(1, 1 << 20));
+  coll_cmd->add_option("--intra-latency", coll.intra_latency, "hierarchical: latency inside a machine");
+  coll_cmd->add_option("--intra-bandwidth", coll.intra_bandwidth, "hierarchical: bandwidth inside a machine");
+  coll_cmd->add_flag("--json", coll.json, "Print one JSON object");
+
   BenchOptions bench;
   auto* bench_cmd = app.add_subcommand("bench", "Benchmarks");
   bench_cmd->require_subcommand(1);
@@ -171,6 +286,7 @@ int main(int argc, char** argv) {
   try {
     if (*run_cmd) return run_command(run);
     if (*engine_cmd) return bench_engine_command(bench);
+    if (*coll_cmd) return collective_command(coll);
   } catch (const dtsim::ScenarioError& e) {
     fmt::print(stderr, "{}\n", e.what());
     return kExitBadInput;

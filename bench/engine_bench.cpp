@@ -25,7 +25,7 @@ double seconds_since(Clock::time_point start) {
 
 // One replica: its own parameters, optimizer and workspace; trains `steps` steps.
 struct Replica {
-  Replica(const Network& net, int batch, int pool, std::uint64_t seed)
+  Replica(const Model& net, int batch, int pool, std::uint64_t seed)
       : params(net.init_params(seed)),
         grads(net.num_params()),
         optimizer(OptimizerConfig{}, net.num_params()),
@@ -37,7 +37,7 @@ struct Replica {
     for (auto& l : labels) l = static_cast<std::int32_t>(rng.uniform_int(net.outputs()));
   }
 
-  void train(const Network& net, int batch, int pool, std::uint64_t steps) {
+  void train(const Model& net, int batch, int pool, std::uint64_t steps) {
     flush_denormals_to_zero();
     const auto features = static_cast<std::size_t>(net.input_shape().size());
     for (std::uint64_t s = 0; s < steps; ++s) {
@@ -73,7 +73,7 @@ double measure_sgemm_gflops(int n, int repeats) {
 
 EngineBenchResult run_engine_bench(const EngineBenchConfig& config) {
   use_single_threaded_blas();
-  const Network net(config.model, config.input, Task::kClassification, config.classes);
+  const Model net(config.model, config.input, LearningTask::kClassification, config.classes);
   const int pool = config.batch * 16;
   EngineBenchResult result;
   result.model = net.summary();

@@ -8,7 +8,7 @@
 
 #include <string>
 
-#include "engine/network.hpp"
+#include "engine/model.hpp"
 
 namespace dtsim {
 
@@ -22,7 +22,7 @@ struct EngineBenchConfig {
 };
 
 struct EngineBenchResult {
-  std::string model;  // Network::summary()
+  std::string model;  // Model::summary()
   int batch = 0;
   int threads = 0;
   double samples_per_s = 0;     // forward + backward + momentum update, all replicas together

@@ -385,16 +385,90 @@ void read_train(Reader& r, const toml::table& t, TrainConfig& c) {
 
 void read_cluster(Reader& r, const toml::table& t, ClusterConfig& c) {
   r.check_keys(t, "cluster", {"workers", "compute", "servers", "group", "stragglers"});
-  for (const char* key : {"servers", "group", "stragglers"}) {
+  for (const char* key : {"group", "stragglers"}) {
     if (const auto* node = t.get(key)) {
       r.error(node, fmt::format("cluster.{}", key),
-              "not implemented yet: this version of dtsim trains on one node");
+              "not implemented yet in this version of dtsim (heterogeneous nodes come with the "
+              "synchronization modes)");
     }
   }
-  r.get_int(t, "cluster", "workers", c.workers, 1, 1);
+  r.get_int(t, "cluster", "workers", c.workers, 1, 1'000'000);
+  r.get_int(t, "cluster", "servers", c.servers, 0, 1'000'000);
   r.get_unit(t, "cluster", "compute", c.compute_flops_per_s, parse_flops);
   if (const auto* node = t.get("compute"); node != nullptr && c.compute_flops_per_s <= 0) {
     r.error(node, "cluster.compute", "expected a compute speed above zero");
+  }
+}
+
+void read_network(Reader& r, const toml::table& t, NetworkConfig& n) {
+  r.check_keys(t, "network",
+               {"topology", "latency", "bandwidth", "nodes_per_machine", "intra_latency",
+                "intra_bandwidth"});
+  r.get_choice<TopologyKind>(t, "network", "topology",
+                             {{"star", TopologyKind::kStar},
+                              {"ring", TopologyKind::kRing},
+                              {"full", TopologyKind::kFull},
+                              {"hierarchical", TopologyKind::kHierarchical}},
+                             n.topology);
+  r.get_unit(t, "network", "latency", n.link.latency, parse_duration);
+  r.get_unit(t, "network", "bandwidth", n.link.bandwidth, parse_bandwidth);
+  r.get_int(t, "network", "nodes_per_machine", n.nodes_per_machine, 1, 1'000'000);
+  r.get_unit(t, "network", "intra_latency", n.intra.latency, parse_duration);
+  r.get_unit(t, "network", "intra_bandwidth", n.intra.bandwidth, parse_bandwidth);
+  for (const char* key : {"bandwidth", "intra_bandwidth"}) {
+    const double value = std::string_view(key) == "bandwidth" ? n.link.bandwidth : n.intra.bandwidth;
+    if (const auto* node = t.get(key); node != nullptr && !(value > 0)) {
+      r.error(node, fmt::format("network.{}", key), "expected a bandwidth above zero");
+    }
+  }
+}
+
+void read_strategy(Reader& r, const toml::table& t, StrategyConfig& s) {
+  r.check_keys(t, "strategy",
+               {"architecture", "sync", "collective", "time_only", "staleness", "local_steps",
+                "backup_workers", "staleness_lr", "aggregation", "trim", "stages",
+                "micro_batches"});
+  for (const char* key : {"staleness", "local_steps", "backup_workers", "staleness_lr",
+                          "aggregation", "trim", "stages", "micro_batches"}) {
+    if (const auto* node = t.get(key)) {
+      r.error(node, fmt::format("strategy.{}", key), "not implemented yet in this version of dtsim");
+    }
+  }
+  if (const auto* node = t.get("architecture")) {
+    const auto* v = node->as_string();
+    if (v != nullptr && (v->get() == "gossip" || v->get() == "pipeline")) {
+      r.error(node, "strategy.architecture",
+              fmt::format("\"{}\" is not implemented yet; this version has allreduce | ps", v->get()));
+    } else {
+      r.get_choice<Architecture>(t, "strategy", "architecture",
+                                 {{"allreduce", Architecture::kAllreduce},
+                                  {"ps", Architecture::kParameterServer}},
+                                 s.architecture);
+    }
+  }
+  if (const auto* node = t.get("sync")) {
+    const auto* v = node->as_string();
+    static constexpr std::string_view planned[] = {"asp", "ssp", "delayed", "local-sgd",
+                                                   "d-psgd", "ad-psgd", "gpipe", "1f1b"};
+    if (v != nullptr && std::find(std::begin(planned), std::end(planned), v->get()) != std::end(planned)) {
+      r.error(node, "strategy.sync",
+              fmt::format("\"{}\" is not implemented yet; this version has bsp", v->get()));
+    } else {
+      r.get_choice<SyncMode>(t, "strategy", "sync", {{"bsp", SyncMode::kBsp}}, s.sync);
+    }
+  }
+  r.get_choice<AllreduceAlgo>(t, "strategy", "collective",
+                              {{"ring", AllreduceAlgo::kRing},
+                               {"tree", AllreduceAlgo::kTree},
+                               {"halving-doubling", AllreduceAlgo::kHalvingDoubling},
+                               {"hierarchical", AllreduceAlgo::kHierarchical}},
+                              s.collective);
+  if (const auto* node = t.get("time_only")) {
+    if (const auto* b = node->as_boolean()) {
+      s.time_only = b->get();
+    } else {
+      r.error(node, "strategy.time_only", "expected true or false");
+    }
   }
 }
 
@@ -416,7 +490,9 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
   Reader r(file);
   Scenario s;
   s.file = file;
-  r.check_keys(root, "", {"name", "description", "seed", "model", "data", "train", "cluster"});
+  r.check_keys(root, "",
+               {"name", "description", "seed", "model", "data", "train", "cluster", "network",
+                "strategy"});
   if (root.get("name") == nullptr) {
     r.error(nullptr, "name", "missing: every scenario needs a name (name = \"...\")");
   }
@@ -427,6 +503,36 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
   if (const auto* t = r.table(root, "", "data")) read_data(r, *t, s.data);
   if (const auto* t = r.table(root, "", "train")) read_train(r, *t, s.train);
   if (const auto* t = r.table(root, "", "cluster")) read_cluster(r, *t, s.cluster);
+  if (const auto* t = r.table(root, "", "network")) read_network(r, *t, s.network);
+  if (const auto* t = r.table(root, "", "strategy")) read_strategy(r, *t, s.strategy);
+
+  // Combinations that cannot work are errors now, not surprises mid-run.
+  const toml::node* servers_node = root["cluster"]["servers"].node();
+  const toml::node* arch_node = root["strategy"]["architecture"].node();
+  if (s.strategy.architecture == Architecture::kParameterServer && s.cluster.servers < 1) {
+    r.error(servers_node != nullptr ? servers_node : arch_node, "cluster.servers",
+            "architecture = \"ps\" needs at least one server shard (cluster.servers >= 1)");
+  }
+  if (s.strategy.architecture != Architecture::kParameterServer && s.cluster.servers > 0) {
+    r.error(servers_node, "cluster.servers",
+            "server shards are used only with strategy.architecture = \"ps\"");
+  }
+  if (s.strategy.collective == AllreduceAlgo::kHierarchical &&
+      s.cluster.workers % s.network.nodes_per_machine != 0) {
+    r.error(root["strategy"]["collective"].node(), "strategy.collective",
+            fmt::format("the hierarchical allreduce needs whole machines: {} workers are not a "
+                        "multiple of network.nodes_per_machine = {}",
+                        s.cluster.workers, s.network.nodes_per_machine));
+  }
+  if (s.data.partition.kind != PartitionKind::kRows && s.cluster.workers > 1) {
+    r.error(root["data"]["partition"].node(), "data.partition",
+            "data-parallel strategies split samples: use partition = \"rows\" (columns and "
+            "blocks come with the tensor-split strategy)");
+  }
+  if (s.network.topology == TopologyKind::kFull && s.cluster.workers + s.cluster.servers > 1024) {
+    r.error(root["network"]["topology"].node(), "network.topology",
+            "a full mesh is limited to 1024 nodes; use a star or hierarchical topology");
+  }
 
   if (s.data.path.empty()) s.data.path = kFashionMnistDefaultPath;
   if (s.data.dataset == "linreg" && s.train.target_accuracy) {
@@ -473,6 +579,14 @@ const char* to_string(OptimizerKind kind) {
       return "nesterov";
     case OptimizerKind::kAdam:
       return "adam";
+  }
+  return "?";
+}
+
+const char* to_string(Architecture kind) {
+  switch (kind) {
+    case Architecture::kAllreduce: return "allreduce";
+    case Architecture::kParameterServer: return "ps";
   }
   return "?";
 }

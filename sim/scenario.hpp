@@ -15,10 +15,12 @@
 #include "engine/data/partition.hpp"
 #include "engine/data/synthetic.hpp"
 #include "engine/errors.hpp"
-#include "engine/network.hpp"
+#include "engine/model.hpp"
 #include "engine/optimizer.hpp"
 #include "engine/schedule.hpp"
+#include "sim/collectives.hpp"
 #include "sim/sim_time.hpp"
+#include "sim/topology.hpp"
 
 namespace dtsim {
 
@@ -46,7 +48,18 @@ struct TrainConfig {
 
 struct ClusterConfig {
   int workers = 1;
+  int servers = 0;  // parameter-server shards (architecture = "ps")
   double compute_flops_per_s = 5e12;
+};
+
+enum class Architecture { kAllreduce, kParameterServer };
+enum class SyncMode { kBsp };
+
+struct StrategyConfig {
+  Architecture architecture = Architecture::kAllreduce;
+  SyncMode sync = SyncMode::kBsp;
+  AllreduceAlgo collective = AllreduceAlgo::kRing;
+  bool time_only = false;  // move sizes, not data; no numerics, no accuracy
 };
 
 struct Scenario {
@@ -58,6 +71,8 @@ struct Scenario {
   DataConfig data;
   TrainConfig train;
   ClusterConfig cluster;
+  NetworkConfig network;
+  StrategyConfig strategy;
 };
 
 // All problems found in one scenario file.
@@ -79,5 +94,6 @@ Scenario parse_scenario(const std::string& text, const std::string& file);
 const char* to_string(ModelKind kind);
 const char* to_string(OptimizerKind kind);
 const char* to_string(ScheduleKind kind);
+const char* to_string(Architecture kind);
 
 }  // namespace dtsim

@@ -12,11 +12,11 @@
 
 namespace dtsim {
 
-enum class Task { kClassification, kRegression };
+enum class LearningTask { kClassification, kRegression };
 
 struct Dataset {
   std::string name;  // "fashion-mnist", "blobs", "linreg"
-  Task task = Task::kClassification;
+  LearningTask task = LearningTask::kClassification;
   int features = 0;  // values per sample (= channels * height * width for images)
   int channels = 1;  // image shape when the features are an image; 1 x 1 x features otherwise
   int height = 1;

@@ -159,7 +159,7 @@ Dataset read_idx(const std::string& images_path, const std::string& labels_path,
 
   Dataset d;
   d.name = name;
-  d.task = Task::kClassification;
+  d.task = LearningTask::kClassification;
   d.channels = 1;
   d.height = static_cast<int>(rows);
   d.width = static_cast<int>(cols);

@@ -170,7 +170,7 @@ std::vector<Shard> partition(const Dataset& d, int workers, const PartitionConfi
   if (c.kind != PartitionKind::kRows && c.split != SplitKind::kIid) {
     fail("data.split", "column and block partitions split rows IID only; expected split = iid");
   }
-  if (c.split != SplitKind::kIid && d.task != Task::kClassification) {
+  if (c.split != SplitKind::kIid && d.task != LearningTask::kClassification) {
     fail("data.split", fmt::format("dirichlet and by-label splits need class labels, but dataset "
                                    "{} is a regression dataset; expected split = iid",
                                    d.name));

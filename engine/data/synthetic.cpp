@@ -34,7 +34,7 @@ void require_samples(const char* key, std::size_t value) {
   if (value == 0) throw InputError({}, key, "expected at least 1 sample, found 0");
 }
 
-Dataset empty_dataset(const char* name, Task task, int features, int classes, int outputs) {
+Dataset empty_dataset(const char* name, LearningTask task, int features, int classes, int outputs) {
   Dataset d;
   d.name = name;
   d.task = task;
@@ -47,7 +47,7 @@ Dataset empty_dataset(const char* name, Task task, int features, int classes, in
 
 Dataset draw_blobs(const BlobsConfig& c, const std::vector<double>& centres, std::size_t samples,
                    CounterRng rng) {
-  Dataset d = empty_dataset("blobs", Task::kClassification, c.features, c.classes, c.classes);
+  Dataset d = empty_dataset("blobs", LearningTask::kClassification, c.features, c.classes, c.classes);
   const auto f = static_cast<std::size_t>(c.features);
   d.x.resize(samples * f);
   d.labels.resize(samples);
@@ -64,7 +64,7 @@ Dataset draw_blobs(const BlobsConfig& c, const std::vector<double>& centres, std
 
 Dataset draw_linreg(const LinregConfig& c, const std::vector<float>& w, const std::vector<float>& b,
                     std::size_t samples, CounterRng rng) {
-  Dataset d = empty_dataset("linreg", Task::kRegression, c.features, 0, c.outputs);
+  Dataset d = empty_dataset("linreg", LearningTask::kRegression, c.features, 0, c.outputs);
   const auto f = static_cast<std::size_t>(c.features);
   const auto o = static_cast<std::size_t>(c.outputs);
   d.x.resize(samples * f);

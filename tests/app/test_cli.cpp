@@ -105,7 +105,15 @@ TEST_CASE("dtsim run writes metrics.csv, nodes.csv and summary.json") {
 
 TEST_CASE("the same scenario and seed give byte-identical outputs for any --threads") {
   Sandbox box;
-  const fs::path scenario = box.write("blobs.toml", kBlobs);
+  // Eight workers doing BSP over a ring allreduce: many jobs overlap in virtual time, so with
+  // two threads they really run side by side.
+  const fs::path scenario = box.write("blobs.toml", std::string(kBlobs) + R"(
+[cluster]
+workers = 8
+[strategy]
+architecture = "allreduce"
+collective = "ring"
+)");
   REQUIRE(box.run("run " + scenario.string() + " -q --threads 1 -o " +
                   (box.path / "t1").string()) == 0);
   REQUIRE(box.run("run " + scenario.string() + " -q --threads 2 -o " +
@@ -167,6 +175,21 @@ TEST_CASE("bad command-line values exit 2") {
   CHECK(box.run("--help") == 0);
   CHECK_CONTAINS(box.out, "run");
   CHECK_CONTAINS(box.out, "bench");
+}
+
+TEST_CASE("dtsim collective prints the simulated time of one collective") {
+  Sandbox box;
+  REQUIRE(box.run("collective --op allreduce --algo ring --nodes 4 --bytes 100MB --latency 2.5us "
+                  "--bandwidth \"10 GB/s\" --json") == 0);
+  const auto j = nlohmann::json::parse(box.out);
+  // Reference sheet D.5: 0.015030 s (a star path is two links: alpha = 5 us).
+  CHECK(j["simulated_time_s"].get<double>() == doctest::Approx(0.015030).epsilon(1e-9));
+  CHECK(j["bytes_sent_per_node"] == 150000000);
+  CHECK(j["wall_time_s"].get<double>() >= 0);
+  CHECK(box.run("collective --nodes 4 --bytes 100") == 2);
+  CHECK_CONTAINS(box.err, "--bytes: '100' is not a valid size: the unit is missing");
+  CHECK(box.run("collective --nodes 6 --bytes 1MB --algo hierarchical --nodes-per-machine 4") == 2);
+  CHECK_CONTAINS(box.err, "not a multiple");
 }
 
 TEST_CASE("dtsim bench engine --json reports consistent numbers") {

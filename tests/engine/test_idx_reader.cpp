@@ -126,7 +126,7 @@ TEST_CASE("read_idx reads every pixel and label of plain and gzipped files") {
 
   const Dataset d = read_idx(images, labels, "tiny");
   CHECK(d.name == "tiny");
-  CHECK(d.task == Task::kClassification);
+  CHECK(d.task == LearningTask::kClassification);
   CHECK(d.samples() == 3);
   CHECK(d.features == 6);
   CHECK(d.channels == 1);

@@ -19,7 +19,7 @@ namespace {
 Dataset labelled(const std::vector<std::int32_t>& labels, int classes, int features = 3) {
   Dataset d;
   d.name = "test";
-  d.task = Task::kClassification;
+  d.task = LearningTask::kClassification;
   d.features = features;
   d.width = features;
   d.classes = classes;
@@ -47,7 +47,7 @@ Dataset balanced(int classes, int per_class, int features = 3) {
 Dataset regression(std::size_t samples, int features, int outputs) {
   Dataset d;
   d.name = "reg";
-  d.task = Task::kRegression;
+  d.task = LearningTask::kRegression;
   d.features = features;
   d.width = features;
   d.outputs = outputs;
@@ -373,7 +373,7 @@ TEST_CASE("select_rows copies the chosen rows with their labels or targets") {
     const Dataset d = regression(4, 2, 2);
     const std::vector<std::uint32_t> pick = {3, 1};
     const Dataset s = select_rows(d, pick);
-    CHECK(s.task == Task::kRegression);
+    CHECK(s.task == LearningTask::kRegression);
     CHECK(s.x == std::vector<float>{6, 7, 2, 3});
     CHECK(s.targets == std::vector<float>{-6, -7, -2, -3});
     CHECK(s.labels.empty());

@@ -50,7 +50,7 @@ TEST_CASE("make_blobs produces datasets of the configured shape") {
   const DatasetPair p = make_blobs(c, 1);
   for (const Dataset* d : {&p.train, &p.test}) {
     CHECK(d->name == "blobs");
-    CHECK(d->task == Task::kClassification);
+    CHECK(d->task == LearningTask::kClassification);
     CHECK(d->features == 7);
     CHECK(d->width == 7);
     CHECK(d->height == 1);
@@ -232,7 +232,7 @@ TEST_CASE("make_linreg produces regression datasets of the configured shape") {
   CHECK(l.true_bias.size() == 3);
   for (const Dataset* d : {&l.data.train, &l.data.test}) {
     CHECK(d->name == "linreg");
-    CHECK(d->task == Task::kRegression);
+    CHECK(d->task == LearningTask::kRegression);
     CHECK(d->features == 6);
     CHECK(d->width == 6);
     CHECK(d->classes == 0);

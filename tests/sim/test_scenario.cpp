@@ -55,8 +55,8 @@ dataset = "fashion-mnist"
 path = "/tmp/fm"
 train_samples = 1000
 test_samples = 200
-partition = "columns"
-split = "iid"
+partition = "rows"
+split = "dirichlet"
 alpha = 0.3
 load_cost = "3us"
 [train]
@@ -78,8 +78,20 @@ clip_norm = 1.5
 eval_every = 10
 target_accuracy = 0.7
 [cluster]
-workers = 1
+workers = 4
 compute = "2 TFLOPS"
+[network]
+topology = "hierarchical"
+latency = "50us"
+bandwidth = "10Gbps"
+nodes_per_machine = 2
+intra_latency = "2us"
+intra_bandwidth = "100 GB/s"
+[strategy]
+architecture = "allreduce"
+sync = "bsp"
+collective = "tree"
+time_only = true
 )",
                                     "s.toml");
   CHECK(s.description == "d");
@@ -92,7 +104,7 @@ compute = "2 TFLOPS"
   CHECK(s.data.path == "/tmp/fm");
   CHECK(s.data.train_samples == 1000);
   CHECK(s.data.test_samples == 200);
-  CHECK(s.data.partition.kind == PartitionKind::kColumns);
+  CHECK(s.data.partition.split == SplitKind::kDirichlet);
   CHECK(s.data.partition.alpha == doctest::Approx(0.3));
   CHECK(s.data.load_cost.ns() == 3000);
   CHECK(s.train.optimizer.kind == OptimizerKind::kAdam);
@@ -114,6 +126,15 @@ compute = "2 TFLOPS"
   CHECK(s.train.eval_every == 10);
   CHECK(*s.train.target_accuracy == doctest::Approx(0.7));
   CHECK(s.cluster.compute_flops_per_s == doctest::Approx(2e12));
+  CHECK(s.cluster.workers == 4);
+  CHECK(s.network.topology == TopologyKind::kHierarchical);
+  CHECK(s.network.link.latency.ns() == 50'000);
+  CHECK(s.network.link.bandwidth == doctest::Approx(1.25e9));
+  CHECK(s.network.nodes_per_machine == 2);
+  CHECK(s.network.intra.latency.ns() == 2'000);
+  CHECK(s.network.intra.bandwidth == doctest::Approx(1e11));
+  CHECK(s.strategy.collective == AllreduceAlgo::kTree);
+  CHECK(s.strategy.time_only);
 }
 
 TEST_CASE("synthetic dataset keys") {
@@ -179,15 +200,35 @@ TEST_CASE("errors name file, line, column and key") {
     CHECK(e[0].key() == "name");
   }
   SUBCASE("sections of later versions are named as such") {
-    const auto e = errors_of("name = \"x\"\n[strategy]\nsync = \"asp\"\n");
+    const auto e = errors_of("name = \"x\"\n[compression]\ncodec = \"topk\"\n");
     REQUIRE(e.size() == 1);
-    CHECK(e[0].key() == "strategy");
+    CHECK(e[0].key() == "compression");
     CHECK_CONTAINS(e[0].message(), "not implemented yet");
   }
-  SUBCASE("more than one worker is not implemented yet") {
-    const auto e = errors_of("name = \"x\"\n[cluster]\nworkers = 8\n");
+  SUBCASE("strategies of later versions are named as such") {
+    const auto e = errors_of("name = \"x\"\n[strategy]\nsync = \"asp\"\narchitecture = \"gossip\"\n");
+    REQUIRE(e.size() == 2);
+    CHECK(e[0].key() == "strategy.sync");
+    CHECK_CONTAINS(e[0].message(), "not implemented yet");
+    CHECK(e[1].key() == "strategy.architecture");
+  }
+  SUBCASE("a parameter server needs servers, and servers need a parameter server") {
+    auto e = errors_of("name = \"x\"\n[cluster]\nworkers = 4\n[strategy]\narchitecture = \"ps\"\n");
     REQUIRE(e.size() == 1);
-    CHECK(e[0].message() == "expected a value in [1, 1], found 8");
+    CHECK(e[0].key() == "cluster.servers");
+    CHECK(e[0].place().line == 5);
+    e = errors_of("name = \"x\"\n[cluster]\nworkers = 4\nservers = 2\n");
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].key() == "cluster.servers");
+    CHECK(e[0].place().line == 4);
+  }
+  SUBCASE("a hierarchical allreduce needs whole machines") {
+    const auto e = errors_of(
+        "name = \"x\"\n[cluster]\nworkers = 6\n[network]\nnodes_per_machine = 4\n"
+        "[strategy]\ncollective = \"hierarchical\"\n");
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].key() == "strategy.collective");
+    CHECK_CONTAINS(e[0].message(), "6 workers are not a multiple of network.nodes_per_machine = 4");
   }
   SUBCASE("epochs and steps together") {
     const auto e = errors_of("name = \"x\"\n[train]\nepochs = 2\nsteps = 10\n");

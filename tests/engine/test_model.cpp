@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "engine/errors.hpp"
-#include "engine/network.hpp"
+#include "engine/model.hpp"
 #include "engine/rng.hpp"
 
 using namespace dtsim;
@@ -13,7 +13,7 @@ namespace {
 
 struct Fixture {
   Fixture(const ModelConfig& config, Shape input, int classes, int batch_size)
-      : net(config, input, Task::kClassification, classes), ws(net, batch_size) {
+      : net(config, input, LearningTask::kClassification, classes), ws(net, batch_size) {
     CounterRng rng({21, RngPurpose::kTest, 0, 0});
     x.resize(static_cast<std::size_t>(batch_size) * input.size());
     for (float& v : x) v = static_cast<float>(rng.normal());
@@ -24,7 +24,7 @@ struct Fixture {
     for (float& p : params) p += static_cast<float>(0.05 * rng.normal());
     batch = {x.data(), labels.data(), nullptr, batch_size};
   }
-  Network net;
+  Model net;
   Workspace ws;
   std::vector<float> x;
   std::vector<std::int32_t> labels;
@@ -84,7 +84,7 @@ TEST_CASE("network gradients match finite differences") {
 }
 
 TEST_CASE("the default MLP has the expected layout and FLOPs") {
-  Network net(ModelConfig{}, {1, 28, 28}, Task::kClassification, 10);
+  Model net(ModelConfig{}, {1, 28, 28}, LearningTask::kClassification, 10);
   CHECK(net.num_params() == 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10);
   REQUIRE(net.layout().tensors().size() == 6);
   CHECK(net.layout().tensors()[0].name == "dense1.weight");
@@ -103,7 +103,7 @@ TEST_CASE("the default MLP has the expected layout and FLOPs") {
 }
 
 TEST_CASE("initialisation is seeded and scaled") {
-  Network net(ModelConfig{}, {1, 28, 28}, Task::kClassification, 10);
+  Model net(ModelConfig{}, {1, 28, 28}, LearningTask::kClassification, 10);
   const auto a = net.init_params(5);
   const auto b = net.init_params(5);
   const auto c = net.init_params(6);
@@ -123,7 +123,7 @@ TEST_CASE("evaluate counts correct argmax predictions") {
   // A softmax model whose weights copy the input: the prediction is the largest feature.
   ModelConfig c;
   c.kind = ModelKind::kSoftmax;
-  Network net(c, {1, 1, 3}, Task::kClassification, 3);
+  Model net(c, {1, 1, 3}, LearningTask::kClassification, 3);
   std::vector<float> params(net.num_params(), 0.0f);
   for (int i = 0; i < 3; ++i) params[static_cast<std::size_t>(i) * 3 + i] = 1.0f;
   Dataset d;
@@ -145,7 +145,7 @@ TEST_CASE("evaluate counts correct argmax predictions") {
 TEST_CASE("gather_batch copies the chosen rows") {
   ModelConfig c;
   c.kind = ModelKind::kSoftmax;
-  Network net(c, {1, 1, 2}, Task::kClassification, 2);
+  Model net(c, {1, 1, 2}, LearningTask::kClassification, 2);
   Workspace ws(net, 4);
   Dataset d;
   d.features = 2;
@@ -165,11 +165,11 @@ TEST_CASE("gather_batch copies the chosen rows") {
 TEST_CASE("impossible models are input errors") {
   ModelConfig c;
   c.kind = ModelKind::kCnn;
-  CHECK_THROWS_AS(Network(c, {1, 1, 20}, Task::kClassification, 4), InputError);
+  CHECK_THROWS_AS(Model(c, {1, 1, 20}, LearningTask::kClassification, 4), InputError);
   c.kernel = 4;
-  CHECK_THROWS_WITH_AS(Network(c, {1, 28, 28}, Task::kClassification, 4),
+  CHECK_THROWS_WITH_AS(Model(c, {1, 28, 28}, LearningTask::kClassification, 4),
                        doctest::Contains("model.kernel"), InputError);
   ModelConfig zero;
   zero.hidden = {0};
-  CHECK_THROWS_AS(Network(zero, {1, 1, 4}, Task::kClassification, 2), InputError);
+  CHECK_THROWS_AS(Model(zero, {1, 1, 4}, LearningTask::kClassification, 2), InputError);
 }

@@ -1,9 +1,9 @@
 // A feed-forward network built from the scenario's [model]: its layers, its flat parameter
 // layout, gradient and evaluation, and its FLOP counts.
 //
-// A Network is immutable after construction and holds no buffers: parameters, gradients and
+// A Model is immutable after construction and holds no buffers: parameters, gradients and
 // activations are passed in. Any number of threads may call gradient()/evaluate() on one
-// Network at once, each with its own Workspace. This is what lets the simulator run many
+// Model at once, each with its own Workspace. This is what lets the simulator run many
 // workers' jobs side by side on one shared model description.
 #pragma once
 
@@ -47,17 +47,17 @@ struct EvalResult {
 
 class Workspace;
 
-class Network {
+class Model {
  public:
   // Throws InputError (key "model.*") for shapes that cannot be built, e.g. a cnn on data
   // that is not an image, or a zero width.
-  Network(const ModelConfig& config, Shape input, Task task, int outputs);
+  Model(const ModelConfig& config, Shape input, LearningTask task, int outputs);
 
   const ParamLayout& layout() const { return layout_; }
   std::size_t num_params() const { return layout_.size(); }
   Shape input_shape() const { return input_; }
   int outputs() const { return outputs_; }
-  Task task() const { return task_; }
+  LearningTask task() const { return task_; }
   const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }
   // e.g. "mlp 784-256-128-10 relu (235146 parameters)".
   std::string summary() const;
@@ -84,18 +84,18 @@ class Network {
 
   ModelConfig config_;
   Shape input_;
-  Task task_;
+  LearningTask task_;
   int outputs_;
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<std::size_t> offsets_;  // offset of each layer's parameters in the flat buffer
   ParamLayout layout_;
 };
 
-// Activation and scratch memory for one thread using a Network with batches of at most
+// Activation and scratch memory for one thread using a Model with batches of at most
 // max_batch samples. Allocated once; gradient() and evaluate() allocate nothing.
 class Workspace {
  public:
-  Workspace(const Network& net, int max_batch);
+  Workspace(const Model& net, int max_batch);
 
   int max_batch() const { return max_batch_; }
   // A [max_batch, features] buffer (and matching labels/targets) to gather a batch into.
@@ -104,7 +104,7 @@ class Workspace {
   float* targets() { return targets_.data(); }
 
  private:
-  friend class Network;
+  friend class Model;
   int max_batch_;
   std::vector<std::vector<float>> acts_;  // output of each layer
   std::vector<float> grad_a_;             // dLoss/d(activation), ping-pong pair

@@ -1,4 +1,4 @@
-#include "engine/network.hpp"
+#include "engine/model.hpp"
 
 #include <fmt/format.h>
 
@@ -33,7 +33,7 @@ void require_positive(const std::vector<int>& widths, const char* key) {
 
 }  // namespace
 
-Network::Network(const ModelConfig& config, Shape input, Task task, int outputs)
+Model::Model(const ModelConfig& config, Shape input, LearningTask task, int outputs)
     : config_(config), input_(input), task_(task), outputs_(outputs) {
   if (outputs <= 0) throw InputError({}, "data", "the dataset has no outputs");
   const InitKind hidden_init =
@@ -94,7 +94,7 @@ Network::Network(const ModelConfig& config, Shape input, Task task, int outputs)
   }
 }
 
-std::string Network::summary() const {
+std::string Model::summary() const {
   std::string widths = fmt::format("{}", input_.size());
   for (const auto& layer : layers_) {
     if (layer->kind() == "dense") widths += fmt::format("-{}", layer->output().size());
@@ -106,7 +106,7 @@ std::string Network::summary() const {
                      config_.kind == ModelKind::kSoftmax ? "linear" : act, num_params());
 }
 
-std::vector<float> Network::init_params(std::uint64_t seed) const {
+std::vector<float> Model::init_params(std::uint64_t seed) const {
   std::vector<float> params(num_params());
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     CounterRng rng({seed, RngPurpose::kInit, 0, i});
@@ -115,7 +115,7 @@ std::vector<float> Network::init_params(std::uint64_t seed) const {
   return params;
 }
 
-const float* Network::forward(std::span<const float> params, const float* x, int batch,
+const float* Model::forward(std::span<const float> params, const float* x, int batch,
                               Workspace& ws) const {
   const float* in = x;
   for (std::size_t i = 0; i < layers_.size(); ++i) {
@@ -126,12 +126,12 @@ const float* Network::forward(std::span<const float> params, const float* x, int
   return in;
 }
 
-double Network::gradient(std::span<const float> params, const Batch& batch, std::span<float> grads,
+double Model::gradient(std::span<const float> params, const Batch& batch, std::span<float> grads,
                          Workspace& ws) const {
   const float* out = forward(params, batch.x, batch.size, ws);
   float* dy = ws.grad_a_.data();
   float* dx = ws.grad_b_.data();
-  const double loss = task_ == Task::kClassification
+  const double loss = task_ == LearningTask::kClassification
                           ? softmax_cross_entropy(out, batch.labels, batch.size, outputs_, dy)
                           : half_squared_error(out, batch.targets, batch.size, outputs_, dy);
   for (std::size_t i = layers_.size(); i-- > 0;) {
@@ -143,7 +143,7 @@ double Network::gradient(std::span<const float> params, const Batch& batch, std:
   return loss;
 }
 
-EvalResult Network::evaluate(std::span<const float> params, const Dataset& data,
+EvalResult Model::evaluate(std::span<const float> params, const Dataset& data,
                              Workspace& ws) const {
   EvalResult result;
   const std::size_t n = data.samples();
@@ -152,7 +152,7 @@ EvalResult Network::evaluate(std::span<const float> params, const Dataset& data,
   for (std::size_t start = 0; start < n; start += static_cast<std::size_t>(ws.max_batch())) {
     const int batch = static_cast<int>(std::min<std::size_t>(ws.max_batch(), n - start));
     const float* out = forward(params, data.x.data() + start * data.features, batch, ws);
-    if (task_ == Task::kClassification) {
+    if (task_ == LearningTask::kClassification) {
       const std::int32_t* labels = data.labels.data() + start;
       loss_sum += softmax_cross_entropy(out, labels, batch, outputs_, nullptr) * batch;
       for (int i = 0; i < batch; ++i) {
@@ -166,26 +166,26 @@ EvalResult Network::evaluate(std::span<const float> params, const Dataset& data,
   }
   result.samples = n;
   result.loss = n > 0 ? loss_sum / static_cast<double>(n) : 0.0;
-  result.accuracy = task_ == Task::kClassification && n > 0
+  result.accuracy = task_ == LearningTask::kClassification && n > 0
                         ? static_cast<double>(correct) / static_cast<double>(n)
                         : std::numeric_limits<double>::quiet_NaN();
   return result;
 }
 
-double Network::forward_flops(int batch) const {
+double Model::forward_flops(int batch) const {
   double flops = 0;
   for (const auto& layer : layers_) flops += layer->forward_flops(batch);
   return flops + 4.0 * batch * outputs_;
 }
 
-double Network::backward_flops(int batch) const {
+double Model::backward_flops(int batch) const {
   double flops = 0;
   for (std::size_t i = 0; i < layers_.size(); ++i)
     flops += layers_[i]->backward_flops(batch, i > 0);
   return flops;
 }
 
-Workspace::Workspace(const Network& net, int max_batch) : max_batch_(max_batch) {
+Workspace::Workspace(const Model& net, int max_batch) : max_batch_(max_batch) {
   const auto mb = static_cast<std::size_t>(max_batch);
   std::size_t widest = static_cast<std::size_t>(net.input_shape().size());
   std::size_t scratch = 0;
@@ -209,7 +209,7 @@ Batch gather_batch(const Dataset& data, std::span<const std::uint32_t> rows, Wor
   for (std::size_t i = 0; i < rows.size(); ++i) {
     std::memcpy(ws.input() + i * features, data.x.data() + rows[i] * features,
                 features * sizeof(float));
-    if (data.task == Task::kClassification) {
+    if (data.task == LearningTask::kClassification) {
       ws.labels()[i] = data.labels[rows[i]];
     } else {
       std::memcpy(ws.targets() + i * outputs, data.targets.data() + rows[i] * outputs,

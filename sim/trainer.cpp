@@ -1,0 +1,353 @@
+#include "sim/trainer.hpp"
+
+#include <cmath>
+#include <fmt/format.h>
+#include <limits>
+#include <numeric>
+
+#include "engine/data/batch_sampler.hpp"
+#include "engine/data/idx_reader.hpp"
+#include "engine/data/partition.hpp"
+#include "engine/data/synthetic.hpp"
+#include "engine/model.hpp"
+#include "engine/optimizer.hpp"
+#include "engine/schedule.hpp"
+#include "sim/collectives.hpp"
+#include "sim/cost_model.hpp"
+#include "sim/simulation.hpp"
+
+namespace dtsim {
+namespace {
+
+constexpr int kEvalBatch = 500;
+constexpr std::size_t kSyntheticTrain = 4000;
+constexpr std::size_t kSyntheticTest = 1000;
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// Collective tags: one range per global step.
+std::uint64_t step_tag(std::uint64_t step) { return (step + 1) << 24; }
+
+class TrainingRun {
+ public:
+  TrainingRun(const Scenario& s, const DatasetPair& data, int threads, const EvalCallback& on_eval);
+  RunResult run();
+
+ private:
+  struct Worker {
+    int node = 0;
+    std::vector<float> params;
+    std::vector<float> grads;
+    std::unique_ptr<Optimizer> optimizer;  // allreduce only: each replica updates itself
+    std::unique_ptr<Workspace> ws;
+    std::unique_ptr<BatchSampler> sampler;
+    std::vector<std::uint32_t> rows;
+    std::vector<double> losses;  // one per step
+  };
+  struct Server {
+    int node = 0;
+    std::uint64_t begin = 0;  // this shard's range of the parameter vector
+    std::uint64_t end = 0;
+    std::vector<float> params;
+    std::vector<float> buffer;  // sums gradients, then carries the updated parameters back
+    std::unique_ptr<Optimizer> optimizer;
+  };
+
+  Task<> allreduce_worker(int w);
+  Task<> ps_worker(int w);
+  Task<> ps_server(int s);
+  Task<> gradient(int w);
+  // Whether any worker's loss at `step` (0-based) was not finite: every program checks this
+  // after the step, so all of them stop together.
+  bool diverged_at(std::uint64_t step) const;
+  void step_done(std::uint64_t step);  // worker 0, after step `step` (1-based count)
+  void evaluate(std::uint64_t step);
+
+  const Scenario& s_;
+  const DatasetPair& data_;
+  const EvalCallback& on_eval_;
+  const bool numerics_;
+  const int p_;
+  const int k_;
+  Model model_;
+  Simulation sim_;
+  NodeSpeed speed_;
+  std::uint64_t total_steps_ = 0;
+  std::vector<Worker> workers_;
+  std::vector<Server> servers_;
+  std::vector<int> worker_nodes_;
+  std::vector<int> server_nodes_;
+  std::unique_ptr<Workspace> eval_ws_;
+  RunResult result_;
+  std::uint64_t last_eval_step_ = 0;
+  std::uint64_t steps_done_ = 0;
+};
+
+Shape input_shape(const Dataset& d) { return {d.channels, d.height, d.width}; }
+
+TrainingRun::TrainingRun(const Scenario& s, const DatasetPair& data, int threads,
+                         const EvalCallback& on_eval)
+    : s_(s),
+      data_(data),
+      on_eval_(on_eval),
+      numerics_(!s.strategy.time_only),
+      p_(s.cluster.workers),
+      k_(s.strategy.architecture == Architecture::kParameterServer ? s.cluster.servers : 0),
+      model_(s.model, input_shape(data.train), data.train.task, data.train.outputs),
+      sim_(Topology(s.network, p_ + k_), threads),
+      speed_{s.cluster.compute_flops_per_s, s.data.load_cost} {
+  const std::size_t n = data.train.samples();
+  const auto global_batch = static_cast<std::uint64_t>(p_) * static_cast<std::uint64_t>(s.train.batch_size);
+  const std::uint64_t steps_per_epoch = (n + global_batch - 1) / global_batch;
+  total_steps_ = s.train.steps > 0 ? s.train.steps
+                                   : static_cast<std::uint64_t>(s.train.epochs) * steps_per_epoch;
+
+  const std::vector<Shard> shards = partition(data.train, p_, s.data.partition, s.seed);
+  const std::vector<float> init = numerics_ ? model_.init_params(s.seed) : std::vector<float>{};
+  for (int w = 0; w < p_; ++w) {
+    Worker wk;
+    wk.node = w;
+    worker_nodes_.push_back(w);
+    wk.sampler = std::make_unique<BatchSampler>(shards[static_cast<std::size_t>(w)].rows,
+                                                s.train.batch_size, s.seed, static_cast<std::uint32_t>(w));
+    wk.losses.reserve(total_steps_);
+    if (numerics_) {
+      wk.params = init;
+      wk.grads.assign(model_.num_params(), 0.0f);
+      wk.ws = std::make_unique<Workspace>(model_, s.train.batch_size);
+      if (k_ == 0) wk.optimizer = std::make_unique<Optimizer>(s.train.optimizer, model_.num_params());
+    }
+    workers_.push_back(std::move(wk));
+  }
+  for (int sv = 0; sv < k_; ++sv) {
+    Server server;
+    server.node = p_ + sv;
+    server_nodes_.push_back(server.node);
+    const auto [b, e] = part_range(model_.num_params(), k_, sv);
+    server.begin = b;
+    server.end = e;
+    if (numerics_) {
+      server.params.assign(init.begin() + static_cast<std::ptrdiff_t>(b), init.begin() + static_cast<std::ptrdiff_t>(e));
+      server.buffer.assign(e - b, 0.0f);
+      server.optimizer = std::make_unique<Optimizer>(s.train.optimizer, e - b);
+    }
+    servers_.push_back(std::move(server));
+  }
+  if (numerics_) eval_ws_ = std::make_unique<Workspace>(model_, kEvalBatch);
+  result_.model_summary = model_.summary();
+}
+
+bool TrainingRun::diverged_at(std::uint64_t step) const {
+  for (const Worker& w : workers_) {
+    if (w.losses.size() > step && !std::isfinite(w.losses[step]) && numerics_) return true;
+  }
+  return false;
+}
+
+Task<> TrainingRun::gradient(int w) {
+  Worker& wk = workers_[static_cast<std::size_t>(w)];
+  wk.sampler->next(wk.rows);
+  const int b = s_.train.batch_size;
+  const double clip_flops =
+      s_.train.clip_norm > 0 ? 3.0 * static_cast<double>(model_.num_params()) : 0.0;
+  const SimTime cost =
+      compute_time(speed_, model_.forward_flops(b) + model_.backward_flops(b) + clip_flops, b);
+  if (!numerics_) {
+    co_await sim_.compute(wk.node, cost);
+    wk.losses.push_back(kNaN);
+    co_return;
+  }
+  double loss = 0;
+  co_await sim_.compute(wk.node, cost, [this, &wk, &loss] {
+    const Batch batch = gather_batch(data_.train, wk.rows, *wk.ws);
+    loss = model_.gradient(wk.params, batch, wk.grads, *wk.ws);
+    if (s_.train.clip_norm > 0) clip_global_norm(wk.grads, s_.train.clip_norm);
+  });
+  wk.losses.push_back(loss);
+}
+
+Task<> TrainingRun::allreduce_worker(int w) {
+  Worker& wk = workers_[static_cast<std::size_t>(w)];
+  const std::size_t n = model_.num_params();
+  // The update: averaging the summed gradient (p > 1), clipping was charged with the gradient.
+  const double update_flops =
+      (numerics_ ? wk.optimizer->step_flops(n) : 5.0 * static_cast<double>(n)) +
+      (p_ > 1 ? static_cast<double>(n) : 0.0);
+  for (std::uint64_t step = 0; step < total_steps_; ++step) {
+    co_await gradient(w);
+    const CollBuf buf = numerics_ ? CollBuf::real(wk.grads) : CollBuf::sized(n);
+    co_await allreduce(CollContext{&sim_, worker_nodes_, w, step_tag(step), speed_.flops_per_s},
+                       buf, s_.strategy.collective, s_.network.nodes_per_machine);
+    if (diverged_at(step)) {
+      if (w == 0) step_done(step + 1);
+      co_return;
+    }
+    const double lr = learning_rate(s_.train.schedule, step, total_steps_);
+    // (Built as a named local: GCC 12 destroys a temporary std::function built in a
+    // conditional inside a co_await expression twice.)
+    std::function<void()> work;
+    if (numerics_) {
+      work = [this, &wk, lr] {
+        if (p_ > 1) {
+          const float inv = 1.0f / static_cast<float>(p_);
+          for (float& g : wk.grads) g *= inv;
+        }
+        wk.optimizer->step(wk.params, wk.grads, lr);
+      };
+    }
+    co_await sim_.compute(wk.node, SimTime::from_seconds(update_flops / speed_.flops_per_s),
+                          std::move(work));
+    if (w == 0) step_done(step + 1);
+  }
+}
+
+Task<> TrainingRun::ps_worker(int w) {
+  Worker& wk = workers_[static_cast<std::size_t>(w)];
+  const std::size_t n = model_.num_params();
+  for (std::uint64_t step = 0; step < total_steps_; ++step) {
+    co_await gradient(w);
+    // The pull overwrites the gradient buffer with the servers' new parameters.
+    const CollBuf buf = numerics_ ? CollBuf::real(wk.grads) : CollBuf::sized(n);
+    co_await ps_push_pull(CollContext{&sim_, worker_nodes_, w, step_tag(step), 0.0}, buf,
+                          server_nodes_);
+    if (numerics_) std::swap(wk.params, wk.grads);
+    if (w == 0) step_done(step + 1);
+    if (diverged_at(step)) co_return;
+  }
+}
+
+Task<> TrainingRun::ps_server(int sv) {
+  Server& server = servers_[static_cast<std::size_t>(sv)];
+  const std::uint64_t n = server.end - server.begin;
+  const double update_flops =
+      (numerics_ ? server.optimizer->step_flops(n) : 5.0 * static_cast<double>(n)) + static_cast<double>(n);
+  for (std::uint64_t step = 0; step < total_steps_; ++step) {
+    const double lr = learning_rate(s_.train.schedule, step, total_steps_);
+    auto update = [this, &server, update_flops, lr]() -> Task<> {
+      std::function<void()> work;
+      if (numerics_) {
+        work = [this, &server, lr] {
+          const float inv = 1.0f / static_cast<float>(p_);
+          for (float& g : server.buffer) g *= inv;
+          server.optimizer->step(server.params, server.buffer, lr);
+          std::copy(server.params.begin(), server.params.end(), server.buffer.begin());
+        };
+      }
+      co_await sim_.compute(server.node, SimTime::from_seconds(update_flops / speed_.flops_per_s),
+                            std::move(work));
+    };
+    PsServerStep ps{&sim_, server.node, worker_nodes_, sv, k_, model_.num_params(),
+                    step_tag(step), speed_.flops_per_s};
+    co_await ps_serve_step(ps, server.buffer, update);
+    if (diverged_at(step)) co_return;
+  }
+}
+
+void TrainingRun::step_done(std::uint64_t step) {
+  steps_done_ = step;
+  const bool diverged = diverged_at(step - 1);
+  if (diverged) {
+    result_.diverged = true;
+    double bad = 0;
+    for (const Worker& w : workers_) {
+      if (!std::isfinite(w.losses[step - 1])) bad = w.losses[step - 1];
+    }
+    result_.diverged_reason = fmt::format(
+        "the training loss became {} at step {} (lr {}); lower train.lr or set train.clip_norm",
+        bad, step, learning_rate(s_.train.schedule, step - 1, total_steps_));
+  }
+  if (diverged || step % s_.train.eval_every == 0 || step == total_steps_) evaluate(step);
+}
+
+void TrainingRun::evaluate(std::uint64_t step) {
+  EvalPoint p;
+  p.step = step;
+  p.samples = step * static_cast<std::uint64_t>(p_) * static_cast<std::uint64_t>(s_.train.batch_size);
+  p.epoch = static_cast<double>(p.samples) / static_cast<double>(data_.train.samples());
+  p.virtual_time_s = sim_.now().seconds();
+  double sum = 0;
+  std::size_t count = 0;
+  for (const Worker& w : workers_) {
+    for (std::uint64_t i = last_eval_step_; i < step && i < w.losses.size(); ++i) {
+      sum += w.losses[i];
+      ++count;
+    }
+  }
+  p.train_loss = count > 0 && numerics_ ? sum / static_cast<double>(count) : kNaN;
+  last_eval_step_ = step;
+  if (numerics_) {
+    const EvalResult test = model_.evaluate(workers_[0].params, data_.test, *eval_ws_);
+    p.test_loss = test.loss;
+    p.test_accuracy = test.accuracy;
+  } else {
+    p.test_loss = kNaN;
+    p.test_accuracy = kNaN;
+  }
+  for (int node = 0; node < sim_.nodes(); ++node) p.bytes_sent += sim_.account(node).bytes_sent;
+  if (s_.train.target_accuracy && !result_.time_to_target_s &&
+      p.test_accuracy >= *s_.train.target_accuracy) {
+    result_.time_to_target_s = p.virtual_time_s;
+  }
+  result_.evals.push_back(p);
+  if (on_eval_) on_eval_(p);
+}
+
+RunResult TrainingRun::run() {
+  evaluate(0);
+  for (int w = 0; w < p_; ++w) {
+    sim_.spawn(k_ > 0 ? ps_worker(w) : allreduce_worker(w));
+  }
+  for (int sv = 0; sv < k_; ++sv) sim_.spawn(ps_server(sv));
+  sim_.run();
+
+  result_.steps = steps_done_;
+  result_.samples = steps_done_ * static_cast<std::uint64_t>(p_) * static_cast<std::uint64_t>(s_.train.batch_size);
+  result_.virtual_time_s = sim_.now().seconds();
+  for (int node = 0; node < sim_.nodes(); ++node) {
+    const NodeAccount& a = sim_.account(node);
+    NodeStats st;
+    st.node = node;
+    st.role = node < p_ ? "worker" : "server";
+    st.compute_flops_per_s = speed_.flops_per_s;
+    st.compute_s = a.compute.seconds();
+    st.comm_s = a.comm.seconds();
+    st.idle_s = std::max(0.0, (sim_.now() - a.compute - a.comm).seconds());
+    st.bytes_sent = a.bytes_sent;
+    st.bytes_received = a.bytes_received;
+    st.steps = node < p_ ? workers_[static_cast<std::size_t>(node)].losses.size() : steps_done_;
+    result_.nodes.push_back(st);
+  }
+  result_.threads = sim_.jobs().threads();
+  return result_;
+}
+
+}  // namespace
+
+DatasetPair load_data(const Scenario& s) {
+  const DataConfig& d = s.data;
+  if (d.dataset == "fashion-mnist") {
+    DatasetPair pair = load_fashion_mnist(d.path);
+    shuffle_and_take(pair.train, d.train_samples, s.seed, 0);
+    shuffle_and_take(pair.test, d.test_samples, s.seed, 1);
+    return pair;
+  }
+  const std::size_t train = d.train_samples > 0 ? d.train_samples : kSyntheticTrain;
+  const std::size_t test = d.test_samples > 0 ? d.test_samples : kSyntheticTest;
+  if (d.dataset == "blobs") {
+    BlobsConfig c = d.blobs;
+    c.train_samples = train;
+    c.test_samples = test;
+    return make_blobs(c, s.seed);
+  }
+  LinregConfig c = d.linreg;
+  c.train_samples = train;
+  c.test_samples = test;
+  return make_linreg(c, s.seed).data;
+}
+
+RunResult run_training(const Scenario& scenario, const DatasetPair& data, int threads,
+                       const EvalCallback& on_eval) {
+  TrainingRun run(scenario, data, threads, on_eval);
+  return run.run();
+}
+
+}  // namespace dtsim

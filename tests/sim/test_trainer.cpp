@@ -1,0 +1,345 @@
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "engine/data/synthetic.hpp"
+#include "engine/data/batch_sampler.hpp"
+#include "engine/data/partition.hpp"
+#include "engine/model.hpp"
+#include "engine/optimizer.hpp"
+#include "engine/schedule.hpp"
+#include "sim/trainer.hpp"
+#include "tests/test_support.hpp"
+
+using namespace dtsim;
+
+namespace {
+
+Scenario blobs_scenario() {
+  return parse_scenario(R"(
+name = "blobs"
+seed = 3
+[model]
+kind = "mlp"
+hidden = [16]
+[data]
+dataset = "blobs"
+features = 10
+classes = 4
+train_samples = 800
+test_samples = 400
+[train]
+lr = 0.05
+batch_size = 20
+epochs = 3
+eval_every = 40
+target_accuracy = 0.9
+)",
+                        "blobs.toml");
+}
+
+}  // namespace
+
+TEST_CASE("one node learns separable blobs") {
+  const Scenario s = blobs_scenario();
+  const DatasetPair data = load_data(s);
+  std::vector<EvalPoint> streamed;
+  const RunResult r =
+      run_training(s, data, 1, [&](const EvalPoint& p) { streamed.push_back(p); });
+  REQUIRE(r.evals.size() == 4);  // step 0, 40, 80, 120 (= 3 epochs of 40 steps)
+  CHECK(streamed.size() == r.evals.size());
+  CHECK(r.evals[0].step == 0);
+  CHECK(r.evals.back().step == 120);
+  CHECK(r.evals.back().samples == 2400);
+  CHECK(r.evals.back().epoch == doctest::Approx(3.0));
+  CHECK(std::isnan(r.evals[0].train_loss));
+  CHECK(r.evals[0].test_accuracy < 0.6);
+  CHECK(r.evals.back().test_accuracy > 0.95);
+  CHECK(r.evals.back().test_loss < r.evals[0].test_loss / 4);
+  REQUIRE(r.time_to_target_s.has_value());
+  CHECK(*r.time_to_target_s == doctest::Approx(r.evals[1].virtual_time_s));
+  CHECK_FALSE(r.diverged);
+  REQUIRE(r.nodes.size() == 1);
+  CHECK(r.nodes[0].steps == 120);
+  CHECK(r.nodes[0].compute_s == doctest::Approx(r.virtual_time_s));
+}
+
+TEST_CASE("virtual time is FLOPs over speed plus per-sample loading cost") {
+  // Softmax regression 4 -> 3, batch 10, 100 samples = 10 steps, on a 1 GFLOP/s node, so
+  // one FLOP is one nanosecond:
+  //   forward  2*10*4*3 (products) + 10*3 (bias) + 4*10*3 (loss) = 390
+  //   backward 2*10*4*3 (weight gradient; no input gradient) + 10*3 (bias gradient) = 270
+  //   momentum update 5 * 15 parameters = 75
+  //   loading 10 samples * 1 us = 10000
+  const Scenario s = parse_scenario(R"(
+name = "time"
+[model]
+kind = "softmax"
+[data]
+dataset = "blobs"
+features = 4
+classes = 3
+train_samples = 100
+test_samples = 10
+load_cost = "1us"
+[train]
+batch_size = 10
+epochs = 1
+[cluster]
+compute = "1 GFLOPS"
+)",
+                                    "time.toml");
+  const RunResult r = run_training(s, load_data(s), 1);
+  CHECK(r.steps == 10);
+  CHECK(r.virtual_time_s == doctest::Approx(10 * (390 + 270 + 75 + 10000) * 1e-9).epsilon(1e-12));
+}
+
+TEST_CASE("linear regression recovers the true weights") {
+  const Scenario s = parse_scenario(R"(
+name = "linreg"
+seed = 4
+[model]
+kind = "softmax"
+[data]
+dataset = "linreg"
+features = 5
+noise = 0.01
+train_samples = 2000
+test_samples = 200
+[train]
+optimizer = "sgd"
+lr = 0.05
+batch_size = 16
+epochs = 5
+)",
+                                    "linreg.toml");
+  const DatasetPair data = load_data(s);
+  const RunResult r = run_training(s, data, 1);
+  CHECK(std::isnan(r.evals.back().test_accuracy));
+  // Half mean squared error of a perfect fit is noise^2 / 2 = 5e-5.
+  CHECK(r.evals.back().test_loss < 2e-4);
+  CHECK(r.evals.front().test_loss > 1.0);
+}
+
+TEST_CASE("the same seed gives the same run, another seed another") {
+  Scenario s = blobs_scenario();
+  const RunResult a = run_training(s, load_data(s), 1);
+  const RunResult b = run_training(s, load_data(s), 1);
+  REQUIRE(a.evals.size() == b.evals.size());
+  for (std::size_t i = 0; i < a.evals.size(); ++i) {
+    CHECK(a.evals[i].test_loss == b.evals[i].test_loss);
+    CHECK(a.evals[i].virtual_time_s == b.evals[i].virtual_time_s);
+  }
+  s.seed = 4;
+  const RunResult c = run_training(s, load_data(s), 1);
+  CHECK(c.evals.back().test_loss != a.evals.back().test_loss);
+}
+
+TEST_CASE("a diverging run stops with a diagnosis") {
+  Scenario s = blobs_scenario();
+  s.data.dataset = "linreg";
+  s.train.target_accuracy.reset();
+  s.train.schedule.lr = 1e6;
+  s.train.optimizer.kind = OptimizerKind::kSgd;
+  const RunResult r = run_training(s, load_data(s), 1);
+  CHECK(r.diverged);
+  CHECK_CONTAINS(r.diverged_reason, "lower train.lr");
+  CHECK(r.steps < 120);
+  CHECK(r.evals.back().step == r.steps);
+}
+
+TEST_CASE("gradient clipping bounds each update") {
+  Scenario s = blobs_scenario();
+  s.train.optimizer.kind = OptimizerKind::kSgd;
+  s.train.steps = 1;
+  s.train.epochs = 0;
+  s.train.eval_every = 1;
+  const RunResult free_run = run_training(s, load_data(s), 1);
+  s.train.clip_norm = 1e-6;
+  const RunResult clipped = run_training(s, load_data(s), 1);
+  // One step of at most lr * 1e-6 barely moves the model: its test loss stays at the start.
+  CHECK(clipped.evals.back().test_loss ==
+        doctest::Approx(clipped.evals.front().test_loss).epsilon(1e-5));
+  CHECK(free_run.evals.back().test_loss < free_run.evals.front().test_loss - 1e-3);
+}
+
+namespace {
+
+// One node with batch p*b, fed the concatenation of the p workers' batches, step by step:
+// what BSP data parallelism must reproduce. Returns the test loss after every step.
+std::vector<double> reference_curve(const Scenario& s, const DatasetPair& data, int steps) {
+  const int p = s.cluster.workers;
+  const int b = s.train.batch_size;
+  const Model model(s.model, {data.train.channels, data.train.height, data.train.width},
+                    data.train.task, data.train.outputs);
+  std::vector<float> params = model.init_params(s.seed);
+  std::vector<float> grads(model.num_params());
+  Optimizer optimizer(s.train.optimizer, model.num_params());
+  Workspace ws(model, p * b);
+  Workspace eval_ws(model, 500);
+  const auto shards = partition(data.train, p, s.data.partition, s.seed);
+  std::vector<BatchSampler> samplers;
+  for (int w = 0; w < p; ++w) {
+    samplers.emplace_back(shards[static_cast<std::size_t>(w)].rows, b, s.seed, static_cast<std::uint32_t>(w));
+  }
+  std::vector<double> curve;
+  std::vector<std::uint32_t> rows, part;
+  for (int step = 0; step < steps; ++step) {
+    rows.clear();
+    for (auto& sampler : samplers) {
+      sampler.next(part);
+      rows.insert(rows.end(), part.begin(), part.end());
+    }
+    const Batch batch = gather_batch(data.train, rows, ws);
+    model.gradient(params, batch, grads, ws);
+    optimizer.step(params, grads, learning_rate(s.train.schedule, static_cast<std::uint64_t>(step), static_cast<std::uint64_t>(steps)));
+    curve.push_back(model.evaluate(params, data.test, eval_ws).loss);
+  }
+  return curve;
+}
+
+Scenario bsp_scenario(const std::string& strategy) {
+  return parse_scenario(R"(
+name = "bsp"
+seed = 5
+[model]
+kind = "mlp"
+hidden = [12]
+[data]
+dataset = "blobs"
+features = 6
+classes = 3
+train_samples = 600
+test_samples = 200
+[train]
+optimizer = "momentum"
+lr = 0.1
+batch_size = 8
+steps = 12
+eval_every = 1
+schedule = "cosine"
+[cluster]
+workers = 4
+)" + strategy,
+                        "bsp.toml");
+}
+
+}  // namespace
+
+TEST_CASE("BSP over p workers of batch b follows one node with batch p*b") {
+  const char* strategies[] = {
+      "[strategy]\ncollective = \"ring\"\n",
+      "[strategy]\ncollective = \"tree\"\n",
+      "[strategy]\ncollective = \"halving-doubling\"\n",
+      "[network]\ntopology = \"hierarchical\"\nnodes_per_machine = 2\n[strategy]\ncollective = \"hierarchical\"\n",
+      "[cluster]\nservers = 1\n[strategy]\narchitecture = \"ps\"\n",
+      "[cluster]\nservers = 3\n[strategy]\narchitecture = \"ps\"\n",
+  };
+  for (const char* strategy : strategies) {
+    CAPTURE(strategy);
+    std::string text = strategy;
+    Scenario s = bsp_scenario(text.find("[cluster]") == std::string::npos ? text : "");
+    if (text.find("[cluster]") != std::string::npos) {
+      // Merge the extra [cluster] key into the scenario's own section.
+      std::string base = R"(
+name = "bsp"
+seed = 5
+[model]
+kind = "mlp"
+hidden = [12]
+[data]
+dataset = "blobs"
+features = 6
+classes = 3
+train_samples = 600
+test_samples = 200
+[train]
+optimizer = "momentum"
+lr = 0.1
+batch_size = 8
+steps = 12
+eval_every = 1
+schedule = "cosine"
+[cluster]
+workers = 4
+)";
+      base += text.substr(text.find("[cluster]\n") + 10);
+      s = parse_scenario(base, "bsp.toml");
+    }
+    const DatasetPair data = load_data(s);
+    const RunResult r = run_training(s, data, 1);
+    const std::vector<double> expected = reference_curve(s, data, 12);
+    REQUIRE(r.evals.size() == 13);
+    for (int i = 0; i < 12; ++i) {
+      CAPTURE(i);
+      CHECK(r.evals[static_cast<std::size_t>(i) + 1].test_loss == doctest::Approx(expected[static_cast<std::size_t>(i)]).epsilon(1e-5));
+    }
+    CHECK(r.evals.back().samples == 12 * 4 * 8);
+    CHECK(r.evals.back().bytes_sent > 0);
+  }
+}
+
+TEST_CASE("a BSP step costs gradient + allreduce + update in virtual time") {
+  // Softmax regression 4 -> 3 has 15 parameters: 3 ring parts of 5 floats (20 bytes).
+  // 1 GFLOP/s: a FLOP is a nanosecond. Star links of 1 us and 1e9 B/s: a = 2 us, b = 1 ns/B.
+  //   gradient: forward 2*8*4*3 + 8*3 + 4*8*3 = 312, backward 2*8*4*3 + 8*3 = 216 -> 528 ns
+  //   ring allreduce: 2(p-1) = 4 messages of 20 bytes: 4 * (2000 + 20) ns, plus the two
+  //     reductions of 5 floats on the critical path: 2 * 5 ns
+  //   update: momentum 5 * 15 + averaging 15 = 90 ns
+  const Scenario s = parse_scenario(R"(
+name = "cost"
+[model]
+kind = "softmax"
+[data]
+dataset = "blobs"
+features = 4
+classes = 3
+train_samples = 240
+[train]
+batch_size = 8
+steps = 5
+[cluster]
+workers = 3
+compute = "1 GFLOPS"
+[network]
+latency = "1us"
+bandwidth = "1 GB/s"
+)",
+                                    "cost.toml");
+  const RunResult r = run_training(s, load_data(s), 1);
+  CHECK(r.steps == 5);
+  CHECK(r.virtual_time_s == doctest::Approx(5 * (528 + 4 * 2020 + 10 + 90) * 1e-9).epsilon(1e-12));
+  REQUIRE(r.nodes.size() == 3);
+  for (const NodeStats& n : r.nodes) {
+    CHECK(n.compute_s == doctest::Approx(5 * (528 + 10 + 90) * 1e-9).epsilon(1e-12));
+    CHECK(n.compute_s + n.comm_s + n.idle_s == doctest::Approx(r.virtual_time_s).epsilon(1e-12));
+    CHECK(n.bytes_sent == 5 * 4 * 20);
+  }
+}
+
+TEST_CASE("time-only mode moves sizes and skips numerics") {
+  Scenario s = bsp_scenario("[strategy]\ntime_only = true\n");
+  const RunResult r = run_training(s, load_data(s), 1);
+  Scenario real = bsp_scenario("");
+  const RunResult rr = run_training(real, load_data(real), 1);
+  CHECK(r.virtual_time_s == doctest::Approx(rr.virtual_time_s).epsilon(1e-12));
+  CHECK(std::isnan(r.evals.back().test_loss));
+  CHECK(r.nodes[1].bytes_sent == rr.nodes[1].bytes_sent);
+}
+
+TEST_CASE("results do not depend on the number of threads") {
+  Scenario s = bsp_scenario("");
+  s.cluster.workers = 8;
+  s.model.hidden = {64, 32};
+  const DatasetPair data = load_data(s);
+  const RunResult one = run_training(s, data, 1);
+  const RunResult two = run_training(s, data, 2);
+  const RunResult four = run_training(s, data, 4);
+  REQUIRE(one.evals.size() == two.evals.size());
+  for (std::size_t i = 0; i < one.evals.size(); ++i) {
+    CHECK(one.evals[i].test_loss == two.evals[i].test_loss);
+    CHECK(one.evals[i].test_loss == four.evals[i].test_loss);
+    if (i > 0) CHECK(one.evals[i].train_loss == two.evals[i].train_loss);
+    CHECK(one.evals[i].virtual_time_s == two.evals[i].virtual_time_s);
+  }
+}
