@@ -74,6 +74,8 @@ int run_command(const RunOptions& opt) {
           ? std::filesystem::path("runs") / std::filesystem::path(opt.scenario).stem()
           : std::filesystem::path(opt.out_dir);
   const DatasetPair data = load_data(scenario);
+  const double load_wall_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) {
@@ -101,14 +103,21 @@ int run_command(const RunOptions& opt) {
   });
   metrics.commit();
   result.threads = threads;
+  result.load_wall_s = load_wall_s;
   result.wall_time_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   write_nodes_csv(dir, result);
   write_summary_json(dir, scenario, result);
   const EvalPoint& last = result.evals.back();
-  fmt::print("{}: test accuracy {:.4f}, test loss {:.4f}, virtual time {:.3f} s, wall {:.1f} s\n",
-             scenario.name, last.test_accuracy, last.test_loss, result.virtual_time_s,
-             result.wall_time_s);
+  fmt::print("{}: test accuracy {:.4f}, test loss {:.4f}, virtual time {:.6g} s\n", scenario.name,
+             last.test_accuracy, last.test_loss, result.virtual_time_s);
+  if (!opt.quiet) {
+    fmt::print(stderr,
+               "wall {:.2f} s: data {:.2f} s, simulation {:.2f} s (evaluation {:.2f} s; jobs "
+               "{:.2f} s of compute on {} thread(s))\n",
+               result.wall_time_s, result.load_wall_s, result.simulate_wall_s, result.eval_wall_s,
+               result.jobs_wall_s, threads);
+  }
   fmt::print("outputs: {}/ (metrics.csv, nodes.csv, summary.json)\n", dir.string());
   if (result.diverged) {
     fmt::print(stderr, "dtsim: the run diverged: {}\n", result.diverged_reason);

@@ -143,26 +143,35 @@ double Model::gradient(std::span<const float> params, const Batch& batch, std::s
   return loss;
 }
 
+std::pair<double, std::size_t> Model::evaluate_chunk(std::span<const float> params,
+                                                     const Dataset& data, std::size_t begin,
+                                                     std::size_t end, Workspace& ws) const {
+  const int batch = static_cast<int>(end - begin);
+  const float* out = forward(params, data.x.data() + begin * data.features, batch, ws);
+  if (task_ == LearningTask::kClassification) {
+    const std::int32_t* labels = data.labels.data() + begin;
+    std::size_t correct = 0;
+    for (int i = 0; i < batch; ++i) {
+      correct += argmax(out + static_cast<std::size_t>(i) * outputs_, outputs_) == labels[i];
+    }
+    return {softmax_cross_entropy(out, labels, batch, outputs_, nullptr) * batch, correct};
+  }
+  return {half_squared_error(out, data.targets.data() + begin * outputs_, batch, outputs_, nullptr) *
+              batch,
+          0};
+}
+
 EvalResult Model::evaluate(std::span<const float> params, const Dataset& data,
-                             Workspace& ws) const {
+                           Workspace& ws) const {
   EvalResult result;
   const std::size_t n = data.samples();
   double loss_sum = 0;
   std::size_t correct = 0;
   for (std::size_t start = 0; start < n; start += static_cast<std::size_t>(ws.max_batch())) {
-    const int batch = static_cast<int>(std::min<std::size_t>(ws.max_batch(), n - start));
-    const float* out = forward(params, data.x.data() + start * data.features, batch, ws);
-    if (task_ == LearningTask::kClassification) {
-      const std::int32_t* labels = data.labels.data() + start;
-      loss_sum += softmax_cross_entropy(out, labels, batch, outputs_, nullptr) * batch;
-      for (int i = 0; i < batch; ++i) {
-        correct += argmax(out + static_cast<std::size_t>(i) * outputs_, outputs_) == labels[i];
-      }
-    } else {
-      loss_sum += half_squared_error(out, data.targets.data() + start * outputs_, batch, outputs_,
-                                     nullptr) *
-                  batch;
-    }
+    const std::size_t stop = std::min<std::size_t>(start + ws.max_batch(), n);
+    const auto [loss, right] = evaluate_chunk(params, data, start, stop, ws);
+    loss_sum += loss;
+    correct += right;
   }
   result.samples = n;
   result.loss = n > 0 ? loss_sum / static_cast<double>(n) : 0.0;

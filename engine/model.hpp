@@ -72,6 +72,13 @@ class Model {
 
   // Loss and accuracy over every sample of `data`, in chunks of ws.max_batch().
   EvalResult evaluate(std::span<const float> params, const Dataset& data, Workspace& ws) const;
+  // The sums behind evaluate() over samples [begin, end) (at most ws.max_batch() of them):
+  // {sum of losses, correct predictions}. Splitting a dataset into chunks of ws.max_batch()
+  // and adding their sums in order gives exactly evaluate()'s result, so chunks can be
+  // evaluated in parallel without changing it.
+  std::pair<double, std::size_t> evaluate_chunk(std::span<const float> params, const Dataset& data,
+                                                std::size_t begin, std::size_t end,
+                                                Workspace& ws) const;
 
   // FLOPs of one forward pass, and of one backward pass (no input gradient for the first
   // layer), for a batch; the loss and its gradient count 4 per output element.

@@ -49,20 +49,48 @@ SimTime reduce_time(const CollContext& c, std::uint64_t elements) {
 }
 
 // One ring pass of p - 1 steps: at step k, send part send_of(k) to the next rank and receive
-// part recv_of(k) from the previous one (added or copied).
+// part recv_of(k) from the previous one, adding it to this rank's part (reduce-scatter) or
+// taking it (allgather). In every ring pass send_of(k + 1) == recv_of(k): what a rank sends
+// is what it just received (or summed), so that vector is forwarded as it is, without a copy.
+// Sums and copies into the rank's buffer are jobs charged at reduce_flops_per_s (one operation
+// per element), so they run on the job threads like any other local work.
 template <typename SendOf, typename RecvOf>
 Task<> ring_pass(CollContext c, CollBuf b, std::uint64_t tag, bool add, SendOf send_of,
                  RecvOf recv_of) {
   const int p = c.size();
-  const int next = mod(c.rank + 1, p);
-  const int prev = mod(c.rank - 1, p);
+  const int me = c.node(c.rank);
+  const int next = c.node(mod(c.rank + 1, p));
+  const int prev = c.node(mod(c.rank - 1, p));
+  std::shared_ptr<const std::vector<float>> carry;
   for (int k = 0; k < p - 1; ++k) {
     const auto [sb, se] = part_range(b.elements, p, send_of(k));
-    send_part(c, next, tag + static_cast<std::uint64_t>(k), b, sb, se);
+    if (k == 0) carry = copy_part(b, sb, se);
+    c.sim->send(me, next, tag + static_cast<std::uint64_t>(k), (se - sb) * kFloatBytes, std::move(carry));
     const auto [rb, re] = part_range(b.elements, p, recv_of(k));
-    const Message m = co_await c.sim->recv(c.node(c.rank), c.node(prev), tag + static_cast<std::uint64_t>(k));
-    take_part(b, rb, re, m, add);
-    if (add && c.reduce_flops_per_s > 0) co_await c.sim->compute(c.node(c.rank), reduce_time(c, re - rb));
+    Message m = co_await c.sim->recv(me, prev, tag + static_cast<std::uint64_t>(k));
+    if (!b.has_data()) {
+      if (add && c.reduce_flops_per_s > 0) co_await c.sim->compute(me, reduce_time(c, re - rb));
+      continue;
+    }
+    if (!m.data || m.data->size() != re - rb) {
+      throw std::logic_error("collective: a message does not match the part it should fill");
+    }
+    const bool last = k == p - 2;
+    if (add) {
+      auto sum = std::make_shared<std::vector<float>>(re - rb);
+      co_await c.sim->compute(me, reduce_time(c, re - rb), [&, rb = rb, last] {
+        const float* in = m.data->data();
+        float* own = b.data.data() + rb;
+        for (std::size_t i = 0; i < sum->size(); ++i) (*sum)[i] = own[i] + in[i];
+        if (last) std::copy(sum->begin(), sum->end(), own);
+      });
+      carry = std::move(sum);
+    } else {
+      co_await c.sim->compute(me, reduce_time(c, re - rb), [&, rb = rb] {
+        std::copy(m.data->begin(), m.data->end(), b.data.data() + rb);
+      });
+      carry = std::move(m.data);
+    }
   }
 }
 

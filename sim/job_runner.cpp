@@ -1,5 +1,7 @@
 #include "sim/job_runner.hpp"
 
+#include <chrono>
+
 #include "engine/float_env.hpp"
 
 namespace dtsim {
@@ -8,11 +10,16 @@ bool JobRunner::Job::try_run() {
   int expected = kPending;
   if (!state_.compare_exchange_strong(expected, kRunning, std::memory_order_acq_rel)) return false;
   flush_denormals_to_zero();
+  const auto start = std::chrono::steady_clock::now();
   try {
     work_();
   } catch (...) {
     error_ = std::current_exception();
   }
+  job_ns_->fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                         std::chrono::steady_clock::now() - start)
+                         .count(),
+                     std::memory_order_relaxed);
   work_ = nullptr;
   state_.store(kDone, std::memory_order_release);
   state_.notify_all();
@@ -43,7 +50,7 @@ JobRunner::~JobRunner() {
 }
 
 std::shared_ptr<JobRunner::Job> JobRunner::start(std::function<void()> work) {
-  auto job = std::make_shared<Job>(std::move(work));
+  auto job = std::make_shared<Job>(std::move(work), job_ns_);
   if (arena_) {
     outstanding_->fetch_add(1, std::memory_order_relaxed);
     arena_->enqueue([job, outstanding = outstanding_] {
@@ -51,12 +58,26 @@ std::shared_ptr<JobRunner::Job> JobRunner::start(std::function<void()> work) {
       outstanding->fetch_sub(1, std::memory_order_acq_rel);
       outstanding->notify_all();
     });
+    started_.push_back(job);
   }
   return job;
 }
 
 void JobRunner::join(Job& job) {
-  if (!job.try_run()) job.wait_done();
+  while (!job.try_run() && !job.done()) {
+    // A helper has it: run another started job rather than wait (jobs are pure, so who runs
+    // which does not change any result).
+    bool helped = false;
+    while (!started_.empty() && !helped) {
+      std::shared_ptr<Job> other = std::move(started_.front());
+      started_.pop_front();
+      helped = other->try_run();
+    }
+    if (!helped) {
+      job.wait_done();
+      break;
+    }
+  }
   if (job.error()) std::rethrow_exception(job.error());
 }
 

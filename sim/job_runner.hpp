@@ -2,13 +2,15 @@
 //
 // start() hands a job to a task arena at once; join() is called when the event loop reaches
 // the job's virtual end time. If no thread has picked the job up by then, join() runs it on
-// the calling thread; otherwise it waits for it. With one thread, every job runs inside join(),
+// the calling thread; if a helper is running it, join() runs other started jobs meanwhile,
+// and waits only when none is left. With one thread, every job runs inside join(),
 // in event order. A job must be a pure function of its inputs (it may write only its own
 // outputs), so results never depend on which thread ran it. Exceptions thrown by a job
 // surface from join(). Every job runs with denormals flushed to zero.
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -26,25 +28,32 @@ class JobRunner {
   std::shared_ptr<Job> start(std::function<void()> work);
   void join(Job& job);
   int threads() const { return threads_; }
+  // Wall-clock seconds spent inside jobs so far, summed over threads.
+  double job_seconds() const { return static_cast<double>(job_ns_->load()) * 1e-9; }
 
  private:
   int threads_;
   std::unique_ptr<tbb::task_arena> arena_;
+  std::deque<std::shared_ptr<Job>> started_;  // jobs the event loop's thread may help with
+  std::shared_ptr<std::atomic<std::int64_t>> job_ns_ = std::make_shared<std::atomic<std::int64_t>>(0);
   // Arena tasks not yet finished; the destructor waits for them (they hold only the Job).
   std::shared_ptr<std::atomic<int>> outstanding_ = std::make_shared<std::atomic<int>>(0);
 };
 
 class JobRunner::Job {
  public:
-  explicit Job(std::function<void()> work) : work_(std::move(work)) {}
+  Job(std::function<void()> work, std::shared_ptr<std::atomic<std::int64_t>> job_ns)
+      : work_(std::move(work)), job_ns_(std::move(job_ns)) {}
   // Runs the job if nobody has claimed it yet; returns whether this call ran it.
   bool try_run();
   void wait_done();
+  bool done() const { return state_.load(std::memory_order_acquire) == kDone; }
   std::exception_ptr error() const { return error_; }
 
  private:
   enum State : int { kPending, kRunning, kDone };
   std::function<void()> work_;
+  std::shared_ptr<std::atomic<std::int64_t>> job_ns_;
   std::atomic<int> state_{kPending};
   std::exception_ptr error_;
 };

@@ -1,11 +1,15 @@
 #include "sim/trainer.hpp"
 
+#include <chrono>
 #include <cmath>
 #include <fmt/format.h>
 #include <limits>
 #include <numeric>
 
+#include <oneapi/tbb/parallel_for.h>
+
 #include "engine/data/batch_sampler.hpp"
+#include "engine/float_env.hpp"
 #include "engine/data/idx_reader.hpp"
 #include "engine/data/partition.hpp"
 #include "engine/data/synthetic.hpp"
@@ -61,6 +65,7 @@ class TrainingRun {
   bool diverged_at(std::uint64_t step) const;
   void step_done(std::uint64_t step);  // worker 0, after step `step` (1-based count)
   void evaluate(std::uint64_t step);
+  EvalResult evaluate_global();
 
   const Scenario& s_;
   const DatasetPair& data_;
@@ -76,7 +81,7 @@ class TrainingRun {
   std::vector<Server> servers_;
   std::vector<int> worker_nodes_;
   std::vector<int> server_nodes_;
-  std::unique_ptr<Workspace> eval_ws_;
+  std::vector<std::unique_ptr<Workspace>> eval_ws_;  // one per evaluation chunk
   RunResult result_;
   std::uint64_t last_eval_step_ = 0;
   std::uint64_t steps_done_ = 0;
@@ -132,7 +137,10 @@ TrainingRun::TrainingRun(const Scenario& s, const DatasetPair& data, int threads
     }
     servers_.push_back(std::move(server));
   }
-  if (numerics_) eval_ws_ = std::make_unique<Workspace>(model_, kEvalBatch);
+  if (numerics_) {
+    const std::size_t chunks = (data.test.samples() + kEvalBatch - 1) / kEvalBatch;
+    for (std::size_t i = 0; i < chunks; ++i) eval_ws_.push_back(std::make_unique<Workspace>(model_, kEvalBatch));
+  }
   result_.model_summary = model_.summary();
 }
 
@@ -275,7 +283,10 @@ void TrainingRun::evaluate(std::uint64_t step) {
   p.train_loss = count > 0 && numerics_ ? sum / static_cast<double>(count) : kNaN;
   last_eval_step_ = step;
   if (numerics_) {
-    const EvalResult test = model_.evaluate(workers_[0].params, data_.test, *eval_ws_);
+    const auto wall_start = std::chrono::steady_clock::now();
+    const EvalResult test = evaluate_global();
+    result_.eval_wall_s +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
     p.test_loss = test.loss;
     p.test_accuracy = test.accuracy;
   } else {
@@ -291,7 +302,36 @@ void TrainingRun::evaluate(std::uint64_t step) {
   if (on_eval_) on_eval_(p);
 }
 
+EvalResult TrainingRun::evaluate_global() {
+  // Chunks in parallel, sums added in chunk order: the result is evaluate()'s, for any
+  // number of threads.
+  const Dataset& test = data_.test;
+  const std::size_t n = test.samples();
+  const std::size_t chunks = eval_ws_.size();
+  std::vector<std::pair<double, std::size_t>> sums(chunks);
+  const std::span<const float> params = workers_[0].params;
+  tbb::parallel_for(std::size_t{0}, chunks, [&](std::size_t i) {
+    flush_denormals_to_zero();
+    const std::size_t begin = i * kEvalBatch;
+    sums[i] = model_.evaluate_chunk(params, test, begin, std::min(n, begin + kEvalBatch), *eval_ws_[i]);
+  });
+  EvalResult r;
+  double loss = 0;
+  std::size_t correct = 0;
+  for (const auto& [l, c] : sums) {
+    loss += l;
+    correct += c;
+  }
+  r.samples = n;
+  r.loss = n > 0 ? loss / static_cast<double>(n) : 0.0;
+  r.accuracy = test.task == LearningTask::kClassification && n > 0
+                   ? static_cast<double>(correct) / static_cast<double>(n)
+                   : kNaN;
+  return r;
+}
+
 RunResult TrainingRun::run() {
+  const auto wall_start = std::chrono::steady_clock::now();
   evaluate(0);
   for (int w = 0; w < p_; ++w) {
     sim_.spawn(k_ > 0 ? ps_worker(w) : allreduce_worker(w));
@@ -317,6 +357,9 @@ RunResult TrainingRun::run() {
     result_.nodes.push_back(st);
   }
   result_.threads = sim_.jobs().threads();
+  result_.jobs_wall_s = sim_.jobs().job_seconds();
+  result_.simulate_wall_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   return result_;
 }
 

@@ -284,7 +284,7 @@ TEST_CASE("a BSP step costs gradient + allreduce + update in virtual time") {
   // 1 GFLOP/s: a FLOP is a nanosecond. Star links of 1 us and 1e9 B/s: a = 2 us, b = 1 ns/B.
   //   gradient: forward 2*8*4*3 + 8*3 + 4*8*3 = 312, backward 2*8*4*3 + 8*3 = 216 -> 528 ns
   //   ring allreduce: 2(p-1) = 4 messages of 20 bytes: 4 * (2000 + 20) ns, plus the two
-  //     reductions of 5 floats on the critical path: 2 * 5 ns
+  //     reductions and two copies of 5 floats on the critical path: 4 * 5 ns
   //   update: momentum 5 * 15 + averaging 15 = 90 ns
   const Scenario s = parse_scenario(R"(
 name = "cost"
@@ -308,10 +308,10 @@ bandwidth = "1 GB/s"
                                     "cost.toml");
   const RunResult r = run_training(s, load_data(s), 1);
   CHECK(r.steps == 5);
-  CHECK(r.virtual_time_s == doctest::Approx(5 * (528 + 4 * 2020 + 10 + 90) * 1e-9).epsilon(1e-12));
+  CHECK(r.virtual_time_s == doctest::Approx(5 * (528 + 4 * 2020 + 20 + 90) * 1e-9).epsilon(1e-12));
   REQUIRE(r.nodes.size() == 3);
   for (const NodeStats& n : r.nodes) {
-    CHECK(n.compute_s == doctest::Approx(5 * (528 + 10 + 90) * 1e-9).epsilon(1e-12));
+    CHECK(n.compute_s == doctest::Approx(5 * (528 + 20 + 90) * 1e-9).epsilon(1e-12));
     CHECK(n.compute_s + n.comm_s + n.idle_s == doctest::Approx(r.virtual_time_s).epsilon(1e-12));
     CHECK(n.bytes_sent == 5 * 4 * 20);
   }
