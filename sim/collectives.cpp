@@ -69,7 +69,7 @@ Task<> ring_pass(CollContext c, CollBuf b, std::uint64_t tag, bool add, SendOf s
     const auto [rb, re] = part_range(b.elements, p, recv_of(k));
     Message m = co_await c.sim->recv(me, prev, tag + static_cast<std::uint64_t>(k));
     if (!b.has_data()) {
-      if (add && c.reduce_flops_per_s > 0) co_await c.sim->compute(me, reduce_time(c, re - rb));
+      if (add && c.reduce_flops_per_s > 0) co_await c.sim->compute(me, reduce_time(c, re - rb), {}, "reduce");
       continue;
     }
     if (!m.data || m.data->size() != re - rb) {
@@ -83,12 +83,12 @@ Task<> ring_pass(CollContext c, CollBuf b, std::uint64_t tag, bool add, SendOf s
         float* own = b.data.data() + rb;
         for (std::size_t i = 0; i < sum->size(); ++i) (*sum)[i] = own[i] + in[i];
         if (last) std::copy(sum->begin(), sum->end(), own);
-      });
+      }, "reduce");
       carry = std::move(sum);
     } else {
       co_await c.sim->compute(me, reduce_time(c, re - rb), [&, rb = rb] {
         std::copy(m.data->begin(), m.data->end(), b.data.data() + rb);
-      });
+      }, "copy");
       carry = std::move(m.data);
     }
   }
@@ -108,7 +108,7 @@ Task<> tree_allreduce(CollContext c, CollBuf b) {
     if (r + mask < p) {
       const Message m = co_await c.sim->recv(c.node(r), c.node(r + mask), c.tag + static_cast<std::uint64_t>(mask));
       take_part(b, 0, b.elements, m, true);
-      if (c.reduce_flops_per_s > 0) co_await c.sim->compute(c.node(c.rank), reduce_time(c, b.elements));
+      if (c.reduce_flops_per_s > 0) co_await c.sim->compute(c.node(c.rank), reduce_time(c, b.elements), {}, "reduce");
     }
   }
   CollContext bc = c;
@@ -131,7 +131,7 @@ Task<> halving_doubling_allreduce(CollContext c, CollBuf b) {
     } else {
       const Message m = co_await c.sim->recv(c.node(r), c.node(r - 1), c.tag);
       take_part(b, 0, b.elements, m, true);
-      if (c.reduce_flops_per_s > 0) co_await c.sim->compute(c.node(c.rank), reduce_time(c, b.elements));
+      if (c.reduce_flops_per_s > 0) co_await c.sim->compute(c.node(c.rank), reduce_time(c, b.elements), {}, "reduce");
       newrank = r / 2;
     }
   } else {
@@ -163,7 +163,7 @@ Task<> halving_doubling_allreduce(CollContext c, CollBuf b) {
       const std::uint64_t ke = part_range(b.elements, pof2, hi - 1).second;
       const Message m = co_await c.sim->recv(c.node(r), c.node(partner), tag);
       take_part(b, kb, ke, m, true);
-      if (c.reduce_flops_per_s > 0) co_await c.sim->compute(c.node(c.rank), reduce_time(c, ke - kb));
+      if (c.reduce_flops_per_s > 0) co_await c.sim->compute(c.node(c.rank), reduce_time(c, ke - kb), {}, "reduce");
     }
     // Allgather by recursive doubling: exchange the owned range with a partner, doubling it.
     step = 0;
@@ -340,7 +340,7 @@ Task<> ps_serve_step(PsServerStep s, std::span<float> sum, std::function<Task<>(
     const Message m = co_await s.sim->recv(s.node, w, s.tag);
     take_part(out, 0, n, m, true);
     if (s.reduce_flops_per_s > 0) {
-      co_await s.sim->compute(s.node, SimTime::from_seconds(static_cast<double>(n) / s.reduce_flops_per_s));
+      co_await s.sim->compute(s.node, SimTime::from_seconds(static_cast<double>(n) / s.reduce_flops_per_s), {}, "reduce");
     }
   }
   if (update) co_await update();

@@ -47,6 +47,7 @@ void Network::send(Message m, std::uint64_t token) {
   f.remaining = static_cast<double>(m.bytes);
   f.rate = 0;
   f.last_update = now_;
+  f.sent = now_;
   f.finish = SimTime::from_ns(-1);  // no finish event scheduled yet
   f.token = token;
   f.msg = std::move(m);
@@ -123,11 +124,13 @@ void Network::finish_transfer(int id) {
 void Network::deliver_event(void* self, std::uint64_t arg) {
   auto* net = static_cast<Network*>(self);
   const int id = static_cast<int>(arg);
-  Message m = std::move(net->flows_[static_cast<std::size_t>(id)].msg);
-  net->flows_[static_cast<std::size_t>(id)].msg = Message{};
+  Flow& f = net->flows_[static_cast<std::size_t>(id)];
+  Message m = std::move(f.msg);
+  const SimTime sent = f.sent;
+  f.msg = Message{};
   net->free_flows_.push_back(id);
   --net->active_;
-  net->deliver_(std::move(m));
+  net->deliver_(std::move(m), sent);
 }
 
 void Network::reallocate(const int* seed_begin, const int* seed_end) {

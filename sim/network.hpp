@@ -30,7 +30,8 @@ struct Message {
 
 class Network {
  public:
-  using DeliverFn = std::function<void(Message&&)>;
+  // Called with each message on arrival, and the time it was sent.
+  using DeliverFn = std::function<void(Message&&, SimTime sent)>;
   using SentFn = std::function<void(std::uint64_t flow_token)>;
 
   // `now` is the simulation clock (read, never written); `queue` receives the network's events.
@@ -68,6 +69,7 @@ class Network {
     SimTime last_update;
     SimTime finish;
     SimTime latency;
+    SimTime sent;
     std::uint32_t version = 0;
     std::uint64_t token = 0;
     bool transferring = false;

@@ -10,10 +10,10 @@ Simulation::Simulation(Topology topology, int threads)
   const auto n = static_cast<std::size_t>(network_.topology().nodes());
   mailboxes_.resize(n);
   accounts_.resize(n);
-  network_.on_deliver([this](Message&& m) { deliver(std::move(m)); });
+  network_.on_deliver([this](Message&& m, SimTime sent) { deliver(std::move(m), sent); });
   network_.on_sent([this](std::uint64_t token) {
     auto* awaiter = reinterpret_cast<SendAwaiter*>(token);
-    accounts_[static_cast<std::size_t>(awaiter->msg.src)].comm += now_ - awaiter->since;
+    waited(awaiter->msg.src, awaiter->since);
     schedule_resume(now_, awaiter->handle);
   });
 }
@@ -60,7 +60,15 @@ void Simulation::ComputeAwaiter::await_suspend(std::coroutine_handle<> h) {
 void Simulation::ComputeAwaiter::done(void* self, std::uint64_t) {
   auto* a = static_cast<ComputeAwaiter*>(self);
   if (a->job) a->sim.jobs_.join(*a->job);
+  for (SimObserver* o : a->sim.observers_) o->on_compute(a->node, a->what, a->sim.now_ - a->cost, a->sim.now_);
   a->handle.resume();
+}
+
+void Simulation::waited(int node, SimTime since) {
+  accounts_[static_cast<std::size_t>(node)].comm += now_ - since;
+  if (now_ > since) {
+    for (SimObserver* o : observers_) o->on_wait(node, since, now_);
+  }
 }
 
 bool Simulation::RecvAwaiter::await_ready() {
@@ -108,14 +116,15 @@ void Simulation::start_send(Message m, std::uint64_t token, bool rendezvous) {
   network_.send(std::move(m), token);
 }
 
-void Simulation::deliver(Message&& m) {
+void Simulation::deliver(Message&& m, SimTime sent) {
   accounts_[static_cast<std::size_t>(m.dst)].bytes_received += m.bytes;
+  for (SimObserver* o : observers_) o->on_message(m, sent, now_);
   Mailbox& box = mailboxes_[static_cast<std::size_t>(m.dst)];
   for (std::size_t i = 0; i < box.waiting.size(); ++i) {
     RecvAwaiter* w = box.waiting[i];
     if (w->src == m.src && w->tag == m.tag) {
       w->result = std::move(m);
-      accounts_[static_cast<std::size_t>(w->node)].comm += now_ - w->since;
+      waited(w->node, w->since);
       if (i + 1 == box.waiting.size()) {
         box.waiting.pop_back();
       } else {

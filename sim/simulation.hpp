@@ -27,6 +27,7 @@
 #include "sim/event_queue.hpp"
 #include "sim/job_runner.hpp"
 #include "sim/network.hpp"
+#include "sim/observer.hpp"
 #include "sim/task.hpp"
 
 namespace dtsim {
@@ -53,6 +54,12 @@ class Simulation {
   const NodeAccount& account(int node) const { return accounts_[static_cast<std::size_t>(node)]; }
   std::uint64_t events_run() const { return queue_.events_run(); }
 
+  // Observers are told about compute spans, messages, waits and step ends (not owned).
+  void add_observer(SimObserver* observer) { observers_.push_back(observer); }
+  void step_end(std::uint64_t step) {
+    for (SimObserver* o : observers_) o->on_step_end(step, now_);
+  }
+
   // Starts a node program at the current time. The Simulation keeps it until destroyed.
   void spawn(Task<> program);
   // Runs events until none are left. Rethrows the first exception a program ended with;
@@ -78,6 +85,7 @@ class Simulation {
     Simulation& sim;
     int node;
     SimTime cost;
+    const char* what;
     std::function<void()> work;
     std::shared_ptr<JobRunner::Job> job;
     std::coroutine_handle<> handle;
@@ -86,9 +94,11 @@ class Simulation {
     void await_resume() const noexcept {}
     static void done(void* self, std::uint64_t);
   };
-  // Runs `work` (may be empty: time only) as a job and charges `cost` to `node`.
-  ComputeAwaiter compute(int node, SimTime cost, std::function<void()> work = {}) {
-    return {*this, node, cost, std::move(work), nullptr, nullptr};
+  // Runs `work` (may be empty: time only) as a job and charges `cost` to `node`. `what` is a
+  // static label for observers.
+  ComputeAwaiter compute(int node, SimTime cost, std::function<void()> work = {},
+                         const char* what = "compute") {
+    return {*this, node, cost, what, std::move(work), nullptr, nullptr};
   }
 
   struct RecvAwaiter {
@@ -142,7 +152,8 @@ class Simulation {
   // Starts the transfer of a message, or parks it until its receive is posted.
   void start_send(Message m, std::uint64_t token, bool rendezvous);
   static void resume_event(void* address, std::uint64_t);
-  void deliver(Message&& m);
+  void deliver(Message&& m, SimTime sent);
+  void waited(int node, SimTime since);
 
   SimTime now_;
   EventQueue queue_;
@@ -151,6 +162,7 @@ class Simulation {
   std::vector<Task<>> programs_;
   std::vector<Mailbox> mailboxes_;
   std::vector<NodeAccount> accounts_;
+  std::vector<SimObserver*> observers_;
 };
 
 }  // namespace dtsim

@@ -35,6 +35,7 @@ class TrainingRun {
  public:
   TrainingRun(const Scenario& s, const DatasetPair& data, int threads, const EvalCallback& on_eval);
   RunResult run();
+  void add_observer(SimObserver* o) { sim_.add_observer(o); }
 
  private:
   struct Worker {
@@ -160,7 +161,7 @@ Task<> TrainingRun::gradient(int w) {
   const SimTime cost =
       compute_time(speed_, model_.forward_flops(b) + model_.backward_flops(b) + clip_flops, b);
   if (!numerics_) {
-    co_await sim_.compute(wk.node, cost);
+    co_await sim_.compute(wk.node, cost, {}, "gradient");
     wk.losses.push_back(kNaN);
     co_return;
   }
@@ -169,7 +170,7 @@ Task<> TrainingRun::gradient(int w) {
     const Batch batch = gather_batch(data_.train, wk.rows, *wk.ws);
     loss = model_.gradient(wk.params, batch, wk.grads, *wk.ws);
     if (s_.train.clip_norm > 0) clip_global_norm(wk.grads, s_.train.clip_norm);
-  });
+  }, "gradient");
   wk.losses.push_back(loss);
 }
 
@@ -203,7 +204,7 @@ Task<> TrainingRun::allreduce_worker(int w) {
       };
     }
     co_await sim_.compute(wk.node, SimTime::from_seconds(update_flops / speed_.flops_per_s),
-                          std::move(work));
+                          std::move(work), "update");
     if (w == 0) step_done(step + 1);
   }
 }
@@ -241,7 +242,7 @@ Task<> TrainingRun::ps_server(int sv) {
         };
       }
       co_await sim_.compute(server.node, SimTime::from_seconds(update_flops / speed_.flops_per_s),
-                            std::move(work));
+                            std::move(work), "update");
     };
     PsServerStep ps{&sim_, server.node, worker_nodes_, sv, k_, model_.num_params(),
                     step_tag(step), speed_.flops_per_s};
@@ -252,6 +253,7 @@ Task<> TrainingRun::ps_server(int sv) {
 
 void TrainingRun::step_done(std::uint64_t step) {
   steps_done_ = step;
+  sim_.step_end(step);
   const bool diverged = diverged_at(step - 1);
   if (diverged) {
     result_.diverged = true;
@@ -388,8 +390,9 @@ DatasetPair load_data(const Scenario& s) {
 }
 
 RunResult run_training(const Scenario& scenario, const DatasetPair& data, int threads,
-                       const EvalCallback& on_eval) {
+                       const EvalCallback& on_eval, const std::vector<SimObserver*>& observers) {
   TrainingRun run(scenario, data, threads, on_eval);
+  for (SimObserver* o : observers) run.add_observer(o);
   return run.run();
 }
 

@@ -9,9 +9,11 @@
 #pragma once
 
 #include <functional>
+#include <vector>
 
 #include "engine/data/dataset.hpp"
 #include "sim/run_result.hpp"
+#include "sim/observer.hpp"
 #include "sim/scenario.hpp"
 
 namespace dtsim {
@@ -26,7 +28,9 @@ using EvalCallback = std::function<void(const EvalPoint&)>;
 // Runs the scenario with `threads` threads for jobs (>= 1, counting the caller's). The
 // result, and every callback, is the same for any thread count. In time-only mode `data` may
 // be empty (only its shape is used if present) and no numerics run.
+// `observers` (not owned) see every compute span, message, wait and step end.
 RunResult run_training(const Scenario& scenario, const DatasetPair& data, int threads,
-                       const EvalCallback& on_eval = {});
+                       const EvalCallback& on_eval = {},
+                       const std::vector<SimObserver*>& observers = {});
 
 }  // namespace dtsim

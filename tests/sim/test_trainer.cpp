@@ -343,3 +343,35 @@ TEST_CASE("results do not depend on the number of threads") {
     CHECK(one.evals[i].virtual_time_s == two.evals[i].virtual_time_s);
   }
 }
+
+TEST_CASE("observers see every compute span, message and step") {
+  struct Recorder : SimObserver {
+    std::vector<double> compute_s = std::vector<double>(4, 0.0);
+    std::uint64_t messages = 0, bytes = 0, steps = 0, gradients = 0;
+    double last_arrival = 0;
+    bool in_order = true;
+    void on_compute(int node, const char* what, SimTime start, SimTime end) override {
+      compute_s[static_cast<std::size_t>(node)] += (end - start).seconds();
+      gradients += std::string(what) == "gradient";
+    }
+    void on_message(const Message& m, SimTime sent, SimTime arrived) override {
+      ++messages;
+      bytes += m.bytes;
+      in_order = in_order && arrived.seconds() >= last_arrival && arrived > sent;
+      last_arrival = arrived.seconds();
+    }
+    void on_step_end(std::uint64_t, SimTime) override { ++steps; }
+  } rec;
+  const Scenario s = bsp_scenario("");
+  const RunResult r = run_training(s, load_data(s), 1, {}, {&rec});
+  CHECK(rec.steps == 12);
+  CHECK(rec.gradients == 12 * 4);
+  CHECK(rec.messages == 12 * 4 * 2 * 3);  // ring: 2(p-1) messages per worker per step
+  CHECK(rec.in_order);
+  std::uint64_t sent = 0;
+  for (int n = 0; n < 4; ++n) {
+    CHECK(rec.compute_s[static_cast<std::size_t>(n)] == doctest::Approx(r.nodes[static_cast<std::size_t>(n)].compute_s));
+    sent += r.nodes[static_cast<std::size_t>(n)].bytes_sent;
+  }
+  CHECK(rec.bytes == sent);
+}
