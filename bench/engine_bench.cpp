@@ -1,7 +1,5 @@
 #include "bench/engine_bench.hpp"
 
-#include <oneapi/tbb/task_arena.h>
-#include <oneapi/tbb/task_group.h>
 
 #include <algorithm>
 #include <atomic>
@@ -9,10 +7,10 @@
 #include <numeric>
 #include <vector>
 
-#include "engine/float_env.hpp"
 #include "engine/kernels.hpp"
 #include "engine/optimizer.hpp"
 #include "engine/rng.hpp"
+#include "sim/job_runner.hpp"
 
 namespace dtsim {
 namespace {
@@ -38,7 +36,6 @@ struct Replica {
   }
 
   void train(const Model& net, int batch, int pool, std::uint64_t steps) {
-    flush_denormals_to_zero();
     const auto features = static_cast<std::size_t>(net.input_shape().size());
     for (std::uint64_t s = 0; s < steps; ++s) {
       const auto start = static_cast<std::size_t>((s * batch) % (pool - batch + 1));
@@ -88,14 +85,14 @@ EngineBenchResult run_engine_bench(const EngineBenchConfig& config) {
   for (int t = 0; t < config.threads; ++t) {
     replicas.push_back(std::make_unique<Replica>(net, config.batch, pool, 1 + t));
   }
-  tbb::task_arena arena(config.threads);
+  // The replicas run as jobs, the way the simulator runs its workers' jobs.
+  JobRunner jobs(config.threads);
   auto run_all = [&](std::uint64_t steps) {
-    arena.execute([&] {
-      tbb::task_group group;
-      for (auto& r : replicas)
-        group.run([&, rp = r.get()] { rp->train(net, config.batch, pool, steps); });
-      group.wait();
-    });
+    std::vector<std::function<void()>> work;
+    for (auto& r : replicas) {
+      work.emplace_back([&, rp = r.get(), steps] { rp->train(net, config.batch, pool, steps); });
+    }
+    jobs.run_all(std::move(work));
   };
   run_all(5);  // warm-up: page in buffers, settle clocks
   // Calibrate a step count that takes about min_seconds, then time it.

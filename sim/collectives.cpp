@@ -20,11 +20,6 @@ std::shared_ptr<const std::vector<float>> copy_part(const CollBuf& b, std::uint6
       b.data.begin() + static_cast<std::ptrdiff_t>(end));
 }
 
-void send_part(const CollContext& c, int to, std::uint64_t tag, const CollBuf& b,
-               std::uint64_t begin, std::uint64_t end) {
-  c.sim->send(c.node(c.rank), c.node(to), tag, (end - begin) * kFloatBytes, copy_part(b, begin, end));
-}
-
 // Writes (or adds) a received part into b[begin, end).
 void take_part(const CollBuf& b, std::uint64_t begin, std::uint64_t end, const Message& m,
                bool add) {

@@ -1,6 +1,9 @@
 #include "sim/job_runner.hpp"
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
 #include "engine/float_env.hpp"
 
@@ -34,14 +37,64 @@ void JobRunner::Job::wait_done() {
   }
 }
 
+// Helpers for ThreadSanitizer builds: a queue under a mutex, which TSan can see.
+class JobRunner::ThreadPool {
+ public:
+  explicit ThreadPool(int n) {
+    for (int i = 0; i < n; ++i) {
+      threads_.emplace_back([this] {
+        for (;;) {
+          std::shared_ptr<Job> job;
+          {
+            std::unique_lock lock(mutex_);
+            ready_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+            if (queue_.empty()) return;
+            job = std::move(queue_.front());
+            queue_.pop_front();
+          }
+          job->try_run();
+        }
+      });
+    }
+  }
+  ~ThreadPool() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    ready_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  void submit(std::shared_ptr<Job> job) {
+    {
+      std::lock_guard lock(mutex_);
+      queue_.push_back(std::move(job));
+    }
+    ready_.notify_one();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::shared_ptr<Job>> queue_;  // guarded by mutex_
+  bool stop_ = false;                       // guarded by mutex_
+  std::vector<std::thread> threads_;
+};
+
 JobRunner::JobRunner(int threads) : threads_(threads < 1 ? 1 : threads) {
   if (threads_ > 1) {
-    // One slot is reserved for a master thread that never joins: all threads_ - 1 helpers work.
+#if defined(__SANITIZE_THREAD__)
+    pool_ = std::make_unique<ThreadPool>(threads_ - 1);
+#else
+    // No slot is reserved for the event loop's thread, which never enters the arena: all
+    // threads_ - 1 slots are helpers.
     arena_ = std::make_unique<tbb::task_arena>(threads_ - 1, 0);
+#endif
   }
 }
 
 JobRunner::~JobRunner() {
+  pool_.reset();
   int n = outstanding_->load(std::memory_order_acquire);
   while (n != 0) {
     outstanding_->wait(n, std::memory_order_acquire);
@@ -51,7 +104,10 @@ JobRunner::~JobRunner() {
 
 std::shared_ptr<JobRunner::Job> JobRunner::start(std::function<void()> work) {
   auto job = std::make_shared<Job>(std::move(work), job_ns_);
-  if (arena_) {
+  if (pool_) {
+    pool_->submit(job);
+    started_.push_back(job);
+  } else if (arena_) {
     outstanding_->fetch_add(1, std::memory_order_relaxed);
     arena_->enqueue([job, outstanding = outstanding_] {
       job->try_run();
@@ -79,6 +135,13 @@ void JobRunner::join(Job& job) {
     }
   }
   if (job.error()) std::rethrow_exception(job.error());
+}
+
+void JobRunner::run_all(std::vector<std::function<void()>> work) {
+  std::vector<std::shared_ptr<Job>> jobs;
+  jobs.reserve(work.size());
+  for (auto& w : work) jobs.push_back(start(std::move(w)));
+  for (auto& j : jobs) join(*j);
 }
 
 }  // namespace dtsim

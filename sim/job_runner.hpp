@@ -7,6 +7,11 @@
 // in event order. A job must be a pure function of its inputs (it may write only its own
 // outputs), so results never depend on which thread ran it. Exceptions thrown by a job
 // surface from join(). Every job runs with denormals flushed to zero.
+//
+// Helpers are a oneTBB task arena. In ThreadSanitizer builds they are plain std::threads
+// instead: Debian's oneTBB is not built with TSan, which then cannot see TBB's internal
+// synchronisation and would report every hand-off of a job as a race. The jobs, and so
+// everything TSan should check, are the same in both.
 #pragma once
 
 #include <atomic>
@@ -15,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <oneapi/tbb/task_arena.h>
+#include <vector>
 
 namespace dtsim {
 
@@ -27,13 +33,19 @@ class JobRunner {
   class Job;
   std::shared_ptr<Job> start(std::function<void()> work);
   void join(Job& job);
+  // Runs every item as a job, in parallel where threads allow, and returns when all are done.
+  void run_all(std::vector<std::function<void()>> work);
   int threads() const { return threads_; }
   // Wall-clock seconds spent inside jobs so far, summed over threads.
   double job_seconds() const { return static_cast<double>(job_ns_->load()) * 1e-9; }
 
  private:
+  class ThreadPool;
+  void submit(const std::shared_ptr<Job>& job);
+
   int threads_;
   std::unique_ptr<tbb::task_arena> arena_;
+  std::unique_ptr<ThreadPool> pool_;  // ThreadSanitizer builds
   std::deque<std::shared_ptr<Job>> started_;  // jobs the event loop's thread may help with
   std::shared_ptr<std::atomic<std::int64_t>> job_ns_ = std::make_shared<std::atomic<std::int64_t>>(0);
   // Arena tasks not yet finished; the destructor waits for them (they hold only the Job).

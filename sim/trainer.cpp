@@ -6,10 +6,7 @@
 #include <limits>
 #include <numeric>
 
-#include <oneapi/tbb/parallel_for.h>
-
 #include "engine/data/batch_sampler.hpp"
-#include "engine/float_env.hpp"
 #include "engine/data/idx_reader.hpp"
 #include "engine/data/partition.hpp"
 #include "engine/data/synthetic.hpp"
@@ -312,11 +309,15 @@ EvalResult TrainingRun::evaluate_global() {
   const std::size_t chunks = eval_ws_.size();
   std::vector<std::pair<double, std::size_t>> sums(chunks);
   const std::span<const float> params = workers_[0].params;
-  tbb::parallel_for(std::size_t{0}, chunks, [&](std::size_t i) {
-    flush_denormals_to_zero();
-    const std::size_t begin = i * kEvalBatch;
-    sums[i] = model_.evaluate_chunk(params, test, begin, std::min(n, begin + kEvalBatch), *eval_ws_[i]);
-  });
+  std::vector<std::function<void()>> work;
+  for (std::size_t i = 0; i < chunks; ++i) {
+    work.emplace_back([&, i] {
+      const std::size_t begin = i * kEvalBatch;
+      sums[i] = model_.evaluate_chunk(params, test, begin, std::min(n, begin + kEvalBatch),
+                                      *eval_ws_[i]);
+    });
+  }
+  sim_.jobs().run_all(std::move(work));
   EvalResult r;
   double loss = 0;
   std::size_t correct = 0;
