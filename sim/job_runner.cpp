@@ -87,7 +87,10 @@ JobRunner::JobRunner(int threads) : threads_(threads < 1 ? 1 : threads) {
     pool_ = std::make_unique<ThreadPool>(threads_ - 1);
 #else
     // No slot is reserved for the event loop's thread, which never enters the arena: all
-    // threads_ - 1 slots are helpers.
+    // threads_ - 1 slots are helpers. TBB caps its workers at the core count unless told
+    // otherwise; asking for more threads than cores is the user's choice.
+    parallelism_ = std::make_unique<tbb::global_control>(
+        tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads_));
     arena_ = std::make_unique<tbb::task_arena>(threads_ - 1, 0);
 #endif
   }

@@ -19,6 +19,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/task_arena.h>
 #include <vector>
 
@@ -44,6 +45,7 @@ class JobRunner {
   void submit(const std::shared_ptr<Job>& job);
 
   int threads_;
+  std::unique_ptr<tbb::global_control> parallelism_;  // lets the arena have threads_ - 1 helpers
   std::unique_ptr<tbb::task_arena> arena_;
   std::unique_ptr<ThreadPool> pool_;  // ThreadSanitizer builds
   std::deque<std::shared_ptr<Job>> started_;  // jobs the event loop's thread may help with

@@ -21,7 +21,6 @@ Network::Network(Topology topology, EventQueue& queue, const SimTime& now)
   links_.resize(topology_.num_links());
   for (std::size_t i = 0; i < links_.size(); ++i) {
     links_[i].capacity = topology_.link(static_cast<int>(i)).bandwidth;
-    links_[i].flows.reserve(4);  // allocated in link order: neighbouring links stay close
   }
 }
 
@@ -61,9 +60,12 @@ void Network::send(Message m, std::uint64_t token) {
     return;
   }
   f.transferring = true;
+  f.lazy = false;
   bool alone = true;
   double rate = std::numeric_limits<double>::infinity();
-  for (int l : f.links) {
+  for (int l : f.links) settle_lazy(l);
+  Flow& g = flows_[static_cast<std::size_t>(id)];
+  for (int l : g.links) {
     LinkState& ls = links_[static_cast<std::size_t>(l)];
     ls.flows.push_back(id);
     alone = alone && ls.flows.size() == 1;
@@ -72,11 +74,75 @@ void Network::send(Message m, std::uint64_t token) {
   if (alone) {
     // The common case in structured collectives: nobody shares its links, so nothing else
     // changes and its rate is its slowest link.
-    f.rate = rate;
-    schedule_finish(id, f);
+    g.rate = rate;
+    if (g.token == 0) {
+      g.lazy = true;
+      g.finish = now_ + SimTime::from_ns(static_cast<std::int64_t>(g.remaining / g.rate * 1e9 + 0.5));
+      ++g.version;
+      schedule_delivery(id, g.finish + g.latency);
+    } else {
+      schedule_finish(id, g);  // a blocking send must hear when its transfer ends
+    }
     return;
   }
-  reallocate(f.links.begin(), f.links.end());
+  reallocate(g.links.begin(), g.links.end());
+}
+
+void Network::schedule_delivery(int id, SimTime at) {
+  const Flow& f = flows_[static_cast<std::size_t>(id)];
+  queue_.schedule(at, Event{&Network::deliver_event, this,
+                            (static_cast<std::uint64_t>(id) << 32) | f.version});
+}
+
+void Network::FlowList::push_back(int id) {
+  if (count_ < kInline) {
+    inline_[count_++] = id;
+    return;
+  }
+  if (count_ == kInline) heap_.assign(inline_, inline_ + kInline);
+  heap_.push_back(id);
+  ++count_;
+}
+
+void Network::FlowList::remove(int id) {
+  int* data = count_ <= kInline ? inline_ : heap_.data();
+  int* it = std::find(data, data + count_, id);
+  *it = data[count_ - 1];
+  if (count_ <= kInline) {
+    --count_;
+    return;
+  }
+  heap_.pop_back();
+  if (--count_ == kInline) std::copy(heap_.begin(), heap_.end(), inline_);
+}
+
+void Network::leave_links(int id) {
+  Flow& f = flows_[static_cast<std::size_t>(id)];
+  for (int l : f.links) links_[static_cast<std::size_t>(l)].flows.remove(id);
+  f.transferring = false;
+}
+
+void Network::settle_lazy(int l) {
+  auto& list = links_[static_cast<std::size_t>(l)].flows;
+  for (std::size_t i = 0; i < list.size();) {
+    const int fid = list[i];
+    Flow& f = flows_[static_cast<std::size_t>(fid)];
+    if (!f.lazy) {
+      ++i;
+      continue;
+    }
+    f.lazy = false;
+    if (f.finish <= now_) {
+      leave_links(fid);  // done transferring; its delivery event stands (removes list[i])
+      continue;
+    }
+    // Still sending: from now on it shares, so it needs an ordinary transfer-end event.
+    f.remaining = std::max(0.0, f.remaining - f.rate * (now_ - f.last_update).seconds());
+    f.last_update = now_;
+    f.finish = SimTime::from_ns(-1);
+    ++f.version;  // supersedes its delivery event
+    ++i;
+  }
 }
 
 void Network::schedule_finish(int id, Flow& f) {
@@ -95,36 +161,34 @@ void Network::flow_event(void* self, std::uint64_t arg) {
   const int id = static_cast<int>(arg >> 32);
   const auto version = static_cast<std::uint32_t>(arg);
   Flow& f = net->flows_[static_cast<std::size_t>(id)];
-  if (!f.transferring || f.version != version) return;  // superseded by a newer rate
+  if (!f.transferring || f.lazy || f.version != version) return;  // superseded
   net->finish_transfer(id);
 }
 
 void Network::finish_transfer(int id) {
   Flow& f = flows_[static_cast<std::size_t>(id)];
   if (f.transferring) {
-    f.transferring = false;
     f.remaining = 0;
+    leave_links(id);
     bool shared = false;
-    for (int l : f.links) {
-      auto& list = links_[static_cast<std::size_t>(l)].flows;
-      auto it = std::find(list.begin(), list.end(), id);
-      *it = list.back();
-      list.pop_back();
-      shared = shared || !list.empty();
-    }
+    for (int l : f.links) shared = shared || !links_[static_cast<std::size_t>(l)].flows.empty();
     // Only flows that shared a link with this one can speed up.
     if (shared) reallocate(f.links.begin(), f.links.end());
   }
   const Flow& done = flows_[static_cast<std::size_t>(id)];
   if (sent_ && done.token != 0) sent_(done.token);
-  queue_.schedule(now_ + flows_[static_cast<std::size_t>(id)].latency,
-                  Event{&Network::deliver_event, this, static_cast<std::uint64_t>(id)});
+  schedule_delivery(id, now_ + flows_[static_cast<std::size_t>(id)].latency);
 }
 
 void Network::deliver_event(void* self, std::uint64_t arg) {
   auto* net = static_cast<Network*>(self);
-  const int id = static_cast<int>(arg);
+  const int id = static_cast<int>(arg >> 32);
   Flow& f = net->flows_[static_cast<std::size_t>(id)];
+  if (f.version != static_cast<std::uint32_t>(arg)) return;  // it joined others: re-timed
+  if (f.lazy) {
+    f.lazy = false;
+    net->leave_links(id);
+  }
   Message m = std::move(f.msg);
   const SimTime sent = f.sent;
   f.msg = Message{};
@@ -143,6 +207,7 @@ void Network::reallocate(const int* seed_begin, const int* seed_end) {
     LinkState& ls = links_[static_cast<std::size_t>(l)];
     if (ls.mark != epoch_) {
       ls.mark = epoch_;
+      settle_lazy(l);
       comp_links_.push_back(l);
     }
   }
@@ -156,6 +221,7 @@ void Network::reallocate(const int* seed_begin, const int* seed_end) {
         LinkState& ls = links_[static_cast<std::size_t>(l)];
         if (ls.mark != epoch_) {
           ls.mark = epoch_;
+          settle_lazy(l);
           comp_links_.push_back(l);
         }
       }

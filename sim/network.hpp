@@ -5,6 +5,9 @@
 // the flows connected to it through shared links, since no other flow's rate can change.
 // A message arrives at (end of its transfer) + (sum of its links' latencies), so alone on its
 // path it costs latency + bytes / bandwidth. Finish times are rounded to the nanosecond.
+// A flow alone on its path gets a single event, its delivery; only when another flow joins
+// one of its links does it become an ordinary flow with a transfer-end event. Structured
+// collectives, whose flows rarely share links, so cost one event per message.
 //
 // Payloads are real data (a shared, immutable float vector) or, in time-only mode, just a size.
 // Single-threaded: owned by a Simulation and used from its event loop.
@@ -73,12 +76,32 @@ class Network {
     std::uint32_t version = 0;
     std::uint64_t token = 0;
     bool transferring = false;
+    // Alone on its path when it started, so it was given only a delivery event; it is
+    // converted to an ordinary flow if another flow joins one of its links before it ends.
+    bool lazy = false;
     bool fixed = false;        // progressive-filling scratch
     std::uint32_t mark = 0;    // component-search scratch
   };
+  // The flows on one link: up to three inline (the usual case), more on the heap.
+  class FlowList {
+   public:
+    std::size_t size() const { return static_cast<std::size_t>(count_); }
+    bool empty() const { return count_ == 0; }
+    const int* begin() const { return count_ <= kInline ? inline_ : heap_.data(); }
+    const int* end() const { return begin() + count_; }
+    int operator[](std::size_t i) const { return begin()[i]; }
+    void push_back(int id);
+    void remove(int id);  // swap-remove; `id` must be present
+
+   private:
+    static constexpr int kInline = 3;
+    int count_ = 0;
+    int inline_[kInline] = {};
+    std::vector<int> heap_;  // holds every element while count_ > kInline
+  };
   struct LinkState {
     double capacity = 0;
-    std::vector<int> flows;    // transferring flows on this link
+    FlowList flows;            // transferring flows on this link
     double left = 0;           // progressive-filling scratch
     int unfixed = 0;
     std::uint32_t mark = 0;
@@ -90,6 +113,11 @@ class Network {
   // Recomputes the rates of every flow connected to `seed_links`.
   void reallocate(const int* seed_begin, const int* seed_end);
   void schedule_finish(int id, Flow& f);
+  // Settles the lazy flows on link l: finished ones leave their links, unfinished ones become
+  // ordinary flows (their delivery event is superseded) so that they can share the link.
+  void settle_lazy(int l);
+  void leave_links(int id);
+  void schedule_delivery(int id, SimTime at);
   int allocate_flow();
 
   Topology topology_;

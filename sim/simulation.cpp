@@ -8,8 +8,7 @@ namespace dtsim {
 Simulation::Simulation(Topology topology, int threads)
     : network_(std::move(topology), queue_, now_), jobs_(threads) {
   const auto n = static_cast<std::size_t>(network_.topology().nodes());
-  mailboxes_.resize(n);
-  accounts_.resize(n);
+  nodes_.resize(n);
   network_.on_deliver([this](Message&& m, SimTime sent) { deliver(std::move(m), sent); });
   network_.on_sent([this](std::uint64_t token) {
     auto* awaiter = reinterpret_cast<SendAwaiter*>(token);
@@ -53,7 +52,7 @@ void Simulation::run() {
 void Simulation::ComputeAwaiter::await_suspend(std::coroutine_handle<> h) {
   handle = h;
   if (work) job = sim.jobs_.start(std::move(work));
-  sim.accounts_[static_cast<std::size_t>(node)].compute += cost;
+  sim.nodes_[static_cast<std::size_t>(node)].account.compute += cost;
   sim.queue_.schedule(sim.now_ + cost, Event{&ComputeAwaiter::done, this, 0});
 }
 
@@ -65,14 +64,14 @@ void Simulation::ComputeAwaiter::done(void* self, std::uint64_t) {
 }
 
 void Simulation::waited(int node, SimTime since) {
-  accounts_[static_cast<std::size_t>(node)].comm += now_ - since;
+  nodes_[static_cast<std::size_t>(node)].account.comm += now_ - since;
   if (now_ > since) {
     for (SimObserver* o : observers_) o->on_wait(node, since, now_);
   }
 }
 
 bool Simulation::RecvAwaiter::await_ready() {
-  auto& pending = sim.mailboxes_[static_cast<std::size_t>(node)].pending;
+  auto& pending = sim.nodes_[static_cast<std::size_t>(node)].pending;
   for (std::size_t i = 0; i < pending.size(); ++i) {
     if (pending[i].src == src && pending[i].tag == tag) {
       result = std::move(pending[i]);
@@ -90,12 +89,12 @@ bool Simulation::RecvAwaiter::await_ready() {
 void Simulation::RecvAwaiter::await_suspend(std::coroutine_handle<> h) {
   handle = h;
   since = sim.now_;
-  Mailbox& box = sim.mailboxes_[static_cast<std::size_t>(node)];
+  NodeState& box = sim.nodes_[static_cast<std::size_t>(node)];
   box.waiting.push_back(this);
   // Posting this receive releases a rendezvous message that was waiting for it.
   for (std::size_t i = 0; i < box.ready_to_send.size(); ++i) {
     if (box.ready_to_send[i].msg.src == src && box.ready_to_send[i].msg.tag == tag) {
-      Mailbox::Ready r = std::move(box.ready_to_send[i]);
+      NodeState::Ready r = std::move(box.ready_to_send[i]);
       box.ready_to_send.erase(box.ready_to_send.begin() + static_cast<std::ptrdiff_t>(i));
       sim.network_.send(std::move(r.msg), r.token);
       break;
@@ -105,7 +104,7 @@ void Simulation::RecvAwaiter::await_suspend(std::coroutine_handle<> h) {
 
 void Simulation::start_send(Message m, std::uint64_t token, bool rendezvous) {
   if (rendezvous) {
-    Mailbox& box = mailboxes_[static_cast<std::size_t>(m.dst)];
+    NodeState& box = nodes_[static_cast<std::size_t>(m.dst)];
     bool posted = false;
     for (const RecvAwaiter* w : box.waiting) posted = posted || (w->src == m.src && w->tag == m.tag);
     if (!posted) {
@@ -117,9 +116,9 @@ void Simulation::start_send(Message m, std::uint64_t token, bool rendezvous) {
 }
 
 void Simulation::deliver(Message&& m, SimTime sent) {
-  accounts_[static_cast<std::size_t>(m.dst)].bytes_received += m.bytes;
+  nodes_[static_cast<std::size_t>(m.dst)].account.bytes_received += m.bytes;
   for (SimObserver* o : observers_) o->on_message(m, sent, now_);
-  Mailbox& box = mailboxes_[static_cast<std::size_t>(m.dst)];
+  NodeState& box = nodes_[static_cast<std::size_t>(m.dst)];
   for (std::size_t i = 0; i < box.waiting.size(); ++i) {
     RecvAwaiter* w = box.waiting[i];
     if (w->src == m.src && w->tag == m.tag) {
@@ -141,14 +140,14 @@ void Simulation::deliver(Message&& m, SimTime sent) {
 
 void Simulation::send(int src, int dst, std::uint64_t tag, std::uint64_t bytes,
                       std::shared_ptr<const std::vector<float>> data, bool rendezvous) {
-  accounts_[static_cast<std::size_t>(src)].bytes_sent += bytes;
+  nodes_[static_cast<std::size_t>(src)].account.bytes_sent += bytes;
   start_send(Message{src, dst, tag, bytes, std::move(data)}, 0, rendezvous);
 }
 
 void Simulation::SendAwaiter::await_suspend(std::coroutine_handle<> h) {
   handle = h;
   since = sim.now_;
-  sim.accounts_[static_cast<std::size_t>(msg.src)].bytes_sent += msg.bytes;
+  sim.nodes_[static_cast<std::size_t>(msg.src)].account.bytes_sent += msg.bytes;
   const int src = msg.src;
   Message m = std::move(msg);
   msg.src = src;  // read again by the on_sent callback

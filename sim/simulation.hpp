@@ -51,7 +51,7 @@ class Simulation {
   int nodes() const { return network_.topology().nodes(); }
   Network& network() { return network_; }
   JobRunner& jobs() { return jobs_; }
-  const NodeAccount& account(int node) const { return accounts_[static_cast<std::size_t>(node)]; }
+  const NodeAccount& account(int node) const { return nodes_[static_cast<std::size_t>(node)].account; }
   std::uint64_t events_run() const { return queue_.events_run(); }
 
   // Observers are told about compute spans, messages, waits and step ends (not owned).
@@ -140,7 +140,9 @@ class Simulation {
   }
 
  private:
-  struct Mailbox {
+  // Everything about one node, together: a message's receiver is usually the next sender.
+  struct NodeState {
+    NodeAccount account;
     std::vector<Message> pending;      // arrived, not yet received
     std::vector<RecvAwaiter*> waiting;  // posted receives
     struct Ready {
@@ -160,8 +162,7 @@ class Simulation {
   Network network_;
   JobRunner jobs_;
   std::vector<Task<>> programs_;
-  std::vector<Mailbox> mailboxes_;
-  std::vector<NodeAccount> accounts_;
+  std::vector<NodeState> nodes_;
   std::vector<SimObserver*> observers_;
 };
 
