@@ -8,9 +8,9 @@
 
 #include <CLI/CLI.hpp>
 #include <chrono>
-#include <map>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 
 #include "bench/engine_bench.hpp"
 #include "engine/blas_setup.hpp"
@@ -18,9 +18,9 @@
 #include "engine/float_env.hpp"
 #include "engine/kernels.hpp"
 #include "reports/run_writer.hpp"
-#include "sim/trainer.hpp"
 #include "sim/collective_run.hpp"
 #include "sim/scenario.hpp"
+#include "sim/trainer.hpp"
 #include "sim/units.hpp"
 
 namespace {
@@ -145,15 +145,17 @@ int collective_command(const CollectiveOptions& opt) {
   spec.network.link.latency = parse_option("--latency", opt.latency, parse_duration);
   spec.network.link.bandwidth = parse_option("--bandwidth", opt.bandwidth, parse_bandwidth);
   spec.network.intra.latency = parse_option("--intra-latency", opt.intra_latency, parse_duration);
-  spec.network.intra.bandwidth = parse_option("--intra-bandwidth", opt.intra_bandwidth, parse_bandwidth);
+  spec.network.intra.bandwidth =
+      parse_option("--intra-bandwidth", opt.intra_bandwidth, parse_bandwidth);
   spec.network.nodes_per_machine = opt.nodes_per_machine;
   if (!(spec.network.link.bandwidth > 0) || !(spec.network.intra.bandwidth > 0)) {
     throw InputError({}, "--bandwidth", "expected a bandwidth above zero");
   }
-  const std::map<std::string, TopologyKind> topologies = {{"star", TopologyKind::kStar},
-                                                          {"ring", TopologyKind::kRing},
-                                                          {"full", TopologyKind::kFull},
-                                                          {"hierarchical", TopologyKind::kHierarchical}};
+  const std::map<std::string, TopologyKind> topologies = {
+      {"star", TopologyKind::kStar},
+      {"ring", TopologyKind::kRing},
+      {"full", TopologyKind::kFull},
+      {"hierarchical", TopologyKind::kHierarchical}};
   spec.network.topology = topologies.at(opt.topology);
   const std::map<std::string, CollectiveOp> ops = {{"allreduce", CollectiveOp::kAllreduce},
                                                    {"allgather", CollectiveOp::kAllgather},
@@ -161,10 +163,11 @@ int collective_command(const CollectiveOptions& opt) {
                                                    {"broadcast", CollectiveOp::kBroadcast},
                                                    {"ps", CollectiveOp::kPs}};
   spec.op = ops.at(opt.op);
-  const std::map<std::string, AllreduceAlgo> algos = {{"ring", AllreduceAlgo::kRing},
-                                                      {"tree", AllreduceAlgo::kTree},
-                                                      {"halving-doubling", AllreduceAlgo::kHalvingDoubling},
-                                                      {"hierarchical", AllreduceAlgo::kHierarchical}};
+  const std::map<std::string, AllreduceAlgo> algos = {
+      {"ring", AllreduceAlgo::kRing},
+      {"tree", AllreduceAlgo::kTree},
+      {"halving-doubling", AllreduceAlgo::kHalvingDoubling},
+      {"hierarchical", AllreduceAlgo::kHierarchical}};
   spec.algo = algos.at(opt.algo);
   if (spec.op == CollectiveOp::kAllreduce && spec.algo == AllreduceAlgo::kHierarchical &&
       spec.nodes % spec.network.nodes_per_machine != 0) {
@@ -250,25 +253,34 @@ int main(int argc, char** argv) {
 
   CollectiveOptions coll;
   auto* coll_cmd = app.add_subcommand(
-      "collective", "Simulate one collective in time-only mode and print its simulated and wall time");
+      "collective",
+      "Simulate one collective in time-only mode and print its simulated and wall time");
   coll_cmd->add_option("--op", coll.op, "allreduce | allgather | reduce-scatter | broadcast | ps")
       ->check(CLI::IsMember({"allreduce", "allgather", "reduce-scatter", "broadcast", "ps"}));
-  coll_cmd->add_option("--algo", coll.algo, "allreduce algorithm: ring | tree | halving-doubling | hierarchical")
+  coll_cmd
+      ->add_option("--algo", coll.algo,
+                   "allreduce algorithm: ring | tree | halving-doubling | hierarchical")
       ->check(CLI::IsMember({"ring", "tree", "halving-doubling", "hierarchical"}));
   coll_cmd->add_option("--nodes", coll.nodes, "Participants (workers for --op ps)")
       ->required()
       ->check(CLI::Range(1, 1 << 22));
-  coll_cmd->add_option("--bytes", coll.bytes, "Vector size per node, with a unit (\"100MB\", \"64 MiB\")")
+  coll_cmd
+      ->add_option("--bytes", coll.bytes,
+                   "Vector size per node, with a unit (\"100MB\", \"64 MiB\")")
       ->required();
   coll_cmd->add_option("--latency", coll.latency, "Per-link latency (default 10us)");
-  coll_cmd->add_option("--bandwidth", coll.bandwidth, "Per-link bandwidth, each direction (default 25Gbps)");
+  coll_cmd->add_option("--bandwidth", coll.bandwidth,
+                       "Per-link bandwidth, each direction (default 25Gbps)");
   coll_cmd->add_option("--topology", coll.topology, "star | ring | full | hierarchical")
       ->check(CLI::IsMember({"star", "ring", "full", "hierarchical"}));
-  coll_cmd->add_option("--servers", coll.servers, "Server shards for --op ps")->check(CLI::Range(1, 1 << 20));
+  coll_cmd->add_option("--servers", coll.servers, "Server shards for --op ps")
+      ->check(CLI::Range(1, 1 << 20));
   coll_cmd->add_option("--nodes-per-machine", coll.nodes_per_machine, "hierarchical topology")
       ->check(CLI::Range(1, 1 << 20));
-  coll_cmd->add_option("--intra-latency", coll.intra_latency, "hierarchical: latency inside a machine");
-  coll_cmd->add_option("--intra-bandwidth", coll.intra_bandwidth, "hierarchical: bandwidth inside a machine");
+  coll_cmd->add_option("--intra-latency", coll.intra_latency,
+                       "hierarchical: latency inside a machine");
+  coll_cmd->add_option("--intra-bandwidth", coll.intra_bandwidth,
+                       "hierarchical: bandwidth inside a machine");
   coll_cmd->add_flag("--json", coll.json, "Print one JSON object");
 
   BenchOptions bench;

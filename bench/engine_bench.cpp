@@ -1,6 +1,5 @@
 #include "bench/engine_bench.hpp"
 
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>

@@ -1,9 +1,9 @@
 // The training-core benchmark behind `dtsim bench engine`.
 //
 // Trains `threads` independent replicas of a model side by side (one job each on a JobRunner
-// of `threads` threads, as the simulator runs jobs), each on its own synthetic batches, for at least `min_seconds`
-// of wall time, and reports the total throughput. Also measures this machine's single-thread
-// OpenBLAS sgemm speed as the reference peak.
+// of `threads` threads, as the simulator runs jobs), each on its own synthetic batches, for at
+// least `min_seconds` of wall time, and reports the total throughput. Also measures this machine's
+// single-thread OpenBLAS sgemm speed as the reference peak.
 #pragma once
 
 #include <string>

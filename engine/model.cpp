@@ -116,7 +116,7 @@ std::vector<float> Model::init_params(std::uint64_t seed) const {
 }
 
 const float* Model::forward(std::span<const float> params, const float* x, int batch,
-                              Workspace& ws) const {
+                            Workspace& ws) const {
   const float* in = x;
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     LayerBuffers buf{params.data() + offsets_[i], nullptr, ws.scratch_.data()};
@@ -127,7 +127,7 @@ const float* Model::forward(std::span<const float> params, const float* x, int b
 }
 
 double Model::gradient(std::span<const float> params, const Batch& batch, std::span<float> grads,
-                         Workspace& ws) const {
+                       Workspace& ws) const {
   const float* out = forward(params, batch.x, batch.size, ws);
   float* dy = ws.grad_a_.data();
   float* dx = ws.grad_b_.data();
@@ -156,9 +156,10 @@ std::pair<double, std::size_t> Model::evaluate_chunk(std::span<const float> para
     }
     return {softmax_cross_entropy(out, labels, batch, outputs_, nullptr) * batch, correct};
   }
-  return {half_squared_error(out, data.targets.data() + begin * outputs_, batch, outputs_, nullptr) *
-              batch,
-          0};
+  return {
+      half_squared_error(out, data.targets.data() + begin * outputs_, batch, outputs_, nullptr) *
+          batch,
+      0};
 }
 
 EvalResult Model::evaluate(std::span<const float> params, const Dataset& data,

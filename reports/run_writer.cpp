@@ -83,12 +83,9 @@ std::string summary_json(const Scenario& scenario, const RunResult& result) {
   j["diverged"] = result.diverged;
   j["diverged_reason"] =
       result.diverged ? nlohmann::json(result.diverged_reason) : nlohmann::json(nullptr);
-  j["wall"] = {{"wall_time_s", result.wall_time_s},
-               {"load_s", result.load_wall_s},
-               {"simulate_s", result.simulate_wall_s},
-               {"eval_s", result.eval_wall_s},
-               {"jobs_s", result.jobs_wall_s},
-               {"threads", result.threads}};
+  j["wall"] = {{"wall_time_s", result.wall_time_s},    {"load_s", result.load_wall_s},
+               {"simulate_s", result.simulate_wall_s}, {"eval_s", result.eval_wall_s},
+               {"jobs_s", result.jobs_wall_s},         {"threads", result.threads}};
   return j.dump(2) + "\n";
 }
 

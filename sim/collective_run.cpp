@@ -62,11 +62,16 @@ CollectiveRun run_collective(const CollectiveSpec& spec, std::vector<std::vector
 
 const char* to_string(CollectiveOp op) {
   switch (op) {
-    case CollectiveOp::kAllreduce: return "allreduce";
-    case CollectiveOp::kAllgather: return "allgather";
-    case CollectiveOp::kReduceScatter: return "reduce-scatter";
-    case CollectiveOp::kBroadcast: return "broadcast";
-    case CollectiveOp::kPs: return "ps";
+    case CollectiveOp::kAllreduce:
+      return "allreduce";
+    case CollectiveOp::kAllgather:
+      return "allgather";
+    case CollectiveOp::kReduceScatter:
+      return "reduce-scatter";
+    case CollectiveOp::kBroadcast:
+      return "broadcast";
+    case CollectiveOp::kPs:
+      return "ps";
   }
   return "?";
 }

@@ -34,7 +34,8 @@ struct CollectiveRun {
 // Time-only unless `data` is given: then data[r] is rank r's vector (in and out; all the same
 // length, bytes is ignored). For kPs the servers only sum (no optimizer), so every worker ends
 // with the sum.
-CollectiveRun run_collective(const CollectiveSpec& spec, std::vector<std::vector<float>>* data = nullptr);
+CollectiveRun run_collective(const CollectiveSpec& spec,
+                             std::vector<std::vector<float>>* data = nullptr);
 
 const char* to_string(CollectiveOp op);
 

@@ -60,11 +60,13 @@ Task<> ring_pass(CollContext c, CollBuf b, std::uint64_t tag, bool add, SendOf s
   for (int k = 0; k < p - 1; ++k) {
     const auto [sb, se] = part_range(b.elements, p, send_of(k));
     if (k == 0) carry = copy_part(b, sb, se);
-    c.sim->send(me, next, tag + static_cast<std::uint64_t>(k), (se - sb) * kFloatBytes, std::move(carry));
+    c.sim->send(me, next, tag + static_cast<std::uint64_t>(k), (se - sb) * kFloatBytes,
+                std::move(carry));
     const auto [rb, re] = part_range(b.elements, p, recv_of(k));
     Message m = co_await c.sim->recv(me, prev, tag + static_cast<std::uint64_t>(k));
     if (!b.has_data()) {
-      if (add && c.reduce_flops_per_s > 0) co_await c.sim->compute(me, reduce_time(c, re - rb), {}, "reduce");
+      if (add && c.reduce_flops_per_s > 0)
+        co_await c.sim->compute(me, reduce_time(c, re - rb), {}, "reduce");
       continue;
     }
     if (!m.data || m.data->size() != re - rb) {
@@ -73,17 +75,20 @@ Task<> ring_pass(CollContext c, CollBuf b, std::uint64_t tag, bool add, SendOf s
     const bool last = k == p - 2;
     if (add) {
       auto sum = std::make_shared<std::vector<float>>(re - rb);
-      co_await c.sim->compute(me, reduce_time(c, re - rb), [&, rb = rb, last] {
-        const float* in = m.data->data();
-        float* own = b.data.data() + rb;
-        for (std::size_t i = 0; i < sum->size(); ++i) (*sum)[i] = own[i] + in[i];
-        if (last) std::copy(sum->begin(), sum->end(), own);
-      }, "reduce");
+      co_await c.sim->compute(
+          me, reduce_time(c, re - rb),
+          [&, rb = rb, last] {
+            const float* in = m.data->data();
+            float* own = b.data.data() + rb;
+            for (std::size_t i = 0; i < sum->size(); ++i) (*sum)[i] = own[i] + in[i];
+            if (last) std::copy(sum->begin(), sum->end(), own);
+          },
+          "reduce");
       carry = std::move(sum);
     } else {
-      co_await c.sim->compute(me, reduce_time(c, re - rb), [&, rb = rb] {
-        std::copy(m.data->begin(), m.data->end(), b.data.data() + rb);
-      }, "copy");
+      co_await c.sim->compute(
+          me, reduce_time(c, re - rb),
+          [&, rb = rb] { std::copy(m.data->begin(), m.data->end(), b.data.data() + rb); }, "copy");
       carry = std::move(m.data);
     }
   }
@@ -96,14 +101,17 @@ Task<> tree_allreduce(CollContext c, CollBuf b) {
   // Binomial reduce to rank 0.
   for (int mask = 1; mask < p; mask <<= 1) {
     if (r & mask) {
-      co_await c.sim->send_and_wait(c.node(r), c.node(r - mask), c.tag + static_cast<std::uint64_t>(mask),
-                                    bytes, copy_part(b, 0, b.elements), /*rendezvous=*/true);
+      co_await c.sim->send_and_wait(c.node(r), c.node(r - mask),
+                                    c.tag + static_cast<std::uint64_t>(mask), bytes,
+                                    copy_part(b, 0, b.elements), /*rendezvous=*/true);
       break;
     }
     if (r + mask < p) {
-      const Message m = co_await c.sim->recv(c.node(r), c.node(r + mask), c.tag + static_cast<std::uint64_t>(mask));
+      const Message m = co_await c.sim->recv(c.node(r), c.node(r + mask),
+                                             c.tag + static_cast<std::uint64_t>(mask));
       take_part(b, 0, b.elements, m, true);
-      if (c.reduce_flops_per_s > 0) co_await c.sim->compute(c.node(c.rank), reduce_time(c, b.elements), {}, "reduce");
+      if (c.reduce_flops_per_s > 0)
+        co_await c.sim->compute(c.node(c.rank), reduce_time(c, b.elements), {}, "reduce");
     }
   }
   CollContext bc = c;
@@ -126,7 +134,8 @@ Task<> halving_doubling_allreduce(CollContext c, CollBuf b) {
     } else {
       const Message m = co_await c.sim->recv(c.node(r), c.node(r - 1), c.tag);
       take_part(b, 0, b.elements, m, true);
-      if (c.reduce_flops_per_s > 0) co_await c.sim->compute(c.node(c.rank), reduce_time(c, b.elements), {}, "reduce");
+      if (c.reduce_flops_per_s > 0)
+        co_await c.sim->compute(c.node(c.rank), reduce_time(c, b.elements), {}, "reduce");
       newrank = r / 2;
     }
   } else {
@@ -158,7 +167,8 @@ Task<> halving_doubling_allreduce(CollContext c, CollBuf b) {
       const std::uint64_t ke = part_range(b.elements, pof2, hi - 1).second;
       const Message m = co_await c.sim->recv(c.node(r), c.node(partner), tag);
       take_part(b, kb, ke, m, true);
-      if (c.reduce_flops_per_s > 0) co_await c.sim->compute(c.node(c.rank), reduce_time(c, ke - kb), {}, "reduce");
+      if (c.reduce_flops_per_s > 0)
+        co_await c.sim->compute(c.node(c.rank), reduce_time(c, ke - kb), {}, "reduce");
     }
     // Allgather by recursive doubling: exchange the owned range with a partner, doubling it.
     step = 0;
@@ -195,7 +205,8 @@ Task<> halving_doubling_allreduce(CollContext c, CollBuf b) {
 Task<> hierarchical_allreduce(CollContext c, CollBuf b, int g) {
   const int p = c.size();
   if (g < 1 || p % g != 0) {
-    throw std::logic_error("hierarchical allreduce: the group size must be a multiple of the machine size");
+    throw std::logic_error(
+        "hierarchical allreduce: the group size must be a multiple of the machine size");
   }
   const int machine = c.rank / g;
   const int local = c.rank % g;
@@ -210,7 +221,8 @@ Task<> hierarchical_allreduce(CollContext c, CollBuf b, int g) {
   co_await ring_reduce_scatter(ic, b);
   // This rank now holds the machine's sum of part (local + 1) mod g; allreduce it across machines.
   const auto [pb, pe] = part_range(b.elements, g, mod(local + 1, g));
-  CollBuf part = b.has_data() ? CollBuf::real(b.data.subspan(pb, pe - pb)) : CollBuf::sized(pe - pb);
+  CollBuf part =
+      b.has_data() ? CollBuf::real(b.data.subspan(pb, pe - pb)) : CollBuf::sized(pe - pb);
   CollContext xc = c;
   xc.group = inter;
   xc.rank = machine;
@@ -317,11 +329,13 @@ Task<> ps_push_pull(CollContext c, CollBuf b, std::span<const int> servers) {
   const int me = c.node(c.rank);
   for (int s = 0; s < k; ++s) {
     const auto [pb, pe] = part_range(b.elements, k, s);
-    c.sim->send(me, servers[static_cast<std::size_t>(s)], c.tag, (pe - pb) * kFloatBytes, copy_part(b, pb, pe));
+    c.sim->send(me, servers[static_cast<std::size_t>(s)], c.tag, (pe - pb) * kFloatBytes,
+                copy_part(b, pb, pe));
   }
   for (int s = 0; s < k; ++s) {
     const auto [pb, pe] = part_range(b.elements, k, s);
-    const Message m = co_await c.sim->recv(me, servers[static_cast<std::size_t>(s)], c.tag + kPhase);
+    const Message m =
+        co_await c.sim->recv(me, servers[static_cast<std::size_t>(s)], c.tag + kPhase);
     take_part(b, pb, pe, m, false);
   }
 }
@@ -335,7 +349,9 @@ Task<> ps_serve_step(PsServerStep s, std::span<float> sum, std::function<Task<>(
     const Message m = co_await s.sim->recv(s.node, w, s.tag);
     take_part(out, 0, n, m, true);
     if (s.reduce_flops_per_s > 0) {
-      co_await s.sim->compute(s.node, SimTime::from_seconds(static_cast<double>(n) / s.reduce_flops_per_s), {}, "reduce");
+      co_await s.sim->compute(s.node,
+                              SimTime::from_seconds(static_cast<double>(n) / s.reduce_flops_per_s),
+                              {}, "reduce");
     }
   }
   if (update) co_await update();
@@ -346,10 +362,14 @@ Task<> ps_serve_step(PsServerStep s, std::span<float> sum, std::function<Task<>(
 
 const char* to_string(AllreduceAlgo algo) {
   switch (algo) {
-    case AllreduceAlgo::kRing: return "ring";
-    case AllreduceAlgo::kTree: return "tree";
-    case AllreduceAlgo::kHalvingDoubling: return "halving-doubling";
-    case AllreduceAlgo::kHierarchical: return "hierarchical";
+    case AllreduceAlgo::kRing:
+      return "ring";
+    case AllreduceAlgo::kTree:
+      return "tree";
+    case AllreduceAlgo::kHalvingDoubling:
+      return "halving-doubling";
+    case AllreduceAlgo::kHierarchical:
+      return "hierarchical";
   }
   return "?";
 }

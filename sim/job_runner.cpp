@@ -19,10 +19,10 @@ bool JobRunner::Job::try_run() {
   } catch (...) {
     error_ = std::current_exception();
   }
-  job_ns_->fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                         std::chrono::steady_clock::now() - start)
-                         .count(),
-                     std::memory_order_relaxed);
+  job_ns_->fetch_add(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
+          .count(),
+      std::memory_order_relaxed);
   work_ = nullptr;
   state_.store(kDone, std::memory_order_release);
   state_.notify_all();

@@ -14,13 +14,14 @@
 // everything TSan should check, are the same in both.
 #pragma once
 
+#include <oneapi/tbb/global_control.h>
+#include <oneapi/tbb/task_arena.h>
+
 #include <atomic>
 #include <deque>
 #include <exception>
 #include <functional>
 #include <memory>
-#include <oneapi/tbb/global_control.h>
-#include <oneapi/tbb/task_arena.h>
 #include <vector>
 
 namespace dtsim {
@@ -47,9 +48,10 @@ class JobRunner {
   int threads_;
   std::unique_ptr<tbb::global_control> parallelism_;  // lets the arena have threads_ - 1 helpers
   std::unique_ptr<tbb::task_arena> arena_;
-  std::unique_ptr<ThreadPool> pool_;  // ThreadSanitizer builds
+  std::unique_ptr<ThreadPool> pool_;          // ThreadSanitizer builds
   std::deque<std::shared_ptr<Job>> started_;  // jobs the event loop's thread may help with
-  std::shared_ptr<std::atomic<std::int64_t>> job_ns_ = std::make_shared<std::atomic<std::int64_t>>(0);
+  std::shared_ptr<std::atomic<std::int64_t>> job_ns_ =
+      std::make_shared<std::atomic<std::int64_t>>(0);
   // Arena tasks not yet finished; the destructor waits for them (they hold only the Job).
   std::shared_ptr<std::atomic<int>> outstanding_ = std::make_shared<std::atomic<int>>(0);
 };

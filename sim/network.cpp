@@ -77,7 +77,8 @@ void Network::send(Message m, std::uint64_t token) {
     g.rate = rate;
     if (g.token == 0) {
       g.lazy = true;
-      g.finish = now_ + SimTime::from_ns(static_cast<std::int64_t>(g.remaining / g.rate * 1e9 + 0.5));
+      g.finish =
+          now_ + SimTime::from_ns(static_cast<std::int64_t>(g.remaining / g.rate * 1e9 + 0.5));
       ++g.version;
       schedule_delivery(id, g.finish + g.latency);
     } else {
@@ -90,8 +91,8 @@ void Network::send(Message m, std::uint64_t token) {
 
 void Network::schedule_delivery(int id, SimTime at) {
   const Flow& f = flows_[static_cast<std::size_t>(id)];
-  queue_.schedule(at, Event{&Network::deliver_event, this,
-                            (static_cast<std::uint64_t>(id) << 32) | f.version});
+  queue_.schedule(
+      at, Event{&Network::deliver_event, this, (static_cast<std::uint64_t>(id) << 32) | f.version});
 }
 
 void Network::FlowList::push_back(int id) {

@@ -27,7 +27,7 @@ struct Message {
   int src = 0;
   int dst = 0;
   std::uint64_t tag = 0;
-  std::uint64_t bytes = 0;  // charged on the wire
+  std::uint64_t bytes = 0;                         // charged on the wire
   std::shared_ptr<const std::vector<float>> data;  // null in time-only mode
 };
 
@@ -79,8 +79,8 @@ class Network {
     // Alone on its path when it started, so it was given only a delivery event; it is
     // converted to an ordinary flow if another flow joins one of its links before it ends.
     bool lazy = false;
-    bool fixed = false;        // progressive-filling scratch
-    std::uint32_t mark = 0;    // component-search scratch
+    bool fixed = false;      // progressive-filling scratch
+    std::uint32_t mark = 0;  // component-search scratch
   };
   // The flows on one link: up to three inline (the usual case), more on the heap.
   class FlowList {
@@ -101,8 +101,8 @@ class Network {
   };
   struct LinkState {
     double capacity = 0;
-    FlowList flows;            // transferring flows on this link
-    double left = 0;           // progressive-filling scratch
+    FlowList flows;   // transferring flows on this link
+    double left = 0;  // progressive-filling scratch
     int unfixed = 0;
     std::uint32_t mark = 0;
   };

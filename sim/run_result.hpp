@@ -46,8 +46,8 @@ struct RunResult {
   std::string diverged_reason;  // e.g. "train loss is NaN at step 812"
   std::string model_summary;
   // Wall-clock figures (never in metrics.csv / nodes.csv: they vary from run to run).
-  double wall_time_s = 0;  // the whole command
-  double load_wall_s = 0;  // reading or generating the data
+  double wall_time_s = 0;      // the whole command
+  double load_wall_s = 0;      // reading or generating the data
   double simulate_wall_s = 0;  // the simulation, evaluations included
   double eval_wall_s = 0;      // evaluations of the global model
   double jobs_wall_s = 0;      // summed over jobs: the pure compute the run performed

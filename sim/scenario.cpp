@@ -416,7 +416,8 @@ void read_network(Reader& r, const toml::table& t, NetworkConfig& n) {
   r.get_unit(t, "network", "intra_latency", n.intra.latency, parse_duration);
   r.get_unit(t, "network", "intra_bandwidth", n.intra.bandwidth, parse_bandwidth);
   for (const char* key : {"bandwidth", "intra_bandwidth"}) {
-    const double value = std::string_view(key) == "bandwidth" ? n.link.bandwidth : n.intra.bandwidth;
+    const double value =
+        std::string_view(key) == "bandwidth" ? n.link.bandwidth : n.intra.bandwidth;
     if (const auto* node = t.get(key); node != nullptr && !(value > 0)) {
       r.error(node, fmt::format("network.{}", key), "expected a bandwidth above zero");
     }
@@ -424,33 +425,36 @@ void read_network(Reader& r, const toml::table& t, NetworkConfig& n) {
 }
 
 void read_strategy(Reader& r, const toml::table& t, StrategyConfig& s) {
-  r.check_keys(t, "strategy",
-               {"architecture", "sync", "collective", "time_only", "staleness", "local_steps",
-                "backup_workers", "staleness_lr", "aggregation", "trim", "stages",
-                "micro_batches"});
+  r.check_keys(
+      t, "strategy",
+      {"architecture", "sync", "collective", "time_only", "staleness", "local_steps",
+       "backup_workers", "staleness_lr", "aggregation", "trim", "stages", "micro_batches"});
   for (const char* key : {"staleness", "local_steps", "backup_workers", "staleness_lr",
                           "aggregation", "trim", "stages", "micro_batches"}) {
     if (const auto* node = t.get(key)) {
-      r.error(node, fmt::format("strategy.{}", key), "not implemented yet in this version of dtsim");
+      r.error(node, fmt::format("strategy.{}", key),
+              "not implemented yet in this version of dtsim");
     }
   }
   if (const auto* node = t.get("architecture")) {
     const auto* v = node->as_string();
     if (v != nullptr && (v->get() == "gossip" || v->get() == "pipeline")) {
-      r.error(node, "strategy.architecture",
-              fmt::format("\"{}\" is not implemented yet; this version has allreduce | ps", v->get()));
+      r.error(
+          node, "strategy.architecture",
+          fmt::format("\"{}\" is not implemented yet; this version has allreduce | ps", v->get()));
     } else {
-      r.get_choice<Architecture>(t, "strategy", "architecture",
-                                 {{"allreduce", Architecture::kAllreduce},
-                                  {"ps", Architecture::kParameterServer}},
-                                 s.architecture);
+      r.get_choice<Architecture>(
+          t, "strategy", "architecture",
+          {{"allreduce", Architecture::kAllreduce}, {"ps", Architecture::kParameterServer}},
+          s.architecture);
     }
   }
   if (const auto* node = t.get("sync")) {
     const auto* v = node->as_string();
-    static constexpr std::string_view planned[] = {"asp", "ssp", "delayed", "local-sgd",
-                                                   "d-psgd", "ad-psgd", "gpipe", "1f1b"};
-    if (v != nullptr && std::find(std::begin(planned), std::end(planned), v->get()) != std::end(planned)) {
+    static constexpr std::string_view planned[] = {"asp",    "ssp",     "delayed", "local-sgd",
+                                                   "d-psgd", "ad-psgd", "gpipe",   "1f1b"};
+    if (v != nullptr &&
+        std::find(std::begin(planned), std::end(planned), v->get()) != std::end(planned)) {
       r.error(node, "strategy.sync",
               fmt::format("\"{}\" is not implemented yet; this version has bsp", v->get()));
     } else {
@@ -490,9 +494,9 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
   Reader r(file);
   Scenario s;
   s.file = file;
-  r.check_keys(root, "",
-               {"name", "description", "seed", "model", "data", "train", "cluster", "network",
-                "strategy"});
+  r.check_keys(
+      root, "",
+      {"name", "description", "seed", "model", "data", "train", "cluster", "network", "strategy"});
   if (root.get("name") == nullptr) {
     r.error(nullptr, "name", "missing: every scenario needs a name (name = \"...\")");
   }
@@ -585,8 +589,10 @@ const char* to_string(OptimizerKind kind) {
 
 const char* to_string(Architecture kind) {
   switch (kind) {
-    case Architecture::kAllreduce: return "allreduce";
-    case Architecture::kParameterServer: return "ps";
+    case Architecture::kAllreduce:
+      return "allreduce";
+    case Architecture::kParameterServer:
+      return "ps";
   }
   return "?";
 }

@@ -1,6 +1,7 @@
 #include "sim/simulation.hpp"
 
 #include <fmt/format.h>
+
 #include <stdexcept>
 
 namespace dtsim {
@@ -59,7 +60,8 @@ void Simulation::ComputeAwaiter::await_suspend(std::coroutine_handle<> h) {
 void Simulation::ComputeAwaiter::done(void* self, std::uint64_t) {
   auto* a = static_cast<ComputeAwaiter*>(self);
   if (a->job) a->sim.jobs_.join(*a->job);
-  for (SimObserver* o : a->sim.observers_) o->on_compute(a->node, a->what, a->sim.now_ - a->cost, a->sim.now_);
+  for (SimObserver* o : a->sim.observers_)
+    o->on_compute(a->node, a->what, a->sim.now_ - a->cost, a->sim.now_);
   a->handle.resume();
 }
 
@@ -106,7 +108,8 @@ void Simulation::start_send(Message m, std::uint64_t token, bool rendezvous) {
   if (rendezvous) {
     NodeState& box = nodes_[static_cast<std::size_t>(m.dst)];
     bool posted = false;
-    for (const RecvAwaiter* w : box.waiting) posted = posted || (w->src == m.src && w->tag == m.tag);
+    for (const RecvAwaiter* w : box.waiting)
+      posted = posted || (w->src == m.src && w->tag == m.tag);
     if (!posted) {
       box.ready_to_send.push_back({std::move(m), token});
       return;

@@ -51,7 +51,9 @@ class Simulation {
   int nodes() const { return network_.topology().nodes(); }
   Network& network() { return network_; }
   JobRunner& jobs() { return jobs_; }
-  const NodeAccount& account(int node) const { return nodes_[static_cast<std::size_t>(node)].account; }
+  const NodeAccount& account(int node) const {
+    return nodes_[static_cast<std::size_t>(node)].account;
+  }
   std::uint64_t events_run() const { return queue_.events_run(); }
 
   // Observers are told about compute spans, messages, waits and step ends (not owned).
@@ -114,7 +116,9 @@ class Simulation {
     Message await_resume() { return std::move(result); }
   };
   // The next message from `src` with `tag` to `node`.
-  RecvAwaiter recv(int node, int src, std::uint64_t tag) { return {*this, node, src, tag, {}, nullptr, {}}; }
+  RecvAwaiter recv(int node, int src, std::uint64_t tag) {
+    return {*this, node, src, tag, {}, nullptr, {}};
+  }
 
   // Sends without waiting: the program goes on at once. An eager message starts its transfer
   // now. A rendezvous message (MPI's protocol for large messages) starts when the receiver
@@ -143,7 +147,7 @@ class Simulation {
   // Everything about one node, together: a message's receiver is usually the next sender.
   struct NodeState {
     NodeAccount account;
-    std::vector<Message> pending;      // arrived, not yet received
+    std::vector<Message> pending;       // arrived, not yet received
     std::vector<RecvAwaiter*> waiting;  // posted receives
     struct Ready {
       Message msg;

@@ -43,7 +43,9 @@ class Task {
  public:
   struct promise_type : detail::PromiseBase {
     std::optional<T> value;
-    Task get_return_object() { return Task(std::coroutine_handle<promise_type>::from_promise(*this)); }
+    Task get_return_object() {
+      return Task(std::coroutine_handle<promise_type>::from_promise(*this));
+    }
     template <typename U>
     void return_value(U&& v) {
       value.emplace(std::forward<U>(v));
@@ -83,7 +85,9 @@ template <>
 class Task<void> {
  public:
   struct promise_type : detail::PromiseBase {
-    Task get_return_object() { return Task(std::coroutine_handle<promise_type>::from_promise(*this)); }
+    Task get_return_object() {
+      return Task(std::coroutine_handle<promise_type>::from_promise(*this));
+    }
     void return_void() {}
   };
 

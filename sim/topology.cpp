@@ -106,10 +106,14 @@ SimTime Topology::path_latency(int src, int dst) const {
 
 const char* to_string(TopologyKind kind) {
   switch (kind) {
-    case TopologyKind::kStar: return "star";
-    case TopologyKind::kRing: return "ring";
-    case TopologyKind::kFull: return "full";
-    case TopologyKind::kHierarchical: return "hierarchical";
+    case TopologyKind::kStar:
+      return "star";
+    case TopologyKind::kRing:
+      return "ring";
+    case TopologyKind::kFull:
+      return "full";
+    case TopologyKind::kHierarchical:
+      return "hierarchical";
   }
   return "?";
 }

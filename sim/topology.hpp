@@ -28,8 +28,8 @@ enum class TopologyKind { kStar, kRing, kFull, kHierarchical };
 
 struct NetworkConfig {
   TopologyKind topology = TopologyKind::kStar;
-  LinkSpec link;                  // star/ring/full links; hierarchical: the machines' NICs
-  int nodes_per_machine = 4;      // hierarchical
+  LinkSpec link;              // star/ring/full links; hierarchical: the machines' NICs
+  int nodes_per_machine = 4;  // hierarchical
   LinkSpec intra{600e9, SimTime::from_ns(1'000)};  // hierarchical: links inside a machine
 };
 

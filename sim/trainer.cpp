@@ -1,8 +1,9 @@
 #include "sim/trainer.hpp"
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cmath>
-#include <fmt/format.h>
 #include <limits>
 #include <numeric>
 
@@ -99,7 +100,8 @@ TrainingRun::TrainingRun(const Scenario& s, const DatasetPair& data, int threads
       sim_(Topology(s.network, p_ + k_), threads),
       speed_{s.cluster.compute_flops_per_s, s.data.load_cost} {
   const std::size_t n = data.train.samples();
-  const auto global_batch = static_cast<std::uint64_t>(p_) * static_cast<std::uint64_t>(s.train.batch_size);
+  const auto global_batch =
+      static_cast<std::uint64_t>(p_) * static_cast<std::uint64_t>(s.train.batch_size);
   const std::uint64_t steps_per_epoch = (n + global_batch - 1) / global_batch;
   total_steps_ = s.train.steps > 0 ? s.train.steps
                                    : static_cast<std::uint64_t>(s.train.epochs) * steps_per_epoch;
@@ -110,14 +112,16 @@ TrainingRun::TrainingRun(const Scenario& s, const DatasetPair& data, int threads
     Worker wk;
     wk.node = w;
     worker_nodes_.push_back(w);
-    wk.sampler = std::make_unique<BatchSampler>(shards[static_cast<std::size_t>(w)].rows,
-                                                s.train.batch_size, s.seed, static_cast<std::uint32_t>(w));
+    wk.sampler =
+        std::make_unique<BatchSampler>(shards[static_cast<std::size_t>(w)].rows, s.train.batch_size,
+                                       s.seed, static_cast<std::uint32_t>(w));
     wk.losses.reserve(total_steps_);
     if (numerics_) {
       wk.params = init;
       wk.grads.assign(model_.num_params(), 0.0f);
       wk.ws = std::make_unique<Workspace>(model_, s.train.batch_size);
-      if (k_ == 0) wk.optimizer = std::make_unique<Optimizer>(s.train.optimizer, model_.num_params());
+      if (k_ == 0)
+        wk.optimizer = std::make_unique<Optimizer>(s.train.optimizer, model_.num_params());
     }
     workers_.push_back(std::move(wk));
   }
@@ -129,7 +133,8 @@ TrainingRun::TrainingRun(const Scenario& s, const DatasetPair& data, int threads
     server.begin = b;
     server.end = e;
     if (numerics_) {
-      server.params.assign(init.begin() + static_cast<std::ptrdiff_t>(b), init.begin() + static_cast<std::ptrdiff_t>(e));
+      server.params.assign(init.begin() + static_cast<std::ptrdiff_t>(b),
+                           init.begin() + static_cast<std::ptrdiff_t>(e));
       server.buffer.assign(e - b, 0.0f);
       server.optimizer = std::make_unique<Optimizer>(s.train.optimizer, e - b);
     }
@@ -137,7 +142,8 @@ TrainingRun::TrainingRun(const Scenario& s, const DatasetPair& data, int threads
   }
   if (numerics_) {
     const std::size_t chunks = (data.test.samples() + kEvalBatch - 1) / kEvalBatch;
-    for (std::size_t i = 0; i < chunks; ++i) eval_ws_.push_back(std::make_unique<Workspace>(model_, kEvalBatch));
+    for (std::size_t i = 0; i < chunks; ++i)
+      eval_ws_.push_back(std::make_unique<Workspace>(model_, kEvalBatch));
   }
   result_.model_summary = model_.summary();
 }
@@ -163,11 +169,14 @@ Task<> TrainingRun::gradient(int w) {
     co_return;
   }
   double loss = 0;
-  co_await sim_.compute(wk.node, cost, [this, &wk, &loss] {
-    const Batch batch = gather_batch(data_.train, wk.rows, *wk.ws);
-    loss = model_.gradient(wk.params, batch, wk.grads, *wk.ws);
-    if (s_.train.clip_norm > 0) clip_global_norm(wk.grads, s_.train.clip_norm);
-  }, "gradient");
+  co_await sim_.compute(
+      wk.node, cost,
+      [this, &wk, &loss] {
+        const Batch batch = gather_batch(data_.train, wk.rows, *wk.ws);
+        loss = model_.gradient(wk.params, batch, wk.grads, *wk.ws);
+        if (s_.train.clip_norm > 0) clip_global_norm(wk.grads, s_.train.clip_norm);
+      },
+      "gradient");
   wk.losses.push_back(loss);
 }
 
@@ -225,7 +234,8 @@ Task<> TrainingRun::ps_server(int sv) {
   Server& server = servers_[static_cast<std::size_t>(sv)];
   const std::uint64_t n = server.end - server.begin;
   const double update_flops =
-      (numerics_ ? server.optimizer->step_flops(n) : 5.0 * static_cast<double>(n)) + static_cast<double>(n);
+      (numerics_ ? server.optimizer->step_flops(n) : 5.0 * static_cast<double>(n)) +
+      static_cast<double>(n);
   for (std::uint64_t step = 0; step < total_steps_; ++step) {
     const double lr = learning_rate(s_.train.schedule, step, total_steps_);
     auto update = [this, &server, update_flops, lr]() -> Task<> {
@@ -241,8 +251,8 @@ Task<> TrainingRun::ps_server(int sv) {
       co_await sim_.compute(server.node, SimTime::from_seconds(update_flops / speed_.flops_per_s),
                             std::move(work), "update");
     };
-    PsServerStep ps{&sim_, server.node, worker_nodes_, sv, k_, model_.num_params(),
-                    step_tag(step), speed_.flops_per_s};
+    PsServerStep ps{&sim_, server.node,         worker_nodes_,  sv,
+                    k_,    model_.num_params(), step_tag(step), speed_.flops_per_s};
     co_await ps_serve_step(ps, server.buffer, update);
     if (diverged_at(step)) co_return;
   }
@@ -268,7 +278,8 @@ void TrainingRun::step_done(std::uint64_t step) {
 void TrainingRun::evaluate(std::uint64_t step) {
   EvalPoint p;
   p.step = step;
-  p.samples = step * static_cast<std::uint64_t>(p_) * static_cast<std::uint64_t>(s_.train.batch_size);
+  p.samples =
+      step * static_cast<std::uint64_t>(p_) * static_cast<std::uint64_t>(s_.train.batch_size);
   p.epoch = static_cast<double>(p.samples) / static_cast<double>(data_.train.samples());
   p.virtual_time_s = sim_.now().seconds();
   double sum = 0;
@@ -313,8 +324,8 @@ EvalResult TrainingRun::evaluate_global() {
   for (std::size_t i = 0; i < chunks; ++i) {
     work.emplace_back([&, i] {
       const std::size_t begin = i * kEvalBatch;
-      sums[i] = model_.evaluate_chunk(params, test, begin, std::min(n, begin + kEvalBatch),
-                                      *eval_ws_[i]);
+      sums[i] =
+          model_.evaluate_chunk(params, test, begin, std::min(n, begin + kEvalBatch), *eval_ws_[i]);
     });
   }
   sim_.jobs().run_all(std::move(work));
@@ -343,7 +354,8 @@ RunResult TrainingRun::run() {
   sim_.run();
 
   result_.steps = steps_done_;
-  result_.samples = steps_done_ * static_cast<std::uint64_t>(p_) * static_cast<std::uint64_t>(s_.train.batch_size);
+  result_.samples = steps_done_ * static_cast<std::uint64_t>(p_) *
+                    static_cast<std::uint64_t>(s_.train.batch_size);
   result_.virtual_time_s = sim_.now().seconds();
   for (int node = 0; node < sim_.nodes(); ++node) {
     const NodeAccount& a = sim_.account(node);

@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "engine/data/dataset.hpp"
-#include "sim/run_result.hpp"
 #include "sim/observer.hpp"
+#include "sim/run_result.hpp"
 #include "sim/scenario.hpp"
 
 namespace dtsim {

@@ -15,7 +15,8 @@ namespace dtsim {
 
 class BatchSampler {
  public:
-  BatchSampler(std::vector<std::uint32_t> rows, int batch, std::uint64_t seed, std::uint32_t worker);
+  BatchSampler(std::vector<std::uint32_t> rows, int batch, std::uint64_t seed,
+               std::uint32_t worker);
 
   // Writes the rows of the next batch into `out` (resized to the batch size).
   void next(std::vector<std::uint32_t>& out);

@@ -47,7 +47,8 @@ Dataset empty_dataset(const char* name, LearningTask task, int features, int cla
 
 Dataset draw_blobs(const BlobsConfig& c, const std::vector<double>& centres, std::size_t samples,
                    CounterRng rng) {
-  Dataset d = empty_dataset("blobs", LearningTask::kClassification, c.features, c.classes, c.classes);
+  Dataset d =
+      empty_dataset("blobs", LearningTask::kClassification, c.features, c.classes, c.classes);
   const auto f = static_cast<std::size_t>(c.features);
   d.x.resize(samples * f);
   d.labels.resize(samples);

@@ -110,7 +110,8 @@ TEST_CASE("tree allreduce: binomial reduce then binomial broadcast, 2 ceil(lg p)
     for (double n : kSizes) {
       CAPTURE(p);
       CAPTURE(n);
-      const double expected = 2 * ceil_log2(p) * (kAlpha + n * kBeta) - (power_of_two(p) ? 0 : kAlpha);
+      const double expected =
+          2 * ceil_log2(p) * (kAlpha + n * kBeta) - (power_of_two(p) ? 0 : kAlpha);
       const double t = simulate(CollectiveOp::kAllreduce, AllreduceAlgo::kTree, p, n);
       CHECK(std::abs(t - expected) <= slack(2 * ceil_log2(p)));
     }
@@ -201,7 +202,8 @@ TEST_CASE("allreduce results equal the plain sum") {
       for (int r = 0; r < p; ++r) {
         for (std::size_t i = 0; i < n; ++i) {
           // Integer values: every summation order gives the exact same result.
-          data[static_cast<std::size_t>(r)][i] = static_cast<float>((r + 1) * 100 + static_cast<int>(i));
+          data[static_cast<std::size_t>(r)][i] =
+              static_cast<float>((r + 1) * 100 + static_cast<int>(i));
           expected[i] += data[static_cast<std::size_t>(r)][i];
         }
       }
@@ -259,13 +261,16 @@ TEST_CASE("parameter-server shards cover the vector exactly once") {
   // And through the servers: every worker gets back the sum of all workers' vectors.
   const int p = 3;
   std::vector<std::vector<float>> data(p, std::vector<float>(10));
-  for (int r = 0; r < p; ++r) std::iota(data[static_cast<std::size_t>(r)].begin(), data[static_cast<std::size_t>(r)].end(), static_cast<float>(r));
+  for (int r = 0; r < p; ++r)
+    std::iota(data[static_cast<std::size_t>(r)].begin(), data[static_cast<std::size_t>(r)].end(),
+              static_cast<float>(r));
   CollectiveSpec spec;
   spec.op = CollectiveOp::kPs;
   spec.nodes = p;
   spec.servers = 3;
   run_collective(spec, &data);
   for (const auto& d : data) {
-    for (int i = 0; i < 10; ++i) CHECK(d[static_cast<std::size_t>(i)] == static_cast<float>(3 * i + 3));
+    for (int i = 0; i < 10; ++i)
+      CHECK(d[static_cast<std::size_t>(i)] == static_cast<float>(3 * i + 3));
   }
 }

@@ -20,7 +20,9 @@ NetworkConfig star() {
   return c;
 }
 
-void record(void* target, std::uint64_t arg) { static_cast<std::vector<std::uint64_t>*>(target)->push_back(arg); }
+void record(void* target, std::uint64_t arg) {
+  static_cast<std::vector<std::uint64_t>*>(target)->push_back(arg);
+}
 
 Task<> receive_two(Simulation& sim, int node, int a, int b, std::vector<double>& times) {
   co_await sim.recv(node, a, 1);
@@ -118,8 +120,9 @@ TEST_CASE("max-min fair rates with different bottlenecks") {
   struct Probe {
     static void fn(void* self, std::uint64_t) {
       auto& s = *static_cast<Simulation*>(self);
-      CHECK(s.network().link_rates(2 * 2 + 1) == std::vector<double>{kBw / 2, kBw / 2});  // down link of 2
-      CHECK(s.network().link_rates(2 * 3 + 1) == std::vector<double>{kBw / 4});           // down link of 3
+      CHECK(s.network().link_rates(2 * 2 + 1) ==
+            std::vector<double>{kBw / 2, kBw / 2});                              // down link of 2
+      CHECK(s.network().link_rates(2 * 3 + 1) == std::vector<double>{kBw / 4});  // down link of 3
       const auto up1 = s.network().link_rates(2 * 1);
       REQUIRE(up1.size() == 2);
       CHECK(up1[0] + up1[1] == doctest::Approx(0.75 * kBw));
@@ -178,4 +181,41 @@ TEST_CASE("communication time is accounted to the waiting node") {
   CHECK(sim.account(1).comm == SimTime::from_ns(1'000'000 + 2'000));
   CHECK(sim.account(0).bytes_sent == 1'000'000);
   CHECK(sim.account(1).bytes_received == 1'000'000);
+}
+
+TEST_CASE("a link is free again once a transfer ends, before its message arrives") {
+  // A: 0 -> 2, 1 MB at t = 0: its transfer ends at 1 ms and it arrives at 1 ms + 2 us.
+  // B: 1 -> 2, 1 MB at 1 ms + 1 us, while A's last bytes are still in flight: B has node 2's
+  // down link to itself, so it takes 1 ms and arrives at 2 ms + 3 us.
+  Simulation sim(Topology(star(), 3), 1);
+  std::vector<double> times;
+  sim.spawn(receive_two(sim, 2, 0, 1, times));
+  sim.spawn(send_at_start(sim, 0, 2, 1'000'000));
+  auto late = [](Simulation& s) -> Task<> {
+    co_await s.delay(SimTime::from_ns(1'001'000));
+    s.send(1, 2, 1, 1'000'000);
+  };
+  sim.spawn(late(sim));
+  sim.run();
+  REQUIRE(times.size() == 2);
+  CHECK(times[0] == doctest::Approx(1e-3 + 2e-6).epsilon(1e-12));
+  CHECK(times[1] == doctest::Approx(2e-3 + 3e-6).epsilon(1e-12));
+}
+
+TEST_CASE("a flow that joins mid-transfer slows the first one down from then on") {
+  // A: 0 -> 2, 2 MB at t = 0, alone for 1 ms (1 MB done); B: 1 -> 2, 1 MB at 1 ms. Both at
+  // B/2 until B is done at 3 ms (A has 0 MB left then too): both arrive at 3 ms + 2 us.
+  Simulation sim(Topology(star(), 3), 1);
+  std::vector<double> times;
+  sim.spawn(receive_two(sim, 2, 0, 1, times));
+  sim.spawn(send_at_start(sim, 0, 2, 2'000'000));
+  auto late = [](Simulation& s) -> Task<> {
+    co_await s.delay(SimTime::from_ns(1'000'000));
+    s.send(1, 2, 1, 1'000'000);
+  };
+  sim.spawn(late(sim));
+  sim.run();
+  REQUIRE(times.size() == 2);
+  CHECK(times[0] == doctest::Approx(3e-3 + 2e-6).epsilon(1e-12));
+  CHECK(times[1] == doctest::Approx(3e-3 + 2e-6).epsilon(1e-12));
 }

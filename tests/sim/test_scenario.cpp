@@ -206,7 +206,8 @@ TEST_CASE("errors name file, line, column and key") {
     CHECK_CONTAINS(e[0].message(), "not implemented yet");
   }
   SUBCASE("strategies of later versions are named as such") {
-    const auto e = errors_of("name = \"x\"\n[strategy]\nsync = \"asp\"\narchitecture = \"gossip\"\n");
+    const auto e =
+        errors_of("name = \"x\"\n[strategy]\nsync = \"asp\"\narchitecture = \"gossip\"\n");
     REQUIRE(e.size() == 2);
     CHECK(e[0].key() == "strategy.sync");
     CHECK_CONTAINS(e[0].message(), "not implemented yet");

@@ -2,9 +2,9 @@
 
 #include <cmath>
 
-#include "engine/data/synthetic.hpp"
 #include "engine/data/batch_sampler.hpp"
 #include "engine/data/partition.hpp"
+#include "engine/data/synthetic.hpp"
 #include "engine/model.hpp"
 #include "engine/optimizer.hpp"
 #include "engine/schedule.hpp"
@@ -44,8 +44,7 @@ TEST_CASE("one node learns separable blobs") {
   const Scenario s = blobs_scenario();
   const DatasetPair data = load_data(s);
   std::vector<EvalPoint> streamed;
-  const RunResult r =
-      run_training(s, data, 1, [&](const EvalPoint& p) { streamed.push_back(p); });
+  const RunResult r = run_training(s, data, 1, [&](const EvalPoint& p) { streamed.push_back(p); });
   REQUIRE(r.evals.size() == 4);  // step 0, 40, 80, 120 (= 3 epochs of 40 steps)
   CHECK(streamed.size() == r.evals.size());
   CHECK(r.evals[0].step == 0);
@@ -180,7 +179,8 @@ std::vector<double> reference_curve(const Scenario& s, const DatasetPair& data, 
   const auto shards = partition(data.train, p, s.data.partition, s.seed);
   std::vector<BatchSampler> samplers;
   for (int w = 0; w < p; ++w) {
-    samplers.emplace_back(shards[static_cast<std::size_t>(w)].rows, b, s.seed, static_cast<std::uint32_t>(w));
+    samplers.emplace_back(shards[static_cast<std::size_t>(w)].rows, b, s.seed,
+                          static_cast<std::uint32_t>(w));
   }
   std::vector<double> curve;
   std::vector<std::uint32_t> rows, part;
@@ -192,7 +192,9 @@ std::vector<double> reference_curve(const Scenario& s, const DatasetPair& data, 
     }
     const Batch batch = gather_batch(data.train, rows, ws);
     model.gradient(params, batch, grads, ws);
-    optimizer.step(params, grads, learning_rate(s.train.schedule, static_cast<std::uint64_t>(step), static_cast<std::uint64_t>(steps)));
+    optimizer.step(params, grads,
+                   learning_rate(s.train.schedule, static_cast<std::uint64_t>(step),
+                                 static_cast<std::uint64_t>(steps)));
     curve.push_back(model.evaluate(params, data.test, eval_ws).loss);
   }
   return curve;
@@ -231,7 +233,8 @@ TEST_CASE("BSP over p workers of batch b follows one node with batch p*b") {
       "[strategy]\ncollective = \"ring\"\n",
       "[strategy]\ncollective = \"tree\"\n",
       "[strategy]\ncollective = \"halving-doubling\"\n",
-      "[network]\ntopology = \"hierarchical\"\nnodes_per_machine = 2\n[strategy]\ncollective = \"hierarchical\"\n",
+      "[network]\ntopology = \"hierarchical\"\nnodes_per_machine = 2\n[strategy]\ncollective = "
+      "\"hierarchical\"\n",
       "[cluster]\nservers = 1\n[strategy]\narchitecture = \"ps\"\n",
       "[cluster]\nservers = 3\n[strategy]\narchitecture = \"ps\"\n",
   };
@@ -272,7 +275,8 @@ workers = 4
     REQUIRE(r.evals.size() == 13);
     for (int i = 0; i < 12; ++i) {
       CAPTURE(i);
-      CHECK(r.evals[static_cast<std::size_t>(i) + 1].test_loss == doctest::Approx(expected[static_cast<std::size_t>(i)]).epsilon(1e-5));
+      CHECK(r.evals[static_cast<std::size_t>(i) + 1].test_loss ==
+            doctest::Approx(expected[static_cast<std::size_t>(i)]).epsilon(1e-5));
     }
     CHECK(r.evals.back().samples == 12 * 4 * 8);
     CHECK(r.evals.back().bytes_sent > 0);
@@ -370,7 +374,8 @@ TEST_CASE("observers see every compute span, message and step") {
   CHECK(rec.in_order);
   std::uint64_t sent = 0;
   for (int n = 0; n < 4; ++n) {
-    CHECK(rec.compute_s[static_cast<std::size_t>(n)] == doctest::Approx(r.nodes[static_cast<std::size_t>(n)].compute_s));
+    CHECK(rec.compute_s[static_cast<std::size_t>(n)] ==
+          doctest::Approx(r.nodes[static_cast<std::size_t>(n)].compute_s));
     sent += r.nodes[static_cast<std::size_t>(n)].bytes_sent;
   }
   CHECK(rec.bytes == sent);
