@@ -8,9 +8,11 @@
 
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <memory>
 
 #include "bench/engine_bench.hpp"
 #include "engine/blas_setup.hpp"
@@ -60,6 +62,30 @@ struct BenchOptions {
   bool json = false;
 };
 
+// A metric for people: "n/a" where it is not defined (NaN).
+std::string shown(double value, int width, int precision) {
+  if (std::isnan(value)) return fmt::format("{:>{}}", "n/a", width);
+  return fmt::format("{:{}.{}f}", value, width, precision);
+}
+
+// Plain progress lines on stderr, one per evaluation.
+struct ProgressPrinter : dtsim::SimObserver {
+  void on_evaluation(const dtsim::EvalPoint& p) override {
+    fmt::print(stderr,
+               "  step {:>7}  epoch {:6.2f}  virtual {:9.3f} s  train loss {}  test loss {}  "
+               "test acc {}\n",
+               p.step, p.epoch, p.virtual_time_s, shown(p.train_loss, 8, 4),
+               shown(p.test_loss, 8, 4), shown(p.test_accuracy, 6, 4));
+  }
+};
+
+// Errors found after loading (partitions, model shapes) name a key but no place: find the key
+// in the scenario file so the message still says file:line:col.
+dtsim::InputError placed(const dtsim::InputError& e, const std::string& scenario_file) {
+  if (!e.place().file.empty()) return e;
+  return dtsim::InputError(dtsim::locate_key(scenario_file, e.key()), e.key(), e.message());
+}
+
 int run_command(const RunOptions& opt) {
   using namespace dtsim;
   const auto wall_start = std::chrono::steady_clock::now();
@@ -73,7 +99,17 @@ int run_command(const RunOptions& opt) {
       opt.out_dir.empty()
           ? std::filesystem::path("runs") / std::filesystem::path(opt.scenario).stem()
           : std::filesystem::path(opt.out_dir);
-  const DatasetPair data = load_data(scenario);
+  std::unique_ptr<DatasetPair> data;
+  std::unique_ptr<Training> training;
+  try {
+    data = std::make_unique<DatasetPair>(load_data(scenario));
+    // Everything that can fail on bad input is checked here, before any output is written.
+    training = std::make_unique<Training>(scenario, *data, threads);
+  } catch (const DatasetError&) {
+    throw;
+  } catch (const InputError& e) {
+    throw placed(e, opt.scenario);
+  }
   const double load_wall_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   std::error_code ec;
@@ -84,7 +120,7 @@ int run_command(const RunOptions& opt) {
   }
   if (!opt.quiet) {
     fmt::print(stderr, "dtsim: {} — {} train / {} test samples of {}; {} worker(s), {}{} {}\n",
-               scenario.name, data.train.samples(), data.test.samples(), scenario.data.dataset,
+               scenario.name, data->train.samples(), data->test.samples(), scenario.data.dataset,
                scenario.cluster.workers, to_string(scenario.strategy.architecture),
                scenario.strategy.architecture == Architecture::kAllreduce
                    ? fmt::format(" ({})", to_string(scenario.strategy.collective))
@@ -92,15 +128,10 @@ int run_command(const RunOptions& opt) {
                scenario.strategy.time_only ? "time-only" : "bsp");
   }
   MetricsCsvWriter metrics(dir);
-  RunResult result = run_training(scenario, data, threads, [&](const EvalPoint& p) {
-    metrics.append(p);
-    if (!opt.quiet) {
-      fmt::print(stderr,
-                 "  step {:>7}  epoch {:6.2f}  virtual {:9.3f} s  train loss {:8.4f}  test loss "
-                 "{:8.4f}  test acc {:.4f}\n",
-                 p.step, p.epoch, p.virtual_time_s, p.train_loss, p.test_loss, p.test_accuracy);
-    }
-  });
+  ProgressPrinter progress;
+  std::vector<SimObserver*> observers = {&metrics};
+  if (!opt.quiet) observers.push_back(&progress);
+  RunResult result = training->run(observers);
   metrics.commit();
   result.threads = threads;
   result.load_wall_s = load_wall_s;
@@ -109,8 +140,8 @@ int run_command(const RunOptions& opt) {
   write_nodes_csv(dir, result);
   write_summary_json(dir, scenario, result);
   const EvalPoint& last = result.evals.back();
-  fmt::print("{}: test accuracy {:.4f}, test loss {:.4f}, virtual time {:.6g} s\n", scenario.name,
-             last.test_accuracy, last.test_loss, result.virtual_time_s);
+  fmt::print("{}: test accuracy {}, test loss {}, virtual time {:.6g} s\n", scenario.name,
+             shown(last.test_accuracy, 0, 4), shown(last.test_loss, 0, 4), result.virtual_time_s);
   if (!opt.quiet) {
     fmt::print(stderr,
                "wall {:.2f} s: data {:.2f} s, simulation {:.2f} s (evaluation {:.2f} s; jobs "
@@ -185,11 +216,12 @@ int collective_command(const CollectiveOptions& opt) {
         "{{\"op\": \"{}\", \"algo\": \"{}\", \"nodes\": {}, \"bytes\": {}, "
         "\"simulated_time_s\": {}, \"wall_time_s\": {:.6f}, \"bytes_sent_per_node\": {}, "
         "\"messages\": {}, \"events\": {}}}\n",
-        opt.op, opt.algo, spec.nodes, spec.bytes, r.simulated_time_s, r.wall_time_s,
-        r.bytes_sent_per_node, r.messages, r.events);
+        opt.op, spec.op == CollectiveOp::kAllreduce ? opt.algo : std::string("-"), spec.nodes,
+        spec.bytes, r.simulated_time_s, r.wall_time_s, r.bytes_sent_per_node, r.messages, r.events);
   } else {
-    fmt::print("{} ({}) of {} bytes over {} nodes, {} topology\n", opt.op, opt.algo, spec.bytes,
-               spec.nodes, opt.topology);
+    fmt::print("{}{} of {} bytes over {} nodes, {} topology\n", opt.op,
+               spec.op == CollectiveOp::kAllreduce ? " (" + opt.algo + ")" : std::string(),
+               spec.bytes, spec.nodes, opt.topology);
     fmt::print("simulated time   {:.9f} s\n", r.simulated_time_s);
     fmt::print("wall time        {:.3f} s ({} messages, {} events)\n", r.wall_time_s, r.messages,
                r.events);
@@ -263,7 +295,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"ring", "tree", "halving-doubling", "hierarchical"}));
   coll_cmd->add_option("--nodes", coll.nodes, "Participants (workers for --op ps)")
       ->required()
-      ->check(CLI::Range(1, 1 << 22));
+      ->check(CLI::Range(1, 1 << 20));
   coll_cmd
       ->add_option("--bytes", coll.bytes,
                    "Vector size per node, with a unit (\"100MB\", \"64 MiB\")")
@@ -273,9 +305,11 @@ int main(int argc, char** argv) {
                        "Per-link bandwidth, each direction (default 25Gbps)");
   coll_cmd->add_option("--topology", coll.topology, "star | ring | full | hierarchical")
       ->check(CLI::IsMember({"star", "ring", "full", "hierarchical"}));
-  coll_cmd->add_option("--servers", coll.servers, "Server shards for --op ps")
-      ->check(CLI::Range(1, 1 << 20));
-  coll_cmd->add_option("--nodes-per-machine", coll.nodes_per_machine, "hierarchical topology")
+  auto* servers_opt = coll_cmd->add_option("--servers", coll.servers, "Server shards for --op ps")
+                          ->check(CLI::Range(1, 1 << 20));
+  coll_cmd
+      ->add_option("--nodes-per-machine", coll.nodes_per_machine,
+                   "Machine size: of the hierarchical topology and of the hierarchical algorithm")
       ->check(CLI::Range(1, 1 << 20));
   coll_cmd->add_option("--intra-latency", coll.intra_latency,
                        "hierarchical: latency inside a machine");
@@ -307,12 +341,20 @@ int main(int argc, char** argv) {
   try {
     if (*run_cmd) return run_command(run);
     if (*engine_cmd) return bench_engine_command(bench);
-    if (*coll_cmd) return collective_command(coll);
+    if (*coll_cmd) {
+      if (servers_opt->count() > 0 && coll.op != "ps") {
+        throw dtsim::InputError({}, "--servers", "only --op ps has servers");
+      }
+      return collective_command(coll);
+    }
   } catch (const dtsim::ScenarioError& e) {
     fmt::print(stderr, "{}\n", e.what());
     return kExitBadInput;
   } catch (const dtsim::InputError& e) {
     fmt::print(stderr, "{}\n", e.what());
+    return kExitBadInput;
+  } catch (const dtsim::SimTimeOverflow& e) {
+    fmt::print(stderr, "dtsim: {}\n", e.what());
     return kExitBadInput;
   } catch (const std::exception& e) {
     fmt::print(stderr, "dtsim: internal error: {}\n", e.what());

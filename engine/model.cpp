@@ -13,7 +13,15 @@
 namespace dtsim {
 namespace {
 
-std::string kind_name(ModelKind kind) {
+void require_positive(const std::vector<int>& widths, const char* key) {
+  for (int w : widths) {
+    if (w <= 0) throw InputError({}, key, fmt::format("widths must be positive, found {}", w));
+  }
+}
+
+}  // namespace
+
+const char* to_string(ModelKind kind) {
   switch (kind) {
     case ModelKind::kMlp:
       return "mlp";
@@ -24,14 +32,6 @@ std::string kind_name(ModelKind kind) {
   }
   return "?";
 }
-
-void require_positive(const std::vector<int>& widths, const char* key) {
-  for (int w : widths) {
-    if (w <= 0) throw InputError({}, key, fmt::format("widths must be positive, found {}", w));
-  }
-}
-
-}  // namespace
 
 Model::Model(const ModelConfig& config, Shape input, LearningTask task, int outputs)
     : config_(config), input_(input), task_(task), outputs_(outputs) {
@@ -102,7 +102,7 @@ std::string Model::summary() const {
     if (layer->kind() == "maxpool2d") widths += "-p";
   }
   const char* act = config_.activation == Activation::kRelu ? "relu" : "tanh";
-  return fmt::format("{} {} {} ({} parameters)", kind_name(config_.kind), widths,
+  return fmt::format("{} {} {} ({} parameters)", to_string(config_.kind), widths,
                      config_.kind == ModelKind::kSoftmax ? "linear" : act, num_params());
 }
 

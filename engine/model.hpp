@@ -22,6 +22,8 @@ namespace dtsim {
 enum class ModelKind { kMlp, kCnn, kSoftmax };
 enum class Activation { kRelu, kTanh };
 
+const char* to_string(ModelKind kind);  // "mlp", "cnn", "softmax"
+
 struct ModelConfig {
   ModelKind kind = ModelKind::kMlp;
   std::vector<int> hidden = {256, 128};  // mlp: hidden widths; cnn: dense widths after the convs

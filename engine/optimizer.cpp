@@ -58,13 +58,15 @@ void Optimizer::step(std::span<float> params, std::span<const float> grads, doub
   }
 }
 
-double Optimizer::step_flops(std::size_t n) const {
-  const double per = config_.kind == OptimizerKind::kSgd        ? 4.0
-                     : config_.kind == OptimizerKind::kMomentum ? 5.0
-                     : config_.kind == OptimizerKind::kNesterov ? 7.0
-                                                                : 14.0;
+double optimizer_step_flops(OptimizerKind kind, std::size_t n) {
+  const double per = kind == OptimizerKind::kSgd        ? 4.0
+                     : kind == OptimizerKind::kMomentum ? 5.0
+                     : kind == OptimizerKind::kNesterov ? 7.0
+                                                        : 14.0;
   return per * static_cast<double>(n);
 }
+
+double Optimizer::step_flops(std::size_t n) const { return optimizer_step_flops(config_.kind, n); }
 
 double clip_global_norm(std::span<float> grads, double max_norm) {
   double sum = 0;

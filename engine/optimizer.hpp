@@ -47,6 +47,10 @@ class Optimizer {
   std::uint64_t steps_ = 0;
 };
 
+// FLOPs of one update of n parameters by an optimizer of this kind (what the simulator charges
+// for it; the same with or without numerics).
+double optimizer_step_flops(OptimizerKind kind, std::size_t n);
+
 // Scales `grads` so that its L2 norm is at most max_norm (no-op when max_norm <= 0 or the
 // norm is already within it). Returns the norm before clipping. Sums in double, in order.
 double clip_global_norm(std::span<float> grads, double max_norm);

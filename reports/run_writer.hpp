@@ -11,16 +11,19 @@
 #include <string>
 
 #include "reports/atomic_file.hpp"
+#include "sim/observer.hpp"
 #include "sim/run_result.hpp"
 #include "sim/scenario.hpp"
 
 namespace dtsim {
 
-// Streams metrics.csv: the header on construction, one flushed row per append().
-class MetricsCsvWriter {
+// Streams metrics.csv: the header on construction, one flushed row per evaluation. An
+// observer of the simulation, so rows are written as the run produces them.
+class MetricsCsvWriter : public SimObserver {
  public:
   explicit MetricsCsvWriter(const std::filesystem::path& dir);
   void append(const EvalPoint& point);
+  void on_evaluation(const EvalPoint& point) override { append(point); }
   void commit() { file_.commit(); }
 
  private:

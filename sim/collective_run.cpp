@@ -43,7 +43,7 @@ CollectiveRun run_collective(const CollectiveSpec& spec, std::vector<std::vector
   for (int s = 0; s < k; ++s) {
     const auto [b, e] = part_range(elements, k, s);
     if (data != nullptr) sums[static_cast<std::size_t>(s)].resize(e - b);
-    PsServerStep step{&sim, p + s, group, s, k, elements, 1, 0.0};
+    PsServerStep step{&sim, p + s, group, s, k, elements, 1, 0.0, data != nullptr};
     sim.spawn(ps_serve_step(step, sums[static_cast<std::size_t>(s)], {}));
   }
   sim.run();

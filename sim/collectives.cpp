@@ -43,6 +43,27 @@ SimTime reduce_time(const CollContext& c, std::uint64_t elements) {
              : SimTime();
 }
 
+// Adds (or copies) a received part into b[begin, end): a job on `node`, charged one operation
+// per float at `flops_per_s` (free, and done at once, when that is 0). The same charge with or
+// without data, so time-only runs take the same virtual time.
+Task<> absorb(Simulation* sim, int node, double flops_per_s, CollBuf b, std::uint64_t begin,
+              std::uint64_t end, Message m, bool add) {
+  const SimTime cost = flops_per_s > 0
+                           ? SimTime::from_seconds(static_cast<double>(end - begin) / flops_per_s)
+                           : SimTime();
+  const char* what = add ? "reduce" : "copy";
+  if (!b.has_data()) {
+    if (cost > SimTime()) co_await sim->compute(node, cost, {}, what);
+    co_return;
+  }
+  if (cost == SimTime()) {
+    take_part(b, begin, end, m, add);
+    co_return;
+  }
+  co_await sim->compute(
+      node, cost, [&] { take_part(b, begin, end, m, add); }, what);
+}
+
 // One ring pass of p - 1 steps: at step k, send part send_of(k) to the next rank and receive
 // part recv_of(k) from the previous one, adding it to this rank's part (reduce-scatter) or
 // taking it (allgather). In every ring pass send_of(k + 1) == recv_of(k): what a rank sends
@@ -65,8 +86,9 @@ Task<> ring_pass(CollContext c, CollBuf b, std::uint64_t tag, bool add, SendOf s
     const auto [rb, re] = part_range(b.elements, p, recv_of(k));
     Message m = co_await c.sim->recv(me, prev, tag + static_cast<std::uint64_t>(k));
     if (!b.has_data()) {
-      if (add && c.reduce_flops_per_s > 0)
-        co_await c.sim->compute(me, reduce_time(c, re - rb), {}, "reduce");
+      if (c.reduce_flops_per_s > 0) {
+        co_await c.sim->compute(me, reduce_time(c, re - rb), {}, add ? "reduce" : "copy");
+      }
       continue;
     }
     if (!m.data || m.data->size() != re - rb) {
@@ -109,9 +131,7 @@ Task<> tree_allreduce(CollContext c, CollBuf b) {
     if (r + mask < p) {
       const Message m = co_await c.sim->recv(c.node(r), c.node(r + mask),
                                              c.tag + static_cast<std::uint64_t>(mask));
-      take_part(b, 0, b.elements, m, true);
-      if (c.reduce_flops_per_s > 0)
-        co_await c.sim->compute(c.node(c.rank), reduce_time(c, b.elements), {}, "reduce");
+      co_await absorb(c.sim, c.node(r), c.reduce_flops_per_s, b, 0, b.elements, m, true);
     }
   }
   CollContext bc = c;
@@ -133,9 +153,7 @@ Task<> halving_doubling_allreduce(CollContext c, CollBuf b) {
       c.sim->send(c.node(r), c.node(r + 1), c.tag, all_bytes, copy_part(b, 0, b.elements));
     } else {
       const Message m = co_await c.sim->recv(c.node(r), c.node(r - 1), c.tag);
-      take_part(b, 0, b.elements, m, true);
-      if (c.reduce_flops_per_s > 0)
-        co_await c.sim->compute(c.node(c.rank), reduce_time(c, b.elements), {}, "reduce");
+      co_await absorb(c.sim, c.node(r), c.reduce_flops_per_s, b, 0, b.elements, m, true);
       newrank = r / 2;
     }
   } else {
@@ -166,9 +184,7 @@ Task<> halving_doubling_allreduce(CollContext c, CollBuf b) {
       const std::uint64_t kb = part_range(b.elements, pof2, lo).first;
       const std::uint64_t ke = part_range(b.elements, pof2, hi - 1).second;
       const Message m = co_await c.sim->recv(c.node(r), c.node(partner), tag);
-      take_part(b, kb, ke, m, true);
-      if (c.reduce_flops_per_s > 0)
-        co_await c.sim->compute(c.node(c.rank), reduce_time(c, ke - kb), {}, "reduce");
+      co_await absorb(c.sim, c.node(r), c.reduce_flops_per_s, b, kb, ke, m, true);
     }
     // Allgather by recursive doubling: exchange the owned range with a partner, doubling it.
     step = 0;
@@ -185,7 +201,7 @@ Task<> halving_doubling_allreduce(CollContext c, CollBuf b) {
       const std::uint64_t rb = part_range(b.elements, pof2, plo).first;
       const std::uint64_t re = part_range(b.elements, pof2, plo + width - 1).second;
       const Message m = co_await c.sim->recv(c.node(r), c.node(partner), tag);
-      take_part(b, rb, re, m, false);
+      co_await absorb(c.sim, c.node(r), c.reduce_flops_per_s, b, rb, re, m, false);
       lo = std::min(lo, plo);
       hi = lo + 2 * width;
     }
@@ -197,7 +213,7 @@ Task<> halving_doubling_allreduce(CollContext c, CollBuf b) {
       c.sim->send(c.node(r), c.node(r - 1), tag, all_bytes, copy_part(b, 0, b.elements));
     } else {
       const Message m = co_await c.sim->recv(c.node(r), c.node(r + 1), tag);
-      take_part(b, 0, b.elements, m, false);
+      co_await absorb(c.sim, c.node(r), c.reduce_flops_per_s, b, 0, b.elements, m, false);
     }
   }
 }
@@ -289,7 +305,7 @@ Task<> broadcast(CollContext c, CollBuf b, int root) {
     if (vr & mask) {
       const Message m = co_await c.sim->recv(c.node(c.rank), c.node(mod(vr - mask + root, p)),
                                              c.tag + static_cast<std::uint64_t>(mask));
-      take_part(b, 0, b.elements, m, false);
+      co_await absorb(c.sim, c.node(c.rank), c.reduce_flops_per_s, b, 0, b.elements, m, false);
       break;
     }
     mask <<= 1;
@@ -336,23 +352,19 @@ Task<> ps_push_pull(CollContext c, CollBuf b, std::span<const int> servers) {
     const auto [pb, pe] = part_range(b.elements, k, s);
     const Message m =
         co_await c.sim->recv(me, servers[static_cast<std::size_t>(s)], c.tag + kPhase);
-    take_part(b, pb, pe, m, false);
+    co_await absorb(c.sim, me, c.reduce_flops_per_s, b, pb, pe, m, false);
   }
 }
 
 Task<> ps_serve_step(PsServerStep s, std::span<float> sum, std::function<Task<>()> update) {
   const auto [pb, pe] = part_range(s.total, s.shards, s.shard);
   const std::uint64_t n = pe - pb;
-  const CollBuf out = sum.empty() ? CollBuf::sized(n) : CollBuf::real(sum);
+  const CollBuf out = s.numerics ? CollBuf::real(sum) : CollBuf::sized(n);
+  if (s.numerics && sum.size() != n) throw std::logic_error("ps_serve_step: wrong buffer size");
   std::fill(sum.begin(), sum.end(), 0.0f);
   for (int w : s.workers) {
     const Message m = co_await s.sim->recv(s.node, w, s.tag);
-    take_part(out, 0, n, m, true);
-    if (s.reduce_flops_per_s > 0) {
-      co_await s.sim->compute(s.node,
-                              SimTime::from_seconds(static_cast<double>(n) / s.reduce_flops_per_s),
-                              {}, "reduce");
-    }
+    co_await absorb(s.sim, s.node, s.reduce_flops_per_s, out, 0, n, m, true);
   }
   if (update) co_await update();
   for (int w : s.workers) {

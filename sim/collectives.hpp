@@ -3,7 +3,7 @@
 // Every member of a group runs the same collective coroutine with its own rank; their
 // messages cross the network, so the collective's time emerges from its schedule (and, with
 // no contention, equals the alpha-beta formulas of Thakur, Rabenseifner and Gropp: see
-// docs/collectives.md). With real data the vectors are really moved and reduced, in the
+// docs/simulator.md). With real data the vectors are really moved and reduced, in the
 // order the schedule implies; in time-only mode only sizes travel.
 //
 // Element ranges: a vector of n floats cut into q parts gives part i the range
@@ -29,8 +29,8 @@ struct CollBuf {
 };
 
 // Who takes part and how: group[i] is the node of rank i. `tag` must be unique to this call
-// (every member passes the same one). Reductions take elements / reduce_flops_per_s of
-// virtual time each on the reducing node (0: free).
+// (every member passes the same one). Summing or copying a received part into the rank's
+// vector is a job of one operation per float at reduce_flops_per_s (0: free).
 struct CollContext {
   Simulation* sim = nullptr;
   std::span<const int> group;
@@ -76,6 +76,7 @@ struct PsServerStep {
   std::uint64_t total = 0;
   std::uint64_t tag = 0;
   double reduce_flops_per_s = 0;
+  bool numerics = true;  // false: time-only, `sum` is not used
 };
 Task<> ps_serve_step(PsServerStep step, std::span<float> sum, std::function<Task<>()> update);
 

@@ -29,6 +29,14 @@ bool JobRunner::Job::try_run() {
   return true;
 }
 
+void JobRunner::Job::cancel() {
+  int expected = kPending;
+  if (state_.compare_exchange_strong(expected, kDone, std::memory_order_acq_rel)) {
+    work_ = nullptr;
+    state_.notify_all();
+  }
+}
+
 void JobRunner::Job::wait_done() {
   int s = state_.load(std::memory_order_acquire);
   while (s != kDone) {
@@ -97,6 +105,7 @@ JobRunner::JobRunner(int threads) : threads_(threads < 1 ? 1 : threads) {
 }
 
 JobRunner::~JobRunner() {
+  cancel_and_wait();
   pool_.reset();
   int n = outstanding_->load(std::memory_order_acquire);
   while (n != 0) {
@@ -106,6 +115,7 @@ JobRunner::~JobRunner() {
 }
 
 std::shared_ptr<JobRunner::Job> JobRunner::start(std::function<void()> work) {
+  while (!started_.empty() && started_.front()->done()) started_.pop_front();
   auto job = std::make_shared<Job>(std::move(work), job_ns_);
   if (pool_) {
     pool_->submit(job);
@@ -122,22 +132,37 @@ std::shared_ptr<JobRunner::Job> JobRunner::start(std::function<void()> work) {
   return job;
 }
 
-void JobRunner::join(Job& job) {
-  while (!job.try_run() && !job.done()) {
-    // A helper has it: run another started job rather than wait (jobs are pure, so who runs
-    // which does not change any result).
-    bool helped = false;
-    while (!started_.empty() && !helped) {
-      std::shared_ptr<Job> other = std::move(started_.front());
-      started_.pop_front();
-      helped = other->try_run();
+bool JobRunner::help_one() {
+  for (auto it = started_.begin(); it != started_.end();) {
+    if ((*it)->done()) {
+      it = started_.erase(it);
+      continue;
     }
-    if (!helped) {
+    if ((*it)->try_run()) {
+      started_.erase(it);
+      return true;
+    }
+    ++it;  // running on a helper: keep it, so cancel_and_wait() can wait for it
+  }
+  return false;
+}
+
+void JobRunner::join(Job& job) {
+  // While a helper runs it, run other started jobs rather than wait (jobs are pure, so who
+  // runs which does not change any result).
+  while (!job.try_run() && !job.done()) {
+    if (!help_one()) {
       job.wait_done();
       break;
     }
   }
   if (job.error()) std::rethrow_exception(job.error());
+}
+
+void JobRunner::cancel_and_wait() {
+  for (auto& job : started_) job->cancel();
+  for (auto& job : started_) job->wait_done();
+  started_.clear();
 }
 
 void JobRunner::run_all(std::vector<std::function<void()>> work) {

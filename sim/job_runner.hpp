@@ -37,13 +37,17 @@ class JobRunner {
   void join(Job& job);
   // Runs every item as a job, in parallel where threads allow, and returns when all are done.
   void run_all(std::vector<std::function<void()>> work);
+  // Drops the jobs nobody has started and waits for the running ones. Called before anything
+  // a job may use is destroyed (e.g. when the simulation stops on an exception).
+  void cancel_and_wait();
   int threads() const { return threads_; }
   // Wall-clock seconds spent inside jobs so far, summed over threads.
   double job_seconds() const { return static_cast<double>(job_ns_->load()) * 1e-9; }
 
  private:
   class ThreadPool;
-  void submit(const std::shared_ptr<Job>& job);
+  // Runs one started job that nobody has claimed; false if there is none.
+  bool help_one();
 
   int threads_;
   std::unique_ptr<tbb::global_control> parallelism_;  // lets the arena have threads_ - 1 helpers
@@ -62,6 +66,8 @@ class JobRunner::Job {
       : work_(std::move(work)), job_ns_(std::move(job_ns)) {}
   // Runs the job if nobody has claimed it yet; returns whether this call ran it.
   bool try_run();
+  // Marks a job nobody has claimed as done without running it.
+  void cancel();
   void wait_done();
   bool done() const { return state_.load(std::memory_order_acquire) == kDone; }
   std::exception_ptr error() const { return error_; }

@@ -148,8 +148,7 @@ void Network::settle_lazy(int l) {
 
 void Network::schedule_finish(int id, Flow& f) {
   if (!(f.rate > 0)) throw std::logic_error("network: a flow got no bandwidth (a link of 0 B/s?)");
-  const SimTime finish =
-      now_ + SimTime::from_ns(static_cast<std::int64_t>(f.remaining / f.rate * 1e9 + 0.5));
+  const SimTime finish = now_ + SimTime::from_seconds(f.remaining / f.rate);
   if (finish == f.finish) return;  // its pending event is still right
   ++f.version;
   f.finish = finish;

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "sim/network.hpp"
+#include "sim/run_result.hpp"
 #include "sim/sim_time.hpp"
 
 namespace dtsim {
@@ -24,6 +25,8 @@ class SimObserver {
   virtual void on_wait(int /*node*/, SimTime /*start*/, SimTime /*end*/) {}
   // The strategy finished global step `step` (1-based) at time `t`.
   virtual void on_step_end(std::uint64_t /*step*/, SimTime /*t*/) {}
+  // The global model was evaluated (a row of metrics.csv).
+  virtual void on_evaluation(const EvalPoint& /*point*/) {}
 };
 
 }  // namespace dtsim

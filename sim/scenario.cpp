@@ -4,6 +4,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -86,8 +87,7 @@ class Reader {
                                       k) != std::end(kPlannedSections)) {
         error_at_key(
             key, path,
-            "this section is not implemented yet: this version of dtsim trains on one node "
-            "(remove the section to run)");
+            "this section is not implemented yet in this version of dtsim (remove it to run)");
         continue;
       }
       std::string_view best;
@@ -392,8 +392,8 @@ void read_cluster(Reader& r, const toml::table& t, ClusterConfig& c) {
               "synchronization modes)");
     }
   }
-  r.get_int(t, "cluster", "workers", c.workers, 1, 1'000'000);
-  r.get_int(t, "cluster", "servers", c.servers, 0, 1'000'000);
+  r.get_int(t, "cluster", "workers", c.workers, 1, 1 << 20);
+  r.get_int(t, "cluster", "servers", c.servers, 0, 1 << 20);
   r.get_unit(t, "cluster", "compute", c.compute_flops_per_s, parse_flops);
   if (const auto* node = t.get("compute"); node != nullptr && c.compute_flops_per_s <= 0) {
     r.error(node, "cluster.compute", "expected a compute speed above zero");
@@ -521,7 +521,8 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
     r.error(servers_node, "cluster.servers",
             "server shards are used only with strategy.architecture = \"ps\"");
   }
-  if (s.strategy.collective == AllreduceAlgo::kHierarchical &&
+  if (s.strategy.architecture == Architecture::kAllreduce &&
+      s.strategy.collective == AllreduceAlgo::kHierarchical && s.cluster.workers > 1 &&
       s.cluster.workers % s.network.nodes_per_machine != 0) {
     r.error(root["strategy"]["collective"].node(), "strategy.collective",
             fmt::format("the hierarchical allreduce needs whole machines: {} workers are not a "
@@ -539,6 +540,19 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
   }
 
   if (s.data.path.empty()) s.data.path = kFashionMnistDefaultPath;
+  if (s.data.partition.split != SplitKind::kDirichlet && root["data"]["alpha"].node() != nullptr) {
+    r.error(root["data"]["alpha"].node(), "data.alpha",
+            "alpha is the concentration of split = \"dirichlet\"; remove it or set that split");
+  }
+  if (s.strategy.time_only && s.train.target_accuracy) {
+    r.error(root["train"]["target_accuracy"].node(), "train.target_accuracy",
+            "a time-only run computes no accuracy; remove this key or strategy.time_only");
+  }
+  if (s.data.dataset != "fashion-mnist" &&
+      s.data.train_samples + s.data.test_samples > 10'000'000) {
+    r.error(root["data"]["train_samples"].node(), "data.train_samples",
+            "synthetic datasets are limited to 10,000,000 samples in all (train + test)");
+  }
   if (s.data.dataset == "linreg" && s.train.target_accuracy) {
     r.error(root["train"]["target_accuracy"].node(), "train.target_accuracy",
             "linreg is a regression task and has no accuracy; remove this key");
@@ -554,23 +568,18 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
 }
 
 Scenario load_scenario(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    throw InputError({path, 0, 0}, "",
+                     std::filesystem::exists(path, ec)
+                         ? "not a file: expected a scenario (.toml) file"
+                         : "no such file");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError({path, 0, 0}, "", "cannot open the scenario file");
   std::stringstream buffer;
   buffer << in.rdbuf();
   return parse_scenario(buffer.str(), path);
-}
-
-const char* to_string(ModelKind kind) {
-  switch (kind) {
-    case ModelKind::kMlp:
-      return "mlp";
-    case ModelKind::kCnn:
-      return "cnn";
-    case ModelKind::kSoftmax:
-      return "softmax";
-  }
-  return "?";
 }
 
 const char* to_string(OptimizerKind kind) {
@@ -585,6 +594,24 @@ const char* to_string(OptimizerKind kind) {
       return "adam";
   }
   return "?";
+}
+
+SourcePlace locate_key(const std::string& path, const std::string& key) {
+  try {
+    const toml::table root = toml::parse_file(path);
+    std::string prefix = key;
+    while (!prefix.empty()) {
+      if (const toml::node* node = root.at_path(prefix).node()) {
+        const auto& begin = node->source().begin;
+        return {path, static_cast<int>(begin.line), static_cast<int>(begin.column)};
+      }
+      const auto dot = prefix.rfind('.');
+      prefix = dot == std::string::npos ? std::string() : prefix.substr(0, dot);
+    }
+  } catch (const std::exception&) {
+    // An unreadable file: the place is just the file.
+  }
+  return {path, 0, 0};
 }
 
 const char* to_string(Architecture kind) {

@@ -90,8 +90,11 @@ Scenario load_scenario(const std::string& path);
 // The same from text already in memory; `file` is used in messages.
 Scenario parse_scenario(const std::string& text, const std::string& file);
 
+// Where `key` (a dotted path such as "cluster.workers") is written in the scenario file: its
+// value's line and column, or its section's when the key is absent, or just the file.
+SourcePlace locate_key(const std::string& path, const std::string& key);
+
 // Short names used in files and reports.
-const char* to_string(ModelKind kind);
 const char* to_string(OptimizerKind kind);
 const char* to_string(ScheduleKind kind);
 const char* to_string(Architecture kind);

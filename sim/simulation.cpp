@@ -18,7 +18,11 @@ Simulation::Simulation(Topology topology, int threads)
   });
 }
 
-Simulation::~Simulation() = default;
+Simulation::~Simulation() {
+  // Jobs still in flight (a run stopped by an exception) use the programs' frames and their
+  // data: stop them before anything is destroyed.
+  jobs_.cancel_and_wait();
+}
 
 void Simulation::resume_event(void* address, std::uint64_t) {
   std::coroutine_handle<>::from_address(address).resume();

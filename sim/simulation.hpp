@@ -61,6 +61,9 @@ class Simulation {
   void step_end(std::uint64_t step) {
     for (SimObserver* o : observers_) o->on_step_end(step, now_);
   }
+  void evaluated(const EvalPoint& point) {
+    for (SimObserver* o : observers_) o->on_evaluation(point);
+  }
 
   // Starts a node program at the current time. The Simulation keeps it until destroyed.
   void spawn(Task<> program);

@@ -38,29 +38,19 @@ struct PromiseBase {
 
 }  // namespace detail
 
-template <typename T>
-class Task {
+// What every Task shares: ownership of the frame, and being awaited.
+template <typename Promise>
+class TaskBase {
  public:
-  struct promise_type : detail::PromiseBase {
-    std::optional<T> value;
-    Task get_return_object() {
-      return Task(std::coroutine_handle<promise_type>::from_promise(*this));
-    }
-    template <typename U>
-    void return_value(U&& v) {
-      value.emplace(std::forward<U>(v));
-    }
-  };
-
-  Task(Task&& other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
-  Task& operator=(Task&& other) noexcept {
+  TaskBase(TaskBase&& other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+  TaskBase& operator=(TaskBase&& other) noexcept {
     if (this != &other) {
       if (handle_) handle_.destroy();
       handle_ = std::exchange(other.handle_, nullptr);
     }
     return *this;
   }
-  ~Task() {
+  ~TaskBase() {
     if (handle_) handle_.destroy();
   }
 
@@ -69,55 +59,59 @@ class Task {
     handle_.promise().continuation = awaiting;
     return handle_;
   }
-  T await_resume() {
-    if (handle_.promise().error) std::rethrow_exception(handle_.promise().error);
-    return std::move(*handle_.promise().value);
-  }
 
-  std::coroutine_handle<promise_type> handle() const { return handle_; }
-
- private:
-  explicit Task(std::coroutine_handle<promise_type> h) : handle_(h) {}
-  std::coroutine_handle<promise_type> handle_;
-};
-
-template <>
-class Task<void> {
- public:
-  struct promise_type : detail::PromiseBase {
-    Task get_return_object() {
-      return Task(std::coroutine_handle<promise_type>::from_promise(*this));
-    }
-    void return_void() {}
-  };
-
-  Task(Task&& other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
-  Task& operator=(Task&& other) noexcept {
-    if (this != &other) {
-      if (handle_) handle_.destroy();
-      handle_ = std::exchange(other.handle_, nullptr);
-    }
-    return *this;
-  }
-  ~Task() {
-    if (handle_) handle_.destroy();
-  }
-
-  bool await_ready() const noexcept { return false; }
-  std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
-    handle_.promise().continuation = awaiting;
-    return handle_;
-  }
-  void await_resume() {
-    if (handle_.promise().error) std::rethrow_exception(handle_.promise().error);
-  }
-
-  std::coroutine_handle<promise_type> handle() const { return handle_; }
+  std::coroutine_handle<Promise> handle() const { return handle_; }
   bool done() const { return handle_ && handle_.done(); }
 
- private:
-  explicit Task(std::coroutine_handle<promise_type> h) : handle_(h) {}
-  std::coroutine_handle<promise_type> handle_;
+ protected:
+  explicit TaskBase(std::coroutine_handle<Promise> h) : handle_(h) {}
+  void rethrow_if_failed() const {
+    if (handle_.promise().error) std::rethrow_exception(handle_.promise().error);
+  }
+  std::coroutine_handle<Promise> handle_;
+};
+
+template <typename T>
+struct ValuePromise;
+
+template <typename T>
+class Task : public TaskBase<ValuePromise<T>> {
+ public:
+  using promise_type = ValuePromise<T>;
+  explicit Task(std::coroutine_handle<promise_type> h) : TaskBase<promise_type>(h) {}
+  T await_resume() {
+    this->rethrow_if_failed();
+    return std::move(*this->handle_.promise().value);
+  }
+};
+
+template <typename T>
+struct ValuePromise : detail::PromiseBase {
+  std::optional<T> value;
+  Task<T> get_return_object() {
+    return Task<T>(std::coroutine_handle<ValuePromise>::from_promise(*this));
+  }
+  template <typename U>
+  void return_value(U&& v) {
+    value.emplace(std::forward<U>(v));
+  }
+};
+
+struct VoidPromise;
+
+template <>
+class Task<void> : public TaskBase<VoidPromise> {
+ public:
+  using promise_type = VoidPromise;
+  explicit Task(std::coroutine_handle<promise_type> h) : TaskBase<promise_type>(h) {}
+  void await_resume() { rethrow_if_failed(); }
+};
+
+struct VoidPromise : detail::PromiseBase {
+  Task<void> get_return_object() {
+    return Task<void>(std::coroutine_handle<VoidPromise>::from_promise(*this));
+  }
+  void return_void() {}
 };
 
 }  // namespace dtsim

@@ -11,6 +11,7 @@
 #include "engine/data/idx_reader.hpp"
 #include "engine/data/partition.hpp"
 #include "engine/data/synthetic.hpp"
+#include "engine/errors.hpp"
 #include "engine/model.hpp"
 #include "engine/optimizer.hpp"
 #include "engine/schedule.hpp"
@@ -31,7 +32,7 @@ std::uint64_t step_tag(std::uint64_t step) { return (step + 1) << 24; }
 
 class TrainingRun {
  public:
-  TrainingRun(const Scenario& s, const DatasetPair& data, int threads, const EvalCallback& on_eval);
+  TrainingRun(const Scenario& s, const DatasetPair& data, int threads);
   RunResult run();
   void add_observer(SimObserver* o) { sim_.add_observer(o); }
 
@@ -44,7 +45,9 @@ class TrainingRun {
     std::unique_ptr<Workspace> ws;
     std::unique_ptr<BatchSampler> sampler;
     std::vector<std::uint32_t> rows;
-    std::vector<double> losses;  // one per step
+    std::uint64_t steps = 0;  // gradients computed
+    double loss_sum = 0;      // training losses since the last evaluation
+    std::uint64_t loss_count = 0;
   };
   struct Server {
     int node = 0;
@@ -59,46 +62,52 @@ class TrainingRun {
   Task<> ps_worker(int w);
   Task<> ps_server(int s);
   Task<> gradient(int w);
-  // Whether any worker's loss at `step` (0-based) was not finite: every program checks this
-  // after the step, so all of them stop together.
-  bool diverged_at(std::uint64_t step) const;
+  // Whether some worker's loss at `step` (0-based) or earlier was not finite. Every program
+  // checks this after finishing the step, when every worker's loss of that step is known, so
+  // all of them stop together.
+  bool diverged_at(std::uint64_t step) const { return first_bad_step_ <= step; }
   void step_done(std::uint64_t step);  // worker 0, after step `step` (1-based count)
   void evaluate(std::uint64_t step);
   EvalResult evaluate_global();
 
   const Scenario& s_;
   const DatasetPair& data_;
-  const EvalCallback& on_eval_;
   const bool numerics_;
   const int p_;
   const int k_;
   Model model_;
-  Simulation sim_;
   NodeSpeed speed_;
   std::uint64_t total_steps_ = 0;
   std::vector<Worker> workers_;
   std::vector<Server> servers_;
   std::vector<int> worker_nodes_;
   std::vector<int> server_nodes_;
-  std::vector<std::unique_ptr<Workspace>> eval_ws_;  // one per evaluation chunk
+  std::vector<std::unique_ptr<Workspace>> eval_ws_;  // one per job thread
   RunResult result_;
-  std::uint64_t last_eval_step_ = 0;
   std::uint64_t steps_done_ = 0;
+  std::uint64_t first_bad_step_ = std::numeric_limits<std::uint64_t>::max();
+  double first_bad_loss_ = 0;
+  // Last, so it is destroyed first: its node programs and jobs use everything above.
+  Simulation sim_;
 };
 
 Shape input_shape(const Dataset& d) { return {d.channels, d.height, d.width}; }
 
-TrainingRun::TrainingRun(const Scenario& s, const DatasetPair& data, int threads,
-                         const EvalCallback& on_eval)
+TrainingRun::TrainingRun(const Scenario& s, const DatasetPair& data, int threads)
     : s_(s),
       data_(data),
-      on_eval_(on_eval),
       numerics_(!s.strategy.time_only),
       p_(s.cluster.workers),
       k_(s.strategy.architecture == Architecture::kParameterServer ? s.cluster.servers : 0),
       model_(s.model, input_shape(data.train), data.train.task, data.train.outputs),
-      sim_(Topology(s.network, p_ + k_), threads),
-      speed_{s.cluster.compute_flops_per_s, s.data.load_cost} {
+      speed_{s.cluster.compute_flops_per_s, s.data.load_cost},
+      sim_(Topology(s.network, p_ + k_), threads) {
+  if (static_cast<std::size_t>(k_) > model_.num_params()) {
+    throw InputError({}, "cluster.servers",
+                     fmt::format("{} server shards for a model of {} parameters: every shard "
+                                 "needs at least one; use at most {}",
+                                 k_, model_.num_params(), model_.num_params()));
+  }
   const std::size_t n = data.train.samples();
   const auto global_batch =
       static_cast<std::uint64_t>(p_) * static_cast<std::uint64_t>(s.train.batch_size);
@@ -115,7 +124,6 @@ TrainingRun::TrainingRun(const Scenario& s, const DatasetPair& data, int threads
     wk.sampler =
         std::make_unique<BatchSampler>(shards[static_cast<std::size_t>(w)].rows, s.train.batch_size,
                                        s.seed, static_cast<std::uint32_t>(w));
-    wk.losses.reserve(total_steps_);
     if (numerics_) {
       wk.params = init;
       wk.grads.assign(model_.num_params(), 0.0f);
@@ -141,18 +149,11 @@ TrainingRun::TrainingRun(const Scenario& s, const DatasetPair& data, int threads
     servers_.push_back(std::move(server));
   }
   if (numerics_) {
-    const std::size_t chunks = (data.test.samples() + kEvalBatch - 1) / kEvalBatch;
-    for (std::size_t i = 0; i < chunks; ++i)
+    for (int t = 0; t < sim_.jobs().threads(); ++t) {
       eval_ws_.push_back(std::make_unique<Workspace>(model_, kEvalBatch));
+    }
   }
   result_.model_summary = model_.summary();
-}
-
-bool TrainingRun::diverged_at(std::uint64_t step) const {
-  for (const Worker& w : workers_) {
-    if (w.losses.size() > step && !std::isfinite(w.losses[step]) && numerics_) return true;
-  }
-  return false;
 }
 
 Task<> TrainingRun::gradient(int w) {
@@ -165,7 +166,7 @@ Task<> TrainingRun::gradient(int w) {
       compute_time(speed_, model_.forward_flops(b) + model_.backward_flops(b) + clip_flops, b);
   if (!numerics_) {
     co_await sim_.compute(wk.node, cost, {}, "gradient");
-    wk.losses.push_back(kNaN);
+    ++wk.steps;
     co_return;
   }
   double loss = 0;
@@ -177,16 +178,22 @@ Task<> TrainingRun::gradient(int w) {
         if (s_.train.clip_norm > 0) clip_global_norm(wk.grads, s_.train.clip_norm);
       },
       "gradient");
-  wk.losses.push_back(loss);
+  wk.loss_sum += loss;
+  ++wk.loss_count;
+  if (!std::isfinite(loss) && wk.steps < first_bad_step_) {
+    first_bad_step_ = wk.steps;
+    first_bad_loss_ = loss;
+  }
+  ++wk.steps;
 }
 
 Task<> TrainingRun::allreduce_worker(int w) {
   Worker& wk = workers_[static_cast<std::size_t>(w)];
   const std::size_t n = model_.num_params();
-  // The update: averaging the summed gradient (p > 1), clipping was charged with the gradient.
+  // The update: averaging the summed gradient (p > 1) and the optimizer step; clipping was
+  // charged with the gradient. The same charge with or without numerics.
   const double update_flops =
-      (numerics_ ? wk.optimizer->step_flops(n) : 5.0 * static_cast<double>(n)) +
-      (p_ > 1 ? static_cast<double>(n) : 0.0);
+      optimizer_step_flops(s_.train.optimizer.kind, n) + (p_ > 1 ? static_cast<double>(n) : 0.0);
   for (std::uint64_t step = 0; step < total_steps_; ++step) {
     co_await gradient(w);
     const CollBuf buf = numerics_ ? CollBuf::real(wk.grads) : CollBuf::sized(n);
@@ -222,8 +229,8 @@ Task<> TrainingRun::ps_worker(int w) {
     co_await gradient(w);
     // The pull overwrites the gradient buffer with the servers' new parameters.
     const CollBuf buf = numerics_ ? CollBuf::real(wk.grads) : CollBuf::sized(n);
-    co_await ps_push_pull(CollContext{&sim_, worker_nodes_, w, step_tag(step), 0.0}, buf,
-                          server_nodes_);
+    co_await ps_push_pull(CollContext{&sim_, worker_nodes_, w, step_tag(step), speed_.flops_per_s},
+                          buf, server_nodes_);
     if (numerics_) std::swap(wk.params, wk.grads);
     if (w == 0) step_done(step + 1);
     if (diverged_at(step)) co_return;
@@ -234,8 +241,7 @@ Task<> TrainingRun::ps_server(int sv) {
   Server& server = servers_[static_cast<std::size_t>(sv)];
   const std::uint64_t n = server.end - server.begin;
   const double update_flops =
-      (numerics_ ? server.optimizer->step_flops(n) : 5.0 * static_cast<double>(n)) +
-      static_cast<double>(n);
+      optimizer_step_flops(s_.train.optimizer.kind, n) + static_cast<double>(n);
   for (std::uint64_t step = 0; step < total_steps_; ++step) {
     const double lr = learning_rate(s_.train.schedule, step, total_steps_);
     auto update = [this, &server, update_flops, lr]() -> Task<> {
@@ -251,8 +257,9 @@ Task<> TrainingRun::ps_server(int sv) {
       co_await sim_.compute(server.node, SimTime::from_seconds(update_flops / speed_.flops_per_s),
                             std::move(work), "update");
     };
-    PsServerStep ps{&sim_, server.node,         worker_nodes_,  sv,
-                    k_,    model_.num_params(), step_tag(step), speed_.flops_per_s};
+    const PsServerStep ps{&sim_,    server.node,         worker_nodes_,  sv,
+                          k_,       model_.num_params(), step_tag(step), speed_.flops_per_s,
+                          numerics_};
     co_await ps_serve_step(ps, server.buffer, update);
     if (diverged_at(step)) co_return;
   }
@@ -264,13 +271,10 @@ void TrainingRun::step_done(std::uint64_t step) {
   const bool diverged = diverged_at(step - 1);
   if (diverged) {
     result_.diverged = true;
-    double bad = 0;
-    for (const Worker& w : workers_) {
-      if (!std::isfinite(w.losses[step - 1])) bad = w.losses[step - 1];
-    }
     result_.diverged_reason = fmt::format(
         "the training loss became {} at step {} (lr {}); lower train.lr or set train.clip_norm",
-        bad, step, learning_rate(s_.train.schedule, step - 1, total_steps_));
+        std::isnan(first_bad_loss_) ? "NaN" : (first_bad_loss_ > 0 ? "+inf" : "-inf"),
+        first_bad_step_ + 1, learning_rate(s_.train.schedule, first_bad_step_, total_steps_));
   }
   if (diverged || step % s_.train.eval_every == 0 || step == total_steps_) evaluate(step);
 }
@@ -283,15 +287,14 @@ void TrainingRun::evaluate(std::uint64_t step) {
   p.epoch = static_cast<double>(p.samples) / static_cast<double>(data_.train.samples());
   p.virtual_time_s = sim_.now().seconds();
   double sum = 0;
-  std::size_t count = 0;
-  for (const Worker& w : workers_) {
-    for (std::uint64_t i = last_eval_step_; i < step && i < w.losses.size(); ++i) {
-      sum += w.losses[i];
-      ++count;
-    }
+  std::uint64_t count = 0;
+  for (Worker& w : workers_) {
+    sum += w.loss_sum;
+    count += w.loss_count;
+    w.loss_sum = 0;
+    w.loss_count = 0;
   }
   p.train_loss = count > 0 && numerics_ ? sum / static_cast<double>(count) : kNaN;
-  last_eval_step_ = step;
   if (numerics_) {
     const auto wall_start = std::chrono::steady_clock::now();
     const EvalResult test = evaluate_global();
@@ -309,7 +312,7 @@ void TrainingRun::evaluate(std::uint64_t step) {
     result_.time_to_target_s = p.virtual_time_s;
   }
   result_.evals.push_back(p);
-  if (on_eval_) on_eval_(p);
+  sim_.evaluated(p);
 }
 
 EvalResult TrainingRun::evaluate_global() {
@@ -317,15 +320,19 @@ EvalResult TrainingRun::evaluate_global() {
   // number of threads.
   const Dataset& test = data_.test;
   const std::size_t n = test.samples();
-  const std::size_t chunks = eval_ws_.size();
+  const std::size_t chunks = (n + kEvalBatch - 1) / kEvalBatch;
   std::vector<std::pair<double, std::size_t>> sums(chunks);
   const std::span<const float> params = workers_[0].params;
   std::vector<std::function<void()>> work;
-  for (std::size_t i = 0; i < chunks; ++i) {
-    work.emplace_back([&, i] {
-      const std::size_t begin = i * kEvalBatch;
-      sums[i] =
-          model_.evaluate_chunk(params, test, begin, std::min(n, begin + kEvalBatch), *eval_ws_[i]);
+  const std::size_t lanes = eval_ws_.size();
+  for (std::size_t lane = 0; lane < lanes; ++lane) {
+    // Lane `lane` evaluates chunks lane, lane + lanes, ... with its own workspace.
+    work.emplace_back([&, lane] {
+      for (std::size_t i = lane; i < chunks; i += lanes) {
+        const std::size_t begin = i * kEvalBatch;
+        sums[i] = model_.evaluate_chunk(params, test, begin, std::min(n, begin + kEvalBatch),
+                                        *eval_ws_[lane]);
+      }
     });
   }
   sim_.jobs().run_all(std::move(work));
@@ -368,7 +375,7 @@ RunResult TrainingRun::run() {
     st.idle_s = std::max(0.0, (sim_.now() - a.compute - a.comm).seconds());
     st.bytes_sent = a.bytes_sent;
     st.bytes_received = a.bytes_received;
-    st.steps = node < p_ ? workers_[static_cast<std::size_t>(node)].losses.size() : steps_done_;
+    st.steps = node < p_ ? workers_[static_cast<std::size_t>(node)].steps : steps_done_;
     result_.nodes.push_back(st);
   }
   result_.threads = sim_.jobs().threads();
@@ -384,6 +391,16 @@ DatasetPair load_data(const Scenario& s) {
   const DataConfig& d = s.data;
   if (d.dataset == "fashion-mnist") {
     DatasetPair pair = load_fashion_mnist(d.path);
+    const auto too_many = [](const char* key, std::size_t asked, std::size_t have) {
+      return InputError({}, key,
+                        fmt::format("asks for {} samples, but the dataset has {}", asked, have));
+    };
+    if (d.train_samples > pair.train.samples()) {
+      throw too_many("data.train_samples", d.train_samples, pair.train.samples());
+    }
+    if (d.test_samples > pair.test.samples()) {
+      throw too_many("data.test_samples", d.test_samples, pair.test.samples());
+    }
     shuffle_and_take(pair.train, d.train_samples, s.seed, 0);
     shuffle_and_take(pair.test, d.test_samples, s.seed, 1);
     return pair;
@@ -402,11 +419,24 @@ DatasetPair load_data(const Scenario& s) {
   return make_linreg(c, s.seed).data;
 }
 
+class Training::Run : public TrainingRun {
+ public:
+  using TrainingRun::TrainingRun;
+};
+
+Training::Training(const Scenario& scenario, const DatasetPair& data, int threads)
+    : run_(std::make_unique<Run>(scenario, data, threads)) {}
+
+Training::~Training() = default;
+
+RunResult Training::run(const std::vector<SimObserver*>& observers) {
+  for (SimObserver* o : observers) run_->add_observer(o);
+  return run_->run();
+}
+
 RunResult run_training(const Scenario& scenario, const DatasetPair& data, int threads,
-                       const EvalCallback& on_eval, const std::vector<SimObserver*>& observers) {
-  TrainingRun run(scenario, data, threads, on_eval);
-  for (SimObserver* o : observers) run.add_observer(o);
-  return run.run();
+                       const std::vector<SimObserver*>& observers) {
+  return Training(scenario, data, threads).run(observers);
 }
 
 }  // namespace dtsim

@@ -8,7 +8,7 @@
 // replica, identical on every worker in BSP) takes no virtual time.
 #pragma once
 
-#include <functional>
+#include <memory>
 #include <vector>
 
 #include "engine/data/dataset.hpp"
@@ -22,15 +22,28 @@ namespace dtsim {
 // seed, then cut to train_samples / test_samples. Throws DatasetError or InputError.
 DatasetPair load_data(const Scenario& scenario);
 
-// Called with each evaluation point as soon as it is computed (to stream metrics.csv).
-using EvalCallback = std::function<void(const EvalPoint&)>;
+// A training run, set up and checked but not yet started. The constructor does everything that
+// can fail on bad input (model shapes, partitions, server shards) and throws InputError, so a
+// caller can create output files only once the run is known to be possible.
+class Training {
+ public:
+  // `threads` >= 1 threads for jobs, counting the caller's. In time-only mode no numerics
+  // run; `data` still gives the dataset's shape and partitions.
+  Training(const Scenario& scenario, const DatasetPair& data, int threads);
+  ~Training();
+  // Runs it (once). The result, and everything observers see, is the same for any thread
+  // count. `observers` (not owned) see every compute span, message, wait, step end and
+  // evaluation as it happens; the metrics recorder is one of them.
+  RunResult run(const std::vector<SimObserver*>& observers = {});
 
-// Runs the scenario with `threads` threads for jobs (>= 1, counting the caller's). The
-// result, and every callback, is the same for any thread count. In time-only mode `data` may
-// be empty (only its shape is used if present) and no numerics run.
-// `observers` (not owned) see every compute span, message, wait and step end.
+  class Run;
+
+ private:
+  std::unique_ptr<Run> run_;
+};
+
+// Training(scenario, data, threads).run(observers).
 RunResult run_training(const Scenario& scenario, const DatasetPair& data, int threads,
-                       const EvalCallback& on_eval = {},
                        const std::vector<SimObserver*>& observers = {});
 
 }  // namespace dtsim

@@ -21,7 +21,8 @@ std::string accepted(const UnitTable& table) {
   return list;
 }
 
-double parse_with(std::string_view text, const UnitTable& table, const char* what) {
+double parse_with(std::string_view text, const UnitTable& table, const char* what,
+                  double min_positive = 0, double max = 1e30, const char* limits = "") {
   const auto fail = [&](const std::string& why) {
     return UnitError(fmt::format("'{}' is not a valid {}: {} (expected a number and one of: {})",
                                  text, what, why, accepted(table)));
@@ -38,7 +39,10 @@ double parse_with(std::string_view text, const UnitTable& table, const char* wha
   if (unit.empty()) throw fail("the unit is missing");
   if (!std::isfinite(value) || value < 0) throw fail("it must be a finite, non-negative number");
   for (const auto& [name, factor] : table) {
-    if (unit == name) return value * factor;
+    if (unit != name) continue;
+    const double v = value * factor;
+    if ((min_positive > 0 && v < min_positive) || v > max) throw fail(limits);
+    return v;
   }
   throw fail(fmt::format("unknown unit '{}'", unit));
 }
@@ -48,14 +52,16 @@ double parse_with(std::string_view text, const UnitTable& table, const char* wha
 SimTime parse_duration(std::string_view text) {
   static const UnitTable table = {{"ns", 1e-9}, {"us", 1e-6},  {"µs", 1e-6}, {"ms", 1e-3},
                                   {"s", 1.0},   {"min", 60.0}, {"h", 3600.0}};
-  return SimTime::from_seconds(parse_with(text, table, "duration"));
+  return SimTime::from_seconds(
+      parse_with(text, table, "duration", 0, 1e9, "it must be at most 1e9 s (about 31 years)"));
 }
 
 double parse_flops(std::string_view text) {
   static const UnitTable table = {{"FLOPS", 1.0},  {"KFLOPS", 1e3},  {"MFLOPS", 1e6},
                                   {"GFLOPS", 1e9}, {"TFLOPS", 1e12}, {"PFLOPS", 1e15},
                                   {"FLOP/s", 1.0}, {"GFLOP/s", 1e9}, {"TFLOP/s", 1e12}};
-  return parse_with(text, table, "compute speed");
+  return parse_with(text, table, "compute speed", 1.0, 1e24,
+                    "it must be between 1 FLOPS and 1e24 FLOPS");
 }
 
 double parse_bandwidth(std::string_view text) {
@@ -66,7 +72,8 @@ double parse_bandwidth(std::string_view text) {
                                   {"GB/s", 1e9},           {"TB/s", 1e12},
                                   {"KiB/s", 1024.0},       {"MiB/s", 1048576.0},
                                   {"GiB/s", 1073741824.0}, {"TiB/s", 1099511627776.0}};
-  return parse_with(text, table, "bandwidth");
+  return parse_with(text, table, "bandwidth", 1.0 / 8, 1e18,
+                    "it must be between 1 bps and 1e18 B/s");
 }
 
 double parse_bytes(std::string_view text) {
@@ -74,7 +81,7 @@ double parse_bytes(std::string_view text) {
       {"B", 1.0},         {"KB", 1e3},           {"MB", 1e6},
       {"GB", 1e9},        {"TB", 1e12},          {"KiB", 1024.0},
       {"MiB", 1048576.0}, {"GiB", 1073741824.0}, {"TiB", 1099511627776.0}};
-  return parse_with(text, table, "size");
+  return parse_with(text, table, "size", 0, 1152921504606846976.0, "it must be at most 1 EiB");
 }
 
 }  // namespace dtsim

@@ -134,8 +134,7 @@ std::vector<std::vector<std::uint32_t>> dirichlet_split(const Dataset& d, std::s
   fail(
       "data.alpha",
       fmt::format("Dirichlet partition with alpha = {} over {} workers left some worker with fewer "
-                  "than {} samples in all {} attempts; raise data.alpha, use fewer workers or "
-                  "lower data.min_samples",
+                  "than {} samples in all {} attempts; raise data.alpha or use fewer workers",
                   c.alpha, workers, c.min_samples, c.max_tries));
 }
 
@@ -214,12 +213,14 @@ std::vector<Shard> partition(const Dataset& d, int workers, const PartitionConfi
     case SplitKind::kDirichlet:
       if (!(c.alpha > 0)) fail("data.alpha", fmt::format("expected alpha > 0, found {}", c.alpha));
       if (c.max_tries < 1) {
-        fail("data.max_tries", fmt::format("expected at least 1, found {}", c.max_tries));
+        // Not a scenario key: the caller's configuration is wrong.
+        throw std::invalid_argument(
+            fmt::format("partition: max_tries must be at least 1, found {}", c.max_tries));
       }
       if (c.min_samples * w > n) {
-        fail("data.min_samples",
+        fail("cluster.workers",
              fmt::format("{} workers with at least {} samples each need {} samples, the dataset "
-                         "has {}; lower data.min_samples or use fewer workers",
+                         "has {}; use fewer workers or more data.train_samples",
                          w, c.min_samples, c.min_samples * w, n));
       }
       lists = dirichlet_split(d, w, c, seed);

@@ -246,3 +246,22 @@ eval_every = 1000
     CHECK(j["final_test_accuracy"].get<double>() > 0.70);
   }
 }
+
+TEST_CASE("set-up errors after loading still name file:line:col and write nothing") {
+  Sandbox box;
+  const fs::path scenario =
+      box.write("many.toml", std::string(kBlobs) + "[cluster]\nworkers = 2000\n");
+  const fs::path out = box.path / "out";
+  CHECK(box.run("run " + scenario.string() + " -o " + out.string()) == 2);
+  CHECK_CONTAINS(box.err, scenario.string() + ":21:11: cluster.workers:");
+  CHECK_FALSE(fs::exists(out));
+}
+
+TEST_CASE("virtual time that overflows is reported as bad input") {
+  Sandbox box;
+  std::string text = kBlobs;
+  text.replace(text.find("load_cost = \"1us\""), 17, "load_cost = \"1e9 s\"");
+  const fs::path scenario = box.write("slow.toml", text);
+  CHECK(box.run("run " + scenario.string() + " -q -o " + (box.path / "o").string()) == 2);
+  CHECK_CONTAINS(box.err, "virtual time overflow");
+}

@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
+#include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "sim/scenario.hpp"
@@ -91,7 +94,7 @@ intra_bandwidth = "100 GB/s"
 architecture = "allreduce"
 sync = "bsp"
 collective = "tree"
-time_only = true
+time_only = false
 )",
                                     "s.toml");
   CHECK(s.description == "d");
@@ -134,7 +137,9 @@ time_only = true
   CHECK(s.network.intra.latency.ns() == 2'000);
   CHECK(s.network.intra.bandwidth == doctest::Approx(1e11));
   CHECK(s.strategy.collective == AllreduceAlgo::kTree);
-  CHECK(s.strategy.time_only);
+  CHECK_FALSE(s.strategy.time_only);
+  CHECK(
+      parse_scenario("name = \"t\"\n[strategy]\ntime_only = true\n", "t.toml").strategy.time_only);
 }
 
 TEST_CASE("synthetic dataset keys") {
@@ -248,6 +253,19 @@ TEST_CASE("errors name file, line, column and key") {
     REQUIRE(e.size() == 1);
     CHECK(e[0].key() == "data.classes");
   }
+  SUBCASE("keys that would be silently ignored") {
+    auto e = errors_of("name = \"x\"\n[data]\nalpha = 0.3\n");
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].key() == "data.alpha");
+    e = errors_of("name = \"x\"\n[train]\ntarget_accuracy = 0.8\n[strategy]\ntime_only = true\n");
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].key() == "train.target_accuracy");
+  }
+  SUBCASE("a hierarchical allreduce is not checked when it is not used") {
+    parse_scenario(
+        "name = \"x\"\n[cluster]\nworkers = 1\n[strategy]\ncollective = \"hierarchical\"\n",
+        "s.toml");
+  }
   SUBCASE("even kernel") {
     const auto e = errors_of("name = \"x\"\n[model]\nkernel = 4\n");
     REQUIRE(e.size() == 1);
@@ -285,4 +303,19 @@ TEST_CASE("the shipped scenarios load") {
     const Scenario s = load_scenario(std::string(DTSIM_SOURCE_DIR) + "/scenarios/" + name);
     CHECK_FALSE(s.name.empty());
   }
+}
+
+TEST_CASE("a key's place in the file is found for errors raised after loading") {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("dtsim_locate_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string file = (dir / "s.toml").string();
+  std::ofstream(file) << "name = \"x\"\n\n[cluster]\nworkers = 8\n";
+  const SourcePlace at = locate_key(file, "cluster.workers");
+  CHECK(at.line == 4);
+  CHECK(at.column == 11);
+  CHECK(locate_key(file, "cluster.servers").line == 3);  // absent: its section
+  CHECK(locate_key(file, "strategy.sync").line == 0);    // absent section: just the file
+  CHECK_THROWS_WITH_AS(load_scenario(dir.string()), doctest::Contains("not a file"), InputError);
+  std::filesystem::remove_all(dir);
 }

@@ -44,7 +44,12 @@ TEST_CASE("one node learns separable blobs") {
   const Scenario s = blobs_scenario();
   const DatasetPair data = load_data(s);
   std::vector<EvalPoint> streamed;
-  const RunResult r = run_training(s, data, 1, [&](const EvalPoint& p) { streamed.push_back(p); });
+  struct Streamed : SimObserver {
+    std::vector<EvalPoint>& out;
+    explicit Streamed(std::vector<EvalPoint>& o) : out(o) {}
+    void on_evaluation(const EvalPoint& p) override { out.push_back(p); }
+  } observer(streamed);
+  const RunResult r = run_training(s, data, 1, {&observer});
   REQUIRE(r.evals.size() == 4);  // step 0, 40, 80, 120 (= 3 epochs of 40 steps)
   CHECK(streamed.size() == r.evals.size());
   CHECK(r.evals[0].step == 0);
@@ -200,7 +205,8 @@ std::vector<double> reference_curve(const Scenario& s, const DatasetPair& data, 
   return curve;
 }
 
-Scenario bsp_scenario(const std::string& strategy) {
+// 4 workers on blobs, 12 steps; `cluster` is added to [cluster], `rest` after it.
+Scenario bsp_scenario(const std::string& rest, const std::string& cluster = "") {
   return parse_scenario(R"(
 name = "bsp"
 seed = 5
@@ -222,53 +228,27 @@ eval_every = 1
 schedule = "cosine"
 [cluster]
 workers = 4
-)" + strategy,
+)" + cluster + rest,
                         "bsp.toml");
 }
 
 }  // namespace
 
 TEST_CASE("BSP over p workers of batch b follows one node with batch p*b") {
-  const char* strategies[] = {
-      "[strategy]\ncollective = \"ring\"\n",
-      "[strategy]\ncollective = \"tree\"\n",
-      "[strategy]\ncollective = \"halving-doubling\"\n",
-      "[network]\ntopology = \"hierarchical\"\nnodes_per_machine = 2\n[strategy]\ncollective = "
-      "\"hierarchical\"\n",
-      "[cluster]\nservers = 1\n[strategy]\narchitecture = \"ps\"\n",
-      "[cluster]\nservers = 3\n[strategy]\narchitecture = \"ps\"\n",
+  const std::pair<const char*, const char*> strategies[] = {
+      {"[strategy]\ncollective = \"ring\"\n", ""},
+      {"[strategy]\ncollective = \"tree\"\n", ""},
+      {"[strategy]\ncollective = \"halving-doubling\"\n", ""},
+      {"[network]\ntopology = \"hierarchical\"\nnodes_per_machine = 2\n"
+       "[strategy]\ncollective = \"hierarchical\"\n",
+       ""},
+      {"[strategy]\narchitecture = \"ps\"\n", "servers = 1\n"},
+      {"[strategy]\narchitecture = \"ps\"\n", "servers = 3\n"},
   };
-  for (const char* strategy : strategies) {
+  for (const auto& [strategy, cluster] : strategies) {
     CAPTURE(strategy);
-    std::string text = strategy;
-    Scenario s = bsp_scenario(text.find("[cluster]") == std::string::npos ? text : "");
-    if (text.find("[cluster]") != std::string::npos) {
-      // Merge the extra [cluster] key into the scenario's own section.
-      std::string base = R"(
-name = "bsp"
-seed = 5
-[model]
-kind = "mlp"
-hidden = [12]
-[data]
-dataset = "blobs"
-features = 6
-classes = 3
-train_samples = 600
-test_samples = 200
-[train]
-optimizer = "momentum"
-lr = 0.1
-batch_size = 8
-steps = 12
-eval_every = 1
-schedule = "cosine"
-[cluster]
-workers = 4
-)";
-      base += text.substr(text.find("[cluster]\n") + 10);
-      s = parse_scenario(base, "bsp.toml");
-    }
+    CAPTURE(cluster);
+    const Scenario s = bsp_scenario(strategy, cluster);
     const DatasetPair data = load_data(s);
     const RunResult r = run_training(s, data, 1);
     const std::vector<double> expected = reference_curve(s, data, 12);
@@ -367,7 +347,7 @@ TEST_CASE("observers see every compute span, message and step") {
     void on_step_end(std::uint64_t, SimTime) override { ++steps; }
   } rec;
   const Scenario s = bsp_scenario("");
-  const RunResult r = run_training(s, load_data(s), 1, {}, {&rec});
+  const RunResult r = run_training(s, load_data(s), 1, {&rec});
   CHECK(rec.steps == 12);
   CHECK(rec.gradients == 12 * 4);
   CHECK(rec.messages == 12 * 4 * 2 * 3);  // ring: 2(p-1) messages per worker per step
@@ -379,4 +359,51 @@ TEST_CASE("observers see every compute span, message and step") {
     sent += r.nodes[static_cast<std::size_t>(n)].bytes_sent;
   }
   CHECK(rec.bytes == sent);
+}
+
+TEST_CASE("time-only runs take the same virtual time as runs with numerics") {
+  // A slow node makes every charged operation visible: optimizer steps, sums and copies.
+  for (const char* strategy :
+       {"[strategy]\ncollective = \"ring\"\n", "[strategy]\ncollective = \"tree\"\n",
+        "[strategy]\ncollective = \"halving-doubling\"\n",
+        "[network]\ntopology = \"hierarchical\"\nnodes_per_machine = 2\n[strategy]\ncollective = "
+        "\"hierarchical\"\n"}) {
+    CAPTURE(strategy);
+    for (OptimizerKind kind : {OptimizerKind::kMomentum, OptimizerKind::kAdam}) {
+      Scenario real = bsp_scenario(strategy, "compute = \"1 GFLOPS\"\n");
+      real.train.optimizer.kind = kind;
+      Scenario sized = real;
+      sized.strategy.time_only = true;
+      const DatasetPair data = load_data(real);
+      const RunResult a = run_training(real, data, 1);
+      const RunResult b = run_training(sized, data, 1);
+      CHECK(a.virtual_time_s == b.virtual_time_s);
+      CHECK(a.nodes[0].compute_s == b.nodes[0].compute_s);
+    }
+  }
+  Scenario ps =
+      bsp_scenario("[strategy]\narchitecture = \"ps\"\n", "servers = 2\ncompute = \"1 GFLOPS\"\n");
+  ps.train.optimizer.kind = OptimizerKind::kAdam;
+  Scenario ps_sized = ps;
+  ps_sized.strategy.time_only = true;
+  const DatasetPair data = load_data(ps);
+  CHECK(run_training(ps, data, 1).virtual_time_s == run_training(ps_sized, data, 1).virtual_time_s);
+}
+
+TEST_CASE("set-up errors are input errors") {
+  SUBCASE("more server shards than parameters") {
+    Scenario s = bsp_scenario("[strategy]\narchitecture = \"ps\"\n", "servers = 2\n");
+    s.model.kind = ModelKind::kSoftmax;
+    s.data.blobs.features = 1;
+    s.data.blobs.classes = 2;  // 4 parameters
+    s.cluster.servers = 5;
+    CHECK_THROWS_WITH_AS(Training(s, load_data(s), 1),
+                         doctest::Contains("5 server shards for a model of 4 parameters"),
+                         InputError);
+  }
+  SUBCASE("more workers than samples") {
+    Scenario s = bsp_scenario("");
+    s.data.train_samples = 3;
+    CHECK_THROWS_AS(Training(s, load_data(s), 1), InputError);
+  }
 }

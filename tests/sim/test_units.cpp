@@ -39,4 +39,12 @@ TEST_CASE("bad quantities name the accepted units") {
   SUBCASE("no number") { CHECK_THROWS_AS(parse_flops("fast"), UnitError); }
   SUBCASE("negative") { CHECK_THROWS_AS(parse_bytes("-1 MB"), UnitError); }
   SUBCASE("wrong kind of unit") { CHECK_THROWS_AS(parse_duration("5 GB"), UnitError); }
+  SUBCASE("values that would overflow virtual time") {
+    CHECK_THROWS_WITH_AS(parse_bandwidth("1e-300 bps"),
+                         doctest::Contains("between 1 bps and 1e18 B/s"), UnitError);
+    CHECK_THROWS_AS(parse_bandwidth("0 Gbps"), UnitError);
+    CHECK_THROWS_AS(parse_flops("1e-300 FLOPS"), UnitError);
+    CHECK_THROWS_AS(parse_duration("1e10 s"), UnitError);
+    CHECK_THROWS_AS(parse_bytes("1e30B"), UnitError);
+  }
 }
