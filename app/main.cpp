@@ -1,6 +1,6 @@
 // The dtsim command line: the one place that wires engine, sim and reports together.
 //
-// Exit codes: 0 success; 1 the run diverged (or, later, an [expect] check failed);
+// Exit codes: 0 success; 1 the run diverged or an [expect] check failed;
 // 2 bad input (scenario, dataset, command-line value); 3 an unexpected internal error.
 #include <fmt/format.h>
 #include <oneapi/tbb/global_control.h>
@@ -22,6 +22,7 @@
 #include "reports/run_writer.hpp"
 #include "sim/collective_run.hpp"
 #include "sim/scenario.hpp"
+#include "sim/summary.hpp"
 #include "sim/trainer.hpp"
 #include "sim/units.hpp"
 
@@ -37,6 +38,7 @@ struct RunOptions {
   std::string out_dir;
   int threads = 0;
   bool quiet = false;
+  std::vector<std::string> overrides;  // --set key.path=value
 };
 
 struct CollectiveOptions {
@@ -81,15 +83,19 @@ struct ProgressPrinter : dtsim::SimObserver {
 
 // Errors found after loading (partitions, model shapes) name a key but no place: find the key
 // in the scenario file so the message still says file:line:col.
-dtsim::InputError placed(const dtsim::InputError& e, const std::string& scenario_file) {
+dtsim::InputError placed(const dtsim::InputError& e, const RunOptions& opt) {
   if (!e.place().file.empty()) return e;
-  return dtsim::InputError(dtsim::locate_key(scenario_file, e.key()), e.key(), e.message());
+  for (const std::string& o : opt.overrides) {
+    if (o.rfind(e.key() + "=", 0) == 0)
+      return dtsim::InputError({"--set " + o}, e.key(), e.message());
+  }
+  return dtsim::InputError(dtsim::locate_key(opt.scenario, e.key()), e.key(), e.message());
 }
 
 int run_command(const RunOptions& opt) {
   using namespace dtsim;
   const auto wall_start = std::chrono::steady_clock::now();
-  const Scenario scenario = load_scenario(opt.scenario);
+  const Scenario scenario = load_scenario(opt.scenario, opt.overrides);
   const int threads = opt.threads > 0
                           ? opt.threads
                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -108,7 +114,7 @@ int run_command(const RunOptions& opt) {
   } catch (const DatasetError&) {
     throw;
   } catch (const InputError& e) {
-    throw placed(e, opt.scenario);
+    throw placed(e, opt);
   }
   const double load_wall_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
@@ -150,10 +156,60 @@ int run_command(const RunOptions& opt) {
                result.jobs_wall_s, threads);
   }
   fmt::print("outputs: {}/ (metrics.csv, nodes.csv, summary.json)\n", dir.string());
+  int code = kExitOk;
   if (result.diverged) {
     fmt::print(stderr, "dtsim: the run diverged: {}\n", result.diverged_reason);
-    return kExitRunFailed;
+    code = kExitRunFailed;
   }
+  const std::vector<std::string> failures = failed_expectations(scenario, result);
+  for (const std::string& f : failures) fmt::print(stderr, "dtsim: {}\n", f);
+  if (!failures.empty()) code = kExitRunFailed;
+  if (!scenario.expect.empty() && failures.empty() && !opt.quiet) {
+    fmt::print(stderr, "dtsim: all {} [expect] checks passed\n", scenario.expect.size());
+  }
+  return code;
+}
+
+// Loads and checks a scenario without running it: the file, the data, the set-up.
+int validate_command(const RunOptions& opt) {
+  using namespace dtsim;
+  const Scenario scenario = load_scenario(opt.scenario, opt.overrides);
+  try {
+    const DatasetPair data = load_data(scenario);
+    const Training training(scenario, data, 1);
+    fmt::print("{}: ok — \"{}\", {} worker(s), {} architecture, {} [expect] check(s)\n",
+               opt.scenario, scenario.name, scenario.cluster.workers,
+               to_string(scenario.strategy.architecture), scenario.expect.size());
+  } catch (const DatasetError&) {
+    throw;
+  } catch (const InputError& e) {
+    throw placed(e, opt);
+  }
+  return kExitOk;
+}
+
+int list_command() {
+  fmt::print(
+      "models         mlp, cnn, softmax\n"
+      "activations    relu, tanh\n"
+      "optimizers     sgd, momentum, nesterov, adam\n"
+      "schedules      constant, step, cosine (with warmup_steps)\n"
+      "datasets       fashion-mnist, blobs, linreg\n"
+      "partitions     rows (split iid | dirichlet | by-label), columns, blocks\n"
+      "topologies     star, ring, full, hierarchical\n"
+      "architectures  allreduce, ps\n"
+      "sync modes     bsp\n"
+      "collectives    allreduce: ring, tree, halving-doubling, hierarchical; allgather; "
+      "reduce-scatter; broadcast; ps (dtsim collective --op)\n"
+      "codecs         none (compression comes in a later version)\n"
+      "aggregations   mean (robust rules come in a later version)\n"
+      "expect keys    ");
+  bool first = true;
+  for (std::string_view k : dtsim::summary_keys()) {
+    fmt::print("{}{}", first ? "" : ", ", k);
+    first = false;
+  }
+  fmt::print("\n");
   return kExitOk;
 }
 
@@ -271,7 +327,8 @@ int main(int argc, char** argv) {
   CLI::App app{
       "dtsim: a simulator of distributed deep-learning training. Nodes really compute (real "
       "loss and accuracy); time is virtual, from a model of compute speed and network.\n"
-      "Exit codes: 0 ok, 1 the run diverged, 2 bad input, 3 internal error."};
+      "Exit codes: 0 ok, 1 the run diverged or an [expect] check failed, 2 bad input, 3 internal "
+      "error."};
   app.require_subcommand(1);
   app.set_version_flag("--version", "dtsim 0.1.0");
 
@@ -282,6 +339,19 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--threads", run.threads, "Worker threads for jobs (default: all cores)")
       ->check(CLI::Range(1, 1024));
   run_cmd->add_flag("-q,--quiet", run.quiet, "No progress lines on stderr");
+  run_cmd->add_option("--set", run.overrides,
+                      "Override a scenario key: --set train.lr=0.1 --set strategy.collective=tree "
+                      "(repeatable)");
+
+  RunOptions check;
+  auto* validate_cmd = app.add_subcommand(
+      "validate",
+      "Check a scenario (file, data, set-up) without running it; errors give file:line:col");
+  validate_cmd->add_option("scenario", check.scenario, "Scenario file (TOML)")->required();
+  validate_cmd->add_option("--set", check.overrides, "Override a scenario key (repeatable)");
+
+  auto* list_cmd = app.add_subcommand(
+      "list", "What a scenario can choose: models, datasets, topologies, strategies, collectives");
 
   CollectiveOptions coll;
   auto* coll_cmd = app.add_subcommand(
@@ -340,6 +410,8 @@ int main(int argc, char** argv) {
 
   try {
     if (*run_cmd) return run_command(run);
+    if (*validate_cmd) return validate_command(check);
+    if (*list_cmd) return list_command();
     if (*engine_cmd) return bench_engine_command(bench);
     if (*coll_cmd) {
       if (servers_opt->count() > 0 && coll.op != "ps") {

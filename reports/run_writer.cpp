@@ -5,14 +5,12 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "sim/summary.hpp"
+
 namespace dtsim {
 namespace {
 
 std::string num(double v) { return std::isfinite(v) ? fmt::format("{}", v) : std::string(); }
-
-nlohmann::json json_number(double v) {
-  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
-}
 
 }  // namespace
 
@@ -49,37 +47,28 @@ std::string nodes_csv(const RunResult& result) {
 }
 
 std::string summary_json(const Scenario& scenario, const RunResult& result) {
-  double best = std::numeric_limits<double>::quiet_NaN();
-  for (const EvalPoint& p : result.evals) {
-    if (std::isfinite(p.test_accuracy) && !(p.test_accuracy <= best)) best = p.test_accuracy;
-  }
-  const EvalPoint last = result.evals.empty() ? EvalPoint{} : result.evals.back();
-  std::uint64_t bytes = 0;
-  for (const NodeStats& n : result.nodes) bytes += n.bytes_sent;
   nlohmann::ordered_json j;
   j["name"] = scenario.name;
   j["description"] = scenario.description;
   j["scenario_file"] = scenario.file;
   j["seed"] = scenario.seed;
   j["model"] = result.model_summary;
-  j["final_test_accuracy"] = json_number(last.test_accuracy);
-  j["best_test_accuracy"] = json_number(best);
-  j["final_test_loss"] = json_number(last.test_loss);
-  j["virtual_time_s"] = result.virtual_time_s;
-  j["time_to_target_s"] =
-      result.time_to_target_s ? nlohmann::json(*result.time_to_target_s) : nlohmann::json(nullptr);
-  j["target_accuracy"] = scenario.train.target_accuracy
-                             ? nlohmann::json(*scenario.train.target_accuracy)
-                             : nlohmann::json(nullptr);
-  j["steps"] = result.steps;
-  j["samples"] = result.samples;
-  j["throughput_samples_per_s"] =
-      result.virtual_time_s > 0
-          ? json_number(static_cast<double>(result.samples) / result.virtual_time_s)
-          : nlohmann::json(nullptr);
-  j["bytes_sent_total"] = bytes;
-  j["mean_staleness"] = last.mean_staleness;
-  j["max_staleness"] = last.max_staleness;
+  for (std::string_view key : summary_keys()) {
+    const std::optional<double> v = summary_value(result, key);
+    nlohmann::json value = nullptr;
+    if (v) {
+      // Counts are integers in JSON; the rest are numbers.
+      const bool count =
+          key == "steps" || key == "samples" || key == "bytes_sent_total" || key == "max_staleness";
+      value = count ? nlohmann::json(static_cast<std::uint64_t>(*v)) : nlohmann::json(*v);
+    }
+    j[std::string(key)] = value;
+    if (key == "time_to_target_s") {
+      j["target_accuracy"] = scenario.train.target_accuracy
+                                 ? nlohmann::json(*scenario.train.target_accuracy)
+                                 : nlohmann::json(nullptr);
+    }
+  }
   j["diverged"] = result.diverged;
   j["diverged_reason"] =
       result.diverged ? nlohmann::json(result.diverged_reason) : nlohmann::json(nullptr);

@@ -4,12 +4,15 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cctype>
+#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <sstream>
 
 #include "engine/data/idx_reader.hpp"
+#include "sim/summary.hpp"
 #include "sim/units.hpp"
 
 namespace dtsim {
@@ -22,6 +25,15 @@ std::string join_errors(const std::vector<InputError>& errors) {
     text += e.what();
   }
   return text;
+}
+
+std::string toml_quote(const std::string& text) {
+  std::string quoted = "\"";
+  for (char ch : text) {
+    if (ch == '"' || ch == '\\') quoted += '\\';
+    quoted += ch;
+  }
+  return quoted + "\"";
 }
 
 std::size_t edit_distance(std::string_view a, std::string_view b) {
@@ -40,8 +52,7 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
 
 // Sections of the scenario format that later versions implement; named so that a user gets
 // "not implemented yet" rather than "unknown key".
-constexpr std::string_view kPlannedSections[] = {"network", "strategy", "compression",
-                                                 "faults",  "expect",   "sweep"};
+constexpr std::string_view kPlannedSections[] = {"compression", "faults", "sweep"};
 
 // Reads typed values out of a toml table, recording every problem instead of stopping at
 // the first.
@@ -53,8 +64,10 @@ class Reader {
 
   SourcePlace place(const toml::node* node) const {
     if (node == nullptr) return {file_, 0, 0};
-    const auto& begin = node->source().begin;
-    return {file_, static_cast<int>(begin.line), static_cast<int>(begin.column)};
+    const auto& src = node->source();
+    // A value given with --set is placed on the command line, not in the file.
+    if (src.path && *src.path != file_) return {*src.path, 0, 0};
+    return {file_, static_cast<int>(src.begin.line), static_cast<int>(src.begin.column)};
   }
 
   void error(const toml::node* node, std::string key, std::string message) {
@@ -476,12 +489,134 @@ void read_strategy(Reader& r, const toml::table& t, StrategyConfig& s) {
   }
 }
 
+void read_expect(Reader& r, const toml::table& t, std::vector<Expectation>& out) {
+  std::vector<std::string_view> keys = summary_keys();
+  for (auto&& [key, value] : t) {
+    const std::string path = "expect." + std::string(key.str());
+    if (std::find(keys.begin(), keys.end(), key.str()) == keys.end()) {
+      std::string_view best;
+      std::size_t best_distance = 4;
+      for (std::string_view k : keys) {
+        const std::size_t d = edit_distance(key.str(), k);
+        if (d < best_distance) {
+          best_distance = d;
+          best = k;
+        }
+      }
+      r.error_at_key(key, path,
+                     fmt::format("not a summary value{}; expected one of: {}",
+                                 best.empty() ? "" : fmt::format(" (did you mean '{}'?)", best),
+                                 fmt::join(keys, ", ")));
+      continue;
+    }
+    Expectation e;
+    e.key = std::string(key.str());
+    e.place = r.place(&value);
+    const char* expected =
+        "expected a check such as \">= 0.84\", \"<= 30\", \"> 0\", \"< 1\", \"== 5\", "
+        "\"0.8..0.9\" (inclusive), or a number (==)";
+    if (const auto* i = value.as_integer()) {
+      e.a = static_cast<double>(i->get());
+      e.text = fmt::format("== {}", i->get());
+    } else if (const auto* f = value.as_floating_point()) {
+      e.a = f->get();
+      e.text = fmt::format("== {}", f->get());
+    } else if (const auto* str = value.as_string()) {
+      std::string text = str->get();
+      e.text = text;
+      std::string_view v = text;
+      while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+      while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
+      const auto number = [](std::string_view n, double& x) {
+        while (!n.empty() && n.front() == ' ') n.remove_prefix(1);
+        const auto [end, ec] = std::from_chars(n.data(), n.data() + n.size(), x);
+        return ec == std::errc() && end == n.data() + n.size() && std::isfinite(x);
+      };
+      bool ok = false;
+      static constexpr std::pair<std::string_view, Expectation::Op> ops[] = {
+          {">=", Expectation::Op::kGe},
+          {"<=", Expectation::Op::kLe},
+          {"==", Expectation::Op::kEq},
+          {">", Expectation::Op::kGt},
+          {"<", Expectation::Op::kLt}};
+      for (const auto& [sym, op] : ops) {
+        if (v.substr(0, sym.size()) == sym) {
+          e.op = op;
+          ok = number(v.substr(sym.size()), e.a);
+          break;
+        }
+      }
+      if (!ok && v.find("..") != std::string_view::npos) {
+        const auto dots = v.find("..");
+        e.op = Expectation::Op::kRange;
+        ok = number(v.substr(0, dots), e.a) && number(v.substr(dots + 2), e.b) && e.a <= e.b;
+      }
+      if (!ok) {
+        r.error(&value, path, fmt::format("{}, found \"{}\"", expected, text));
+        continue;
+      }
+    } else {
+      r.error(&value, path, expected);
+      continue;
+    }
+    out.push_back(std::move(e));
+  }
+}
+
+// Applies --set overrides to the parsed document, recording bad ones as errors.
+void apply_overrides(Reader& r, toml::table& root, const std::vector<std::string>& overrides) {
+  for (const std::string& o : overrides) {
+    const auto eq = o.find('=');
+    const std::string key = eq == std::string::npos ? o : o.substr(0, eq);
+    bool valid_key = !key.empty() && key.front() != '.' && key.back() != '.' &&
+                     key.find("..") == std::string::npos;
+    for (char ch : key)
+      valid_key = valid_key && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' ||
+                                ch == '-' || ch == '.');
+    if (eq == std::string::npos || !valid_key) {
+      r.errors().emplace_back(SourcePlace{"--set " + o, 0, 0}, "--set",
+                              "expected key.path=value, such as train.lr=0.1 or strategy.sync=bsp");
+      continue;
+    }
+    const std::string value = o.substr(eq + 1);
+    const std::string source = "--set " + o;
+    toml::table parsed;
+    try {
+      parsed = toml::parse("v = " + value, source);
+    } catch (const toml::parse_error&) {
+      // Not a TOML value: take it as a string, so strategy.sync=bsp needs no quotes.
+      parsed = toml::parse("v = " + toml_quote(value), source);
+    }
+    toml::table* target = &root;
+    std::string_view rest = key;
+    bool ok = true;
+    for (auto dot = rest.find('.'); dot != std::string_view::npos; dot = rest.find('.')) {
+      const std::string part(rest.substr(0, dot));
+      rest.remove_prefix(dot + 1);
+      toml::node* next = target->get(part);
+      if (next == nullptr) {
+        target->insert(part, toml::table{});
+        next = target->get(part);
+      }
+      target = next->as_table();
+      if (target == nullptr) {
+        r.errors().emplace_back(SourcePlace{source, 0, 0}, key,
+                                fmt::format("'{}' is a value, not a section", part));
+        ok = false;
+        break;
+      }
+    }
+    if (ok) target->insert_or_assign(std::string(rest), std::move(*parsed.get("v")));
+  }
+}
+
 }  // namespace
 
 ScenarioError::ScenarioError(std::vector<InputError> errors)
     : std::runtime_error(join_errors(errors)), errors_(std::move(errors)) {}
 
-Scenario parse_scenario(const std::string& text, const std::string& file) {
+Scenario parse_scenario(const std::string& text, const std::string& file,
+                        const std::vector<std::string>& overrides) {
   toml::table root;
   try {
     root = toml::parse(text, file);
@@ -492,11 +627,12 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
                     fmt::format("not valid TOML: {}", e.description()))});
   }
   Reader r(file);
+  apply_overrides(r, root, overrides);
   Scenario s;
   s.file = file;
-  r.check_keys(
-      root, "",
-      {"name", "description", "seed", "model", "data", "train", "cluster", "network", "strategy"});
+  r.check_keys(root, "",
+               {"name", "description", "seed", "model", "data", "train", "cluster", "network",
+                "strategy", "expect"});
   if (root.get("name") == nullptr) {
     r.error(nullptr, "name", "missing: every scenario needs a name (name = \"...\")");
   }
@@ -509,6 +645,7 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
   if (const auto* t = r.table(root, "", "cluster")) read_cluster(r, *t, s.cluster);
   if (const auto* t = r.table(root, "", "network")) read_network(r, *t, s.network);
   if (const auto* t = r.table(root, "", "strategy")) read_strategy(r, *t, s.strategy);
+  if (const auto* t = r.table(root, "", "expect")) read_expect(r, *t, s.expect);
 
   // Combinations that cannot work are errors now, not surprises mid-run.
   const toml::node* servers_node = root["cluster"]["servers"].node();
@@ -567,7 +704,7 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
   return s;
 }
 
-Scenario load_scenario(const std::string& path) {
+Scenario load_scenario(const std::string& path, const std::vector<std::string>& overrides) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
     throw InputError({path, 0, 0}, "",
@@ -579,7 +716,7 @@ Scenario load_scenario(const std::string& path) {
   if (!in) throw InputError({path, 0, 0}, "", "cannot open the scenario file");
   std::stringstream buffer;
   buffer << in.rdbuf();
-  return parse_scenario(buffer.str(), path);
+  return parse_scenario(buffer.str(), path, overrides);
 }
 
 const char* to_string(OptimizerKind kind) {

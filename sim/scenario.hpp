@@ -62,6 +62,34 @@ struct StrategyConfig {
   bool time_only = false;  // move sizes, not data; no numerics, no accuracy
 };
 
+// One [expect] check on a summary value: "key = \">= 0.84\"".
+struct Expectation {
+  enum class Op { kGe, kLe, kGt, kLt, kEq, kRange };
+  std::string key;  // a summary key (sim/summary.hpp)
+  Op op = Op::kEq;
+  double a = 0;      // the bound, or the range's low end
+  double b = 0;      // the range's high end
+  std::string text;  // as written, e.g. ">= 0.84"
+  SourcePlace place;
+  bool holds(double v) const {
+    switch (op) {
+      case Op::kGe:
+        return v >= a;
+      case Op::kLe:
+        return v <= a;
+      case Op::kGt:
+        return v > a;
+      case Op::kLt:
+        return v < a;
+      case Op::kEq:
+        return v == a;
+      case Op::kRange:
+        return v >= a && v <= b;
+    }
+    return false;
+  }
+};
+
 struct Scenario {
   std::string file;  // where it was loaded from
   std::string name;
@@ -73,6 +101,7 @@ struct Scenario {
   ClusterConfig cluster;
   NetworkConfig network;
   StrategyConfig strategy;
+  std::vector<Expectation> expect;
 };
 
 // All problems found in one scenario file.
@@ -85,10 +114,13 @@ class ScenarioError : public std::runtime_error {
   std::vector<InputError> errors_;
 };
 
-// Reads and validates `path`. Throws ScenarioError (bad content) or InputError (unreadable).
-Scenario load_scenario(const std::string& path);
+// Reads and validates `path`, after applying `overrides` ("key.path=value", as given to
+// --set: the value is TOML, or else taken as a string, so strategy.sync=asp and
+// train.lr=0.1 both work). Throws ScenarioError (bad content) or InputError (unreadable).
+Scenario load_scenario(const std::string& path, const std::vector<std::string>& overrides = {});
 // The same from text already in memory; `file` is used in messages.
-Scenario parse_scenario(const std::string& text, const std::string& file);
+Scenario parse_scenario(const std::string& text, const std::string& file,
+                        const std::vector<std::string>& overrides = {});
 
 // Where `key` (a dotted path such as "cluster.workers") is written in the scenario file: its
 // value's line and column, or its section's when the key is absent, or just the file.

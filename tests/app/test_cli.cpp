@@ -265,3 +265,53 @@ TEST_CASE("virtual time that overflows is reported as bad input") {
   CHECK(box.run("run " + scenario.string() + " -q -o " + (box.path / "o").string()) == 2);
   CHECK_CONTAINS(box.err, "virtual time overflow");
 }
+
+TEST_CASE("[expect] checks set the exit code") {
+  Sandbox box;
+  SUBCASE("all pass: exit 0") {
+    const fs::path scenario =
+        box.write("pass.toml", std::string(kBlobs) +
+                                   "[expect]\nfinal_test_accuracy = \">= 0.9\"\nsteps = 180\n");
+    CHECK(box.run("run " + scenario.string() + " -o " + (box.path / "o").string()) == 0);
+    CHECK_CONTAINS(box.err, "all 2 [expect] checks passed");
+  }
+  SUBCASE("one fails: exit 1, with the check, the value and its line") {
+    const fs::path scenario =
+        box.write("fail.toml",
+                  std::string(kBlobs) +
+                      "[expect]\nfinal_test_accuracy = \">= 0.9\"\nvirtual_time_s = \"< 1e-9\"\n");
+    CHECK(box.run("run " + scenario.string() + " -q -o " + (box.path / "o").string()) == 1);
+    CHECK_CONTAINS(box.err, "expect virtual_time_s < 1e-9: found ");
+    CHECK_CONTAINS(box.err, scenario.string() + ":22:18");
+    CHECK(box.err.find("final_test_accuracy") == std::string::npos);
+    CHECK(fs::exists(box.path / "o" / "summary.json"));
+  }
+}
+
+TEST_CASE("--set overrides scenario keys from the command line") {
+  Sandbox box;
+  const fs::path scenario = box.write("blobs.toml", kBlobs);
+  REQUIRE(box.run("run " + scenario.string() + " -q -o " + (box.path / "o").string() +
+                  " --set train.steps=7 --set train.epochs=0 --set cluster.workers=2") == 2);
+  CHECK_CONTAINS(box.err,
+                 "--set train.epochs=0: train.epochs: expected a value in [1, 1000000], found 0");
+  REQUIRE(box.run("run " + scenario.string() + " -q -o " + (box.path / "o").string() +
+                  " --set train.epochs=1 --set cluster.workers=2 --set strategy.collective=tree") ==
+          0);
+  const auto j = nlohmann::json::parse(read(box.path / "o" / "summary.json"));
+  CHECK(j["steps"] == 30);  // 1500 samples / (2 workers x 25)
+  CHECK(read(box.path / "o" / "nodes.csv").find("\n1,worker,") != std::string::npos);
+}
+
+TEST_CASE("validate and list") {
+  Sandbox box;
+  const fs::path good = box.write("good.toml", kBlobs);
+  CHECK(box.run("validate " + good.string()) == 0);
+  CHECK_CONTAINS(box.out, "ok");
+  const fs::path bad = box.write("bad.toml", std::string(kBlobs) + "[cluster]\nworkers = 5000\n");
+  CHECK(box.run("validate " + bad.string()) == 2);
+  CHECK_CONTAINS(box.err, bad.string() + ":21:11: cluster.workers");
+  CHECK(box.run("list") == 0);
+  CHECK_CONTAINS(box.out, "halving-doubling");
+  CHECK_CONTAINS(box.out, "final_test_accuracy");
+}

@@ -23,6 +23,17 @@ std::vector<InputError> errors_of(const std::string& text) {
   return {};
 }
 
+std::vector<InputError> errors_of_with(const std::string& text,
+                                       const std::vector<std::string>& overrides) {
+  try {
+    parse_scenario(text, "s.toml", overrides);
+  } catch (const ScenarioError& e) {
+    return e.errors();
+  }
+  FAIL("the scenario loaded but should not have");
+  return {};
+}
+
 }  // namespace
 
 TEST_CASE("a minimal scenario gets the documented defaults") {
@@ -318,4 +329,81 @@ TEST_CASE("a key's place in the file is found for errors raised after loading") 
   CHECK(locate_key(file, "strategy.sync").line == 0);    // absent section: just the file
   CHECK_THROWS_WITH_AS(load_scenario(dir.string()), doctest::Contains("not a file"), InputError);
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("--set overrides any key") {
+  const std::string base = "name = \"x\"\n[train]\nlr = 0.05\n";
+  SUBCASE("numbers, strings without quotes, lists, new sections") {
+    const Scenario s =
+        parse_scenario(base, "s.toml",
+                       {"train.lr=0.2", "strategy.collective=tree", "model.hidden=[32, 16]",
+                        "cluster.compute=2 TFLOPS", "seed=9"});
+    CHECK(s.train.schedule.lr == doctest::Approx(0.2));
+    CHECK(s.strategy.collective == AllreduceAlgo::kTree);
+    CHECK(s.model.hidden == std::vector<int>{32, 16});
+    CHECK(s.cluster.compute_flops_per_s == doctest::Approx(2e12));
+    CHECK(s.seed == 9);
+  }
+  SUBCASE("a bad value is an error placed on the command line") {
+    const auto e = errors_of_with(base, {"train.lr=fast"});
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].place().file == "--set train.lr=fast");
+    CHECK(e[0].key() == "train.lr");
+    CHECK(e[0].message() == "expected a number, found a string");
+  }
+  SUBCASE("unknown keys and malformed overrides") {
+    auto e = errors_of_with(base, {"train.learning_rate=0.1"});
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].key() == "train.learning_rate");
+    e = errors_of_with(base, {"train.lr"});
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].key() == "--set");
+    e = errors_of_with(base, {"train.lr.x=1"});
+    REQUIRE(e.size() == 1);
+    CHECK_CONTAINS(e[0].message(), "'lr' is a value, not a section");
+  }
+}
+
+TEST_CASE("[expect] checks") {
+  const Scenario s = parse_scenario(R"(
+name = "x"
+[expect]
+final_test_accuracy = ">= 0.84"
+virtual_time_s = "<= 30"
+steps = 100
+best_test_accuracy = "0.8..0.9"
+final_test_loss = "< 1"
+samples = "> 5"
+)",
+                                    "s.toml");
+  REQUIRE(s.expect.size() == 6);
+  const auto find = [&](const char* key) {
+    for (const auto& e : s.expect) {
+      if (e.key == key) return e;
+    }
+    FAIL("missing");
+    return Expectation{};
+  };
+  CHECK(find("final_test_accuracy").holds(0.84));
+  CHECK_FALSE(find("final_test_accuracy").holds(0.8399));
+  CHECK(find("virtual_time_s").holds(30));
+  CHECK_FALSE(find("virtual_time_s").holds(30.1));
+  CHECK(find("steps").holds(100));
+  CHECK_FALSE(find("steps").holds(99));
+  CHECK(find("best_test_accuracy").holds(0.9));
+  CHECK_FALSE(find("best_test_accuracy").holds(0.91));
+  CHECK_FALSE(find("final_test_loss").holds(1));
+  CHECK(find("samples").holds(6));
+  CHECK(find("final_test_accuracy").place.line == 4);
+
+  SUBCASE("bad checks") {
+    const auto e = errors_of(
+        "name = \"x\"\n[expect]\nfinal_test_acuracy = \">= 1\"\nsteps = \"about 5\"\n"
+        "samples = \"9..3\"\n");
+    REQUIRE(e.size() == 3);
+    CHECK_CONTAINS(e[0].message(), "did you mean 'final_test_accuracy'?");
+    CHECK(e[1].key() == "expect.steps");
+    CHECK_CONTAINS(e[1].message(), "expected a check such as");
+    CHECK(e[2].key() == "expect.samples");
+  }
 }

@@ -8,6 +8,7 @@
 #include "engine/model.hpp"
 #include "engine/optimizer.hpp"
 #include "engine/schedule.hpp"
+#include "sim/summary.hpp"
 #include "sim/trainer.hpp"
 #include "tests/test_support.hpp"
 
@@ -406,4 +407,17 @@ TEST_CASE("set-up errors are input errors") {
     s.data.train_samples = 3;
     CHECK_THROWS_AS(Training(s, load_data(s), 1), InputError);
   }
+}
+
+TEST_CASE("failed [expect] checks say what was found and where") {
+  Scenario s = bsp_scenario(
+      "[expect]\nsteps = 12\nfinal_test_accuracy = \">= 2\"\ntime_to_target_s = \"< 1\"\n");
+  const RunResult r = run_training(s, load_data(s), 1);
+  const std::vector<std::string> failures = failed_expectations(s, r);
+  REQUIRE(failures.size() == 2);
+  CHECK_CONTAINS(failures[0], "expect final_test_accuracy >= 2: found 0.");
+  CHECK_CONTAINS(failures[0], "bsp.toml:24:23");
+  CHECK_CONTAINS(failures[1], "time_to_target_s < 1: it has no value");
+  CHECK(summary_value(r, "steps") == 12.0);
+  CHECK(*summary_value(r, "samples") == 12.0 * 4 * 8);
 }
