@@ -20,6 +20,7 @@
 #include "engine/float_env.hpp"
 #include "engine/kernels.hpp"
 #include "reports/run_writer.hpp"
+#include "reports/trace_writer.hpp"
 #include "sim/collective_run.hpp"
 #include "sim/scenario.hpp"
 #include "sim/summary.hpp"
@@ -134,11 +135,18 @@ int run_command(const RunOptions& opt) {
                scenario.strategy.time_only ? "time-only" : "bsp");
   }
   MetricsCsvWriter metrics(dir);
+  TraceWriter trace(
+      dir,
+      scenario.cluster.workers + (scenario.strategy.architecture == Architecture::kParameterServer
+                                      ? scenario.cluster.servers
+                                      : 0),
+      scenario.cluster.workers);
   ProgressPrinter progress;
-  std::vector<SimObserver*> observers = {&metrics};
+  std::vector<SimObserver*> observers = {&metrics, &trace};
   if (!opt.quiet) observers.push_back(&progress);
   RunResult result = training->run(observers);
   metrics.commit();
+  trace.commit();
   result.threads = threads;
   result.load_wall_s = load_wall_s;
   result.wall_time_s =
@@ -155,7 +163,11 @@ int run_command(const RunOptions& opt) {
                result.wall_time_s, result.load_wall_s, result.simulate_wall_s, result.eval_wall_s,
                result.jobs_wall_s, threads);
   }
-  fmt::print("outputs: {}/ (metrics.csv, nodes.csv, summary.json)\n", dir.string());
+  fmt::print("outputs: {}/ (metrics.csv, nodes.csv, summary.json, trace.json)\n", dir.string());
+  if (trace.truncated() && !opt.quiet) {
+    fmt::print(stderr, "dtsim: trace.json holds the first {} events (see its metadata)\n",
+               trace.events());
+  }
   int code = kExitOk;
   if (result.diverged) {
     fmt::print(stderr, "dtsim: the run diverged: {}\n", result.diverged_reason);

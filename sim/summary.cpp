@@ -1,7 +1,8 @@
 #include "sim/summary.hpp"
 
-#include <cmath>
 #include <fmt/format.h>
+
+#include <cmath>
 #include <stdexcept>
 
 namespace dtsim {
@@ -20,10 +21,17 @@ std::string where(const SourcePlace& p) {
 }  // namespace
 
 const std::vector<std::string_view>& summary_keys() {
-  static const std::vector<std::string_view> keys = {
-      "final_test_accuracy", "best_test_accuracy", "final_test_loss", "virtual_time_s",
-      "time_to_target_s",    "steps",              "samples",         "throughput_samples_per_s",
-      "bytes_sent_total",    "mean_staleness",     "max_staleness"};
+  static const std::vector<std::string_view> keys = {"final_test_accuracy",
+                                                     "best_test_accuracy",
+                                                     "final_test_loss",
+                                                     "virtual_time_s",
+                                                     "time_to_target_s",
+                                                     "steps",
+                                                     "samples",
+                                                     "throughput_samples_per_s",
+                                                     "bytes_sent_total",
+                                                     "mean_staleness",
+                                                     "max_staleness"};
   return keys;
 }
 
@@ -33,7 +41,8 @@ std::optional<double> summary_value(const RunResult& r, std::string_view key) {
   if (key == "best_test_accuracy") {
     std::optional<double> best;
     for (const EvalPoint& p : r.evals) {
-      if (std::isfinite(p.test_accuracy) && (!best || p.test_accuracy > *best)) best = p.test_accuracy;
+      if (std::isfinite(p.test_accuracy) && (!best || p.test_accuracy > *best))
+        best = p.test_accuracy;
     }
     return best;
   }
@@ -61,13 +70,15 @@ std::vector<std::string> failed_expectations(const Scenario& scenario, const Run
   for (const Expectation& e : scenario.expect) {
     const std::optional<double> v = summary_value(result, e.key);
     if (!v) {
-      failures.push_back(fmt::format("expect {} {}: it has no value (never reached or not "
-                                     "defined for this run){}",
-                                     e.key, e.text, where(e.place)));
+      failures.push_back(
+          fmt::format("expect {} {}: it has no value (never reached or not "
+                      "defined for this run){}",
+                      e.key, e.text, where(e.place)));
       continue;
     }
     if (!e.holds(*v)) {
-      failures.push_back(fmt::format("expect {} {}: found {}{}", e.key, e.text, *v, where(e.place)));
+      failures.push_back(
+          fmt::format("expect {} {}: found {}{}", e.key, e.text, *v, where(e.place)));
     }
   }
   return failures;

@@ -101,6 +101,20 @@ TEST_CASE("dtsim run writes metrics.csv, nodes.csv and summary.json") {
         doctest::Approx(4500 / summary["virtual_time_s"].get<double>()));
   CHECK_FALSE(summary["time_to_target_s"].is_null());
   CHECK_FALSE(fs::exists(out / "metrics.csv.partial"));
+
+  // trace.json: a track per node, compute spans that add up to nodes.csv's compute time.
+  const auto trace = nlohmann::json::parse(read(out / "trace.json"));
+  double compute_us = 0;
+  bool named = false;
+  for (const auto& e : trace["traceEvents"]) {
+    if (e["ph"] == "M" && e["name"] == "thread_name" && e["args"]["name"] == "worker 0")
+      named = true;
+    if (e["ph"] == "X" && e["cat"] == "compute") compute_us += e["dur"].get<double>();
+  }
+  CHECK(named);
+  CHECK(compute_us * 1e-6 ==
+        doctest::Approx(summary["virtual_time_s"].get<double>()).epsilon(1e-9));
+  CHECK(trace["metadata"]["trace_truncated_at_s"].is_null());
 }
 
 TEST_CASE("the same scenario and seed give byte-identical outputs for any --threads") {
@@ -120,7 +134,7 @@ collective = "ring"
                   (box.path / "t2").string()) == 0);
   REQUIRE(box.run("run " + scenario.string() + " -q --threads 2 -o " +
                   (box.path / "t2b").string()) == 0);
-  for (const char* file : {"metrics.csv", "nodes.csv"}) {
+  for (const char* file : {"metrics.csv", "nodes.csv", "trace.json"}) {
     CAPTURE(file);
     const std::string a = read(box.path / "t1" / file);
     CHECK_FALSE(a.empty());

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "reports/run_writer.hpp"
+#include "reports/trace_writer.hpp"
 
 using namespace dtsim;
 namespace fs = std::filesystem;
@@ -126,4 +127,42 @@ TEST_CASE("nodes.csv has one row per node") {
   CHECK(nodes_csv(r) ==
         "node,role,compute_flops_per_s,compute_s,comm_s,idle_s,bytes_sent,bytes_received,steps\n"
         "0,worker,5000000000000,0.25,0,0,0,0,7\n");
+}
+
+TEST_CASE("trace.json is Chrome trace-event JSON, bounded in size") {
+  TempDir dir;
+  {
+    TraceWriter trace(dir.path, 2, 1, 3);
+    trace.on_compute(0, "gradient", SimTime::from_ns(0), SimTime::from_ns(1500));
+    trace.on_wait(1, SimTime::from_ns(0), SimTime::from_ns(2000));
+    trace.on_message(Message{0, 1, 7, 4096, nullptr}, SimTime::from_ns(1500),
+                     SimTime::from_ns(2500));
+    trace.on_compute(1, "update", SimTime::from_ns(2500),
+                     SimTime::from_ns(3000));  // over the bound
+    CHECK(trace.truncated());
+    trace.commit();
+  }
+  const auto j = nlohmann::json::parse(read(dir.path / "trace.json"));
+  const auto& ev = j["traceEvents"];
+  int threads = 0, spans = 0, begins = 0, ends = 0;
+  for (const auto& e : ev) {
+    if (e["name"] == "thread_name") ++threads;
+    if (e["ph"] == "X") ++spans;
+    if (e["ph"] == "b") {
+      ++begins;
+      CHECK(e["ts"].get<double>() == 1.5);
+      CHECK(e["args"]["bytes"] == 4096);
+      CHECK(e["tid"] == 0);
+    }
+    if (e["ph"] == "e") ++ends;
+  }
+  CHECK(threads == 2);
+  CHECK(spans == 2);
+  CHECK(begins == 1);
+  CHECK(ends == 1);
+  CHECK(j["metadata"]["events"] == 3);
+  CHECK(j["metadata"]["trace_truncated_at_s"].get<double>() == doctest::Approx(2.5e-6));
+  for (const auto& e : ev) {
+    if (e["ph"] == "X" && e["name"] == "gradient") CHECK(e["dur"].get<double>() == 1.5);
+  }
 }
