@@ -19,6 +19,7 @@
 #include "engine/errors.hpp"
 #include "engine/float_env.hpp"
 #include "engine/kernels.hpp"
+#include "reports/html_report.hpp"
 #include "reports/run_writer.hpp"
 #include "reports/trace_writer.hpp"
 #include "sim/collective_run.hpp"
@@ -153,6 +154,7 @@ int run_command(const RunOptions& opt) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   write_nodes_csv(dir, result);
   write_summary_json(dir, scenario, result);
+  write_report_html(dir, scenario, result);
   const EvalPoint& last = result.evals.back();
   fmt::print("{}: test accuracy {}, test loss {}, virtual time {:.6g} s\n", scenario.name,
              shown(last.test_accuracy, 0, 4), shown(last.test_loss, 0, 4), result.virtual_time_s);
@@ -163,7 +165,9 @@ int run_command(const RunOptions& opt) {
                result.wall_time_s, result.load_wall_s, result.simulate_wall_s, result.eval_wall_s,
                result.jobs_wall_s, threads);
   }
-  fmt::print("outputs: {}/ (metrics.csv, nodes.csv, summary.json, trace.json)\n", dir.string());
+  fmt::print("report: {}\n", (dir / "report.html").string());
+  fmt::print("outputs: {}/ (metrics.csv, nodes.csv, summary.json, trace.json, report.html)\n",
+             dir.string());
   if (trace.truncated() && !opt.quiet) {
     fmt::print(stderr, "dtsim: trace.json holds the first {} events (see its metadata)\n",
                trace.events());

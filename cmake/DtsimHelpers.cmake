@@ -19,3 +19,17 @@ function(dtsim_add_test name)
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES ENVIRONMENT "OPENBLAS_NUM_THREADS=1")
 endfunction()
+
+# dtsim_embed(TARGET SYMBOL FILE): compiles FILE's bytes into TARGET as
+# dtsim::embedded::SYMBOL (and SYMBOL_size), regenerated when FILE changes.
+function(dtsim_embed target symbol file)
+  set(out "${CMAKE_CURRENT_BINARY_DIR}/embedded_${symbol}.cpp")
+  add_custom_command(
+    OUTPUT "${out}"
+    COMMAND ${CMAKE_COMMAND} -DINPUT=${file} -DOUTPUT=${out} -DSYMBOL=${symbol}
+            -P "${PROJECT_SOURCE_DIR}/cmake/EmbedFile.cmake"
+    DEPENDS "${file}" "${PROJECT_SOURCE_DIR}/cmake/EmbedFile.cmake"
+    COMMENT "Embedding ${file}"
+    VERBATIM)
+  target_sources(${target} PRIVATE "${out}")
+endfunction()

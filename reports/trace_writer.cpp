@@ -14,15 +14,19 @@ TraceWriter::TraceWriter(const std::filesystem::path& dir, int nodes, int worker
                          std::uint64_t max_events)
     : file_(dir / "trace.json"), max_events_(max_events) {
   file_.write("{\"displayTimeUnit\": \"ns\", \"traceEvents\": [\n");
-  file_.write(R"j({"ph": "M", "pid": 1, "name": "process_name", "args": {"name": "dtsim (virtual time)"}})j");
+  file_.write(
+      R"j({"ph": "M", "pid": 1, "name": "process_name", "args": {"name": "dtsim (virtual time)"}})j");
   for (int n = 0; n < nodes; ++n) {
-    const std::string name = n < workers ? fmt::format("worker {}", n) : fmt::format("server {}", n - workers);
-    file_.write(fmt::format(
-        ",\n{{\"ph\": \"M\", \"pid\": 1, \"tid\": {}, \"name\": \"thread_name\", \"args\": {{\"name\": \"{}\"}}}}",
-        n, name));
-    file_.write(fmt::format(
-        ",\n{{\"ph\": \"M\", \"pid\": 1, \"tid\": {}, \"name\": \"thread_sort_index\", \"args\": {{\"sort_index\": {}}}}}",
-        n, n));
+    const std::string name =
+        n < workers ? fmt::format("worker {}", n) : fmt::format("server {}", n - workers);
+    file_.write(
+        fmt::format(",\n{{\"ph\": \"M\", \"pid\": 1, \"tid\": {}, \"name\": \"thread_name\", "
+                    "\"args\": {{\"name\": \"{}\"}}}}",
+                    n, name));
+    file_.write(
+        fmt::format(",\n{{\"ph\": \"M\", \"pid\": 1, \"tid\": {}, \"name\": \"thread_sort_index\", "
+                    "\"args\": {{\"sort_index\": {}}}}}",
+                    n, n));
   }
 }
 
@@ -44,14 +48,16 @@ void TraceWriter::event(const std::string& json) {
 
 void TraceWriter::on_compute(int node, const char* what, SimTime start, SimTime end) {
   if (!admit(start)) return;
-  event(fmt::format(R"j({{"ph": "X", "pid": 1, "tid": {}, "cat": "compute", "name": "{}", "ts": {}, "dur": {}}})j",
-                    node, what, us(start), us(end - start)));
+  event(fmt::format(
+      R"j({{"ph": "X", "pid": 1, "tid": {}, "cat": "compute", "name": "{}", "ts": {}, "dur": {}}})j",
+      node, what, us(start), us(end - start)));
 }
 
 void TraceWriter::on_wait(int node, SimTime start, SimTime end) {
   if (!admit(start)) return;
-  event(fmt::format(R"j({{"ph": "X", "pid": 1, "tid": {}, "cat": "wait", "name": "wait", "ts": {}, "dur": {}}})j",
-                    node, us(start), us(end - start)));
+  event(fmt::format(
+      R"j({{"ph": "X", "pid": 1, "tid": {}, "cat": "wait", "name": "wait", "ts": {}, "dur": {}}})j",
+      node, us(start), us(end - start)));
 }
 
 void TraceWriter::on_message(const Message& m, SimTime sent, SimTime arrived) {
@@ -60,14 +66,16 @@ void TraceWriter::on_message(const Message& m, SimTime sent, SimTime arrived) {
   event(fmt::format(
       R"j({{"ph": "b", "pid": 1, "tid": {}, "cat": "message", "id": {}, "name": "→ node {}", "ts": {}, "args": {{"bytes": {}, "to": {}}}}})j",
       m.src, id, m.dst, us(sent), m.bytes, m.dst));
-  event(fmt::format(R"j({{"ph": "e", "pid": 1, "tid": {}, "cat": "message", "id": {}, "name": "→ node {}", "ts": {}}})j",
-                    m.src, id, m.dst, us(arrived)));
+  event(fmt::format(
+      R"j({{"ph": "e", "pid": 1, "tid": {}, "cat": "message", "id": {}, "name": "→ node {}", "ts": {}}})j",
+      m.src, id, m.dst, us(arrived)));
 }
 
 void TraceWriter::commit() {
   file_.write("\n],\n\"metadata\": {");
-  file_.write(fmt::format("\"events\": {}, \"max_events\": {}, \"trace_truncated_at_s\": {}", events_,
-                          max_events_, truncated_ ? fmt::format("{}", truncated_at_.seconds()) : "null"));
+  file_.write(fmt::format("\"events\": {}, \"max_events\": {}, \"trace_truncated_at_s\": {}",
+                          events_, max_events_,
+                          truncated_ ? fmt::format("{}", truncated_at_.seconds()) : "null"));
   file_.write("}}\n");
   file_.commit();
 }

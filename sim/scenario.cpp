@@ -733,6 +733,83 @@ const char* to_string(OptimizerKind kind) {
   return "?";
 }
 
+std::vector<std::pair<std::string, std::string>> resolved_settings(const Scenario& s) {
+  std::vector<std::pair<std::string, std::string>> out;
+  const auto add = [&](const char* key, std::string value) {
+    out.emplace_back(key, std::move(value));
+  };
+  const auto list = [](const std::vector<int>& v) {
+    return fmt::format("[{}]", fmt::join(v, ", "));
+  };
+  const auto secs = [](SimTime t) { return fmt::format("{} s", t.seconds()); };
+  add("seed", fmt::format("{}", s.seed));
+  add("model.kind", to_string(s.model.kind));
+  if (s.model.kind != ModelKind::kSoftmax) add("model.hidden", list(s.model.hidden));
+  if (s.model.kind != ModelKind::kSoftmax) {
+    add("model.activation", s.model.activation == Activation::kRelu ? "relu" : "tanh");
+  }
+  if (s.model.kind == ModelKind::kCnn) {
+    add("model.channels", list(s.model.channels));
+    add("model.kernel", fmt::format("{}", s.model.kernel));
+  }
+  add("data.dataset", s.data.dataset);
+  if (s.data.dataset == "fashion-mnist") add("data.path", s.data.path);
+  add("data.train_samples",
+      s.data.train_samples > 0 ? fmt::format("{}", s.data.train_samples) : "all");
+  add("data.test_samples",
+      s.data.test_samples > 0 ? fmt::format("{}", s.data.test_samples) : "all");
+  const char* split = s.data.partition.split == SplitKind::kIid         ? "iid"
+                      : s.data.partition.split == SplitKind::kDirichlet ? "dirichlet"
+                                                                        : "by-label";
+  add("data.split", split);
+  if (s.data.partition.split == SplitKind::kDirichlet)
+    add("data.alpha", fmt::format("{}", s.data.partition.alpha));
+  add("data.load_cost", secs(s.data.load_cost));
+  add("train.optimizer", to_string(s.train.optimizer.kind));
+  add("train.lr", fmt::format("{}", s.train.schedule.lr));
+  if (s.train.optimizer.kind == OptimizerKind::kMomentum ||
+      s.train.optimizer.kind == OptimizerKind::kNesterov) {
+    add("train.momentum", fmt::format("{}", s.train.optimizer.momentum));
+  }
+  add("train.weight_decay", fmt::format("{}", s.train.optimizer.weight_decay));
+  add("train.batch_size", fmt::format("{} per worker", s.train.batch_size));
+  if (s.train.steps > 0) {
+    add("train.steps", fmt::format("{}", s.train.steps));
+  } else {
+    add("train.epochs", fmt::format("{}", s.train.epochs));
+  }
+  add("train.schedule", to_string(s.train.schedule.kind));
+  add("train.warmup_steps", fmt::format("{}", s.train.schedule.warmup_steps));
+  add("train.clip_norm", s.train.clip_norm > 0 ? fmt::format("{}", s.train.clip_norm) : "off");
+  add("train.eval_every", fmt::format("{} steps", s.train.eval_every));
+  add("train.target_accuracy",
+      s.train.target_accuracy ? fmt::format("{}", *s.train.target_accuracy) : "none");
+  add("cluster.workers", fmt::format("{}", s.cluster.workers));
+  if (s.strategy.architecture == Architecture::kParameterServer) {
+    add("cluster.servers", fmt::format("{}", s.cluster.servers));
+  }
+  add("cluster.compute", fmt::format("{} FLOP/s", s.cluster.compute_flops_per_s));
+  add("network.topology", to_string(s.network.topology));
+  add("network.latency", secs(s.network.link.latency));
+  add("network.bandwidth", fmt::format("{} B/s ({} Gbps)", s.network.link.bandwidth,
+                                       s.network.link.bandwidth * 8 / 1e9));
+  if (s.network.topology == TopologyKind::kHierarchical) {
+    add("network.nodes_per_machine", fmt::format("{}", s.network.nodes_per_machine));
+    add("network.intra_latency", secs(s.network.intra.latency));
+    add("network.intra_bandwidth", fmt::format("{} B/s", s.network.intra.bandwidth));
+  }
+  add("strategy.architecture", to_string(s.strategy.architecture));
+  add("strategy.sync", "bsp");
+  if (s.strategy.architecture == Architecture::kAllreduce) {
+    add("strategy.collective", to_string(s.strategy.collective));
+  }
+  add("strategy.time_only", s.strategy.time_only ? "true" : "false");
+  for (const Expectation& e : s.expect) {
+    out.emplace_back("expect." + e.key, e.text);
+  }
+  return out;
+}
+
 SourcePlace locate_key(const std::string& path, const std::string& key) {
   try {
     const toml::table root = toml::parse_file(path);

@@ -126,6 +126,10 @@ Scenario parse_scenario(const std::string& text, const std::string& file,
 // value's line and column, or its section's when the key is absent, or just the file.
 SourcePlace locate_key(const std::string& path, const std::string& key);
 
+// Every resolved setting of `s` as (key path, value) pairs, units written out, for reports and
+// `dtsim validate`.
+std::vector<std::pair<std::string, std::string>> resolved_settings(const Scenario& s);
+
 // Short names used in files and reports.
 const char* to_string(OptimizerKind kind);
 const char* to_string(ScheduleKind kind);

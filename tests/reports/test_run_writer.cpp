@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "reports/html_report.hpp"
 #include "reports/run_writer.hpp"
 #include "reports/trace_writer.hpp"
 
@@ -165,4 +166,57 @@ TEST_CASE("trace.json is Chrome trace-event JSON, bounded in size") {
   for (const auto& e : ev) {
     if (e["ph"] == "X" && e["name"] == "gradient") CHECK(e["dur"].get<double>() == 1.5);
   }
+}
+
+TEST_CASE("HTML escaping") {
+  CHECK(html_escape("<script>alert('x')</script> & \"q\"") ==
+        "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;");
+}
+
+TEST_CASE("report.html holds scenario text only as inert data") {
+  Scenario s;
+  s.name = "<script>alert(1)</script>";
+  s.description = "</script><img src=x onerror=alert(2)>";
+  RunResult r;
+  r.evals = {EvalPoint{}};
+  r.nodes = {NodeStats{}};
+  r.nodes[0].role = "worker";
+  const std::string page = report_html(s, r);
+  CHECK(page.find("<script>alert(1)</script>") == std::string::npos);
+  CHECK(page.find("<img src=x") == std::string::npos);
+  CHECK(page.find("<title>&lt;script&gt;alert(1)&lt;/script&gt; — dtsim report</title>") !=
+        std::string::npos);
+  CHECK(page.find("\\u003c/script\\u003e\\u003cimg src=x onerror=alert(2)\\u003e") !=
+        std::string::npos);
+  CHECK(page.find("Chart.js v4") != std::string::npos);  // the library is embedded, not linked
+  CHECK(page.find("cdn") == std::string::npos);
+}
+
+TEST_CASE("the account of where time went") {
+  Scenario s;
+  s.train.target_accuracy = 0.9;
+  RunResult r;
+  r.virtual_time_s = 2.0;
+  r.steps = 10;
+  r.samples = 640;
+  NodeStats a, b;
+  a.role = b.role = "worker";
+  a.node = 0;
+  b.node = 1;
+  a.compute_s = 0.5;
+  a.comm_s = 1.4;
+  a.idle_s = 0.1;
+  b.compute_s = 1.5;
+  b.comm_s = 0.4;
+  b.idle_s = 0.1;
+  a.bytes_sent = b.bytes_sent = 500;
+  r.nodes = {a, b};
+  const auto lines = time_account(s, r);
+  REQUIRE(lines.size() == 4);
+  CHECK(lines[0] ==
+        "The 2 workers ran for 2 s of virtual time (10 steps, 640 samples). On average a "
+        "worker spent 50% of it computing, 45% communicating and 5% idle.");
+  CHECK(lines[1] == "Worker 1 computed longest (1.5 s), 3.0x worker 0 (500 ms).");
+  CHECK(lines[2] == "1 kB crossed the network in all: 100 B per step.");
+  CHECK(lines[3] == "Test accuracy never reached the target 0.9.");
 }

@@ -1,0 +1,223 @@
+#include "reports/html_report.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "reports/atomic_file.hpp"
+#include "sim/summary.hpp"
+
+namespace dtsim::embedded {
+extern const unsigned char chart_js[];
+extern const std::size_t chart_js_size;
+extern const unsigned char report_template[];
+extern const std::size_t report_template_size;
+}  // namespace dtsim::embedded
+
+namespace dtsim {
+namespace {
+
+std::string embedded_text(const unsigned char* bytes, std::size_t size) {
+  return std::string(reinterpret_cast<const char*>(bytes), size);
+}
+
+nlohmann::json number_or_null(double v) {
+  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
+}
+
+// JSON that is safe inside <script type="application/json">: no "<", ">" or "&" characters.
+std::string script_safe_json(const nlohmann::json& j) {
+  const std::string raw = j.dump();
+  std::string out;
+  out.reserve(raw.size());
+  for (char c : raw) {
+    if (c == '<') {
+      out += "\\u003c";
+    } else if (c == '>') {
+      out += "\\u003e";
+    } else if (c == '&') {
+      out += "\\u0026";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string seconds(double s) {
+  if (s >= 1) return fmt::format("{:.3g} s", s);
+  if (s >= 1e-3) return fmt::format("{:.3g} ms", s * 1e3);
+  return fmt::format("{:.3g} µs", s * 1e6);
+}
+
+std::string bytes(double b) {
+  if (b >= 1e9) return fmt::format("{:.3g} GB", b / 1e9);
+  if (b >= 1e6) return fmt::format("{:.3g} MB", b / 1e6);
+  if (b >= 1e3) return fmt::format("{:.3g} kB", b / 1e3);
+  return fmt::format("{:.0f} B", b);
+}
+
+void replace(std::string& text, std::string_view placeholder, const std::string& value) {
+  const auto at = text.find(placeholder);
+  if (at != std::string::npos) text.replace(at, placeholder.size(), value);
+}
+
+}  // namespace
+
+std::string html_escape(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> time_account(const Scenario& s, const RunResult& r) {
+  std::vector<std::string> out;
+  const double total = r.virtual_time_s;
+  if (r.diverged) out.push_back("The run diverged: " + r.diverged_reason + ".");
+  std::vector<const NodeStats*> workers;
+  for (const NodeStats& n : r.nodes) {
+    if (n.role == "worker") workers.push_back(&n);
+  }
+  if (total > 0 && !workers.empty()) {
+    double compute = 0, comm = 0, idle = 0;
+    for (const NodeStats* w : workers) {
+      compute += w->compute_s;
+      comm += w->comm_s;
+      idle += w->idle_s;
+    }
+    const double k = 100.0 / (total * static_cast<double>(workers.size()));
+    out.push_back(fmt::format(
+        "{} ran for {} of virtual time ({} steps, {} samples). On average a worker spent {:.0f}% "
+        "of it computing, {:.0f}% communicating and {:.0f}% idle.",
+        workers.size() == 1 ? "The single worker" : fmt::format("The {} workers", workers.size()),
+        seconds(total), r.steps, r.samples, compute * k, comm * k, idle * k));
+    const auto [slow, fast] = std::minmax_element(
+        workers.begin(), workers.end(),
+        [](const NodeStats* a, const NodeStats* b) { return a->compute_s > b->compute_s; });
+    if (workers.size() > 1 && (*slow)->compute_s > 1.05 * (*fast)->compute_s) {
+      out.push_back(fmt::format("Worker {} computed longest ({}), {:.1f}x worker {} ({}).",
+                                (*slow)->node, seconds((*slow)->compute_s),
+                                (*slow)->compute_s / (*fast)->compute_s, (*fast)->node,
+                                seconds((*fast)->compute_s)));
+    }
+    if (comm * k > 50) {
+      out.push_back(
+          "Communication is the bottleneck: workers wait on the network more than they compute. "
+          "A faster network, fewer bytes per step (larger batches, compression) or a different "
+          "collective would speed this run up.");
+    } else if (compute * k > 80) {
+      out.push_back("Computation dominates: the network is not what limits this run.");
+    }
+  }
+  std::uint64_t sent = 0;
+  for (const NodeStats& n : r.nodes) sent += n.bytes_sent;
+  if (sent > 0 && r.steps > 0) {
+    out.push_back(fmt::format("{} crossed the network in all: {} per step.",
+                              bytes(static_cast<double>(sent)),
+                              bytes(static_cast<double>(sent) / static_cast<double>(r.steps))));
+  }
+  if (s.train.target_accuracy) {
+    out.push_back(
+        r.time_to_target_s
+            ? fmt::format("Test accuracy reached the target {} after {} of virtual time.",
+                          *s.train.target_accuracy, seconds(*r.time_to_target_s))
+            : fmt::format("Test accuracy never reached the target {}.", *s.train.target_accuracy));
+  }
+  return out;
+}
+
+std::string report_html(const Scenario& s, const RunResult& r) {
+  nlohmann::ordered_json d;
+  d["name"] = s.name;
+  d["description"] = s.description;
+  d["footer"] = fmt::format("dtsim · {} · scenario {} · seed {}", r.model_summary, s.file, s.seed);
+  nlohmann::json headline = nlohmann::json::array();
+  const auto card = [&](const std::string& label, const std::string& value) {
+    headline.push_back({label, value});
+  };
+  const auto fmt_opt = [](std::optional<double> v, auto f) { return v ? f(*v) : std::string("—"); };
+  card("final test accuracy", fmt_opt(summary_value(r, "final_test_accuracy"),
+                                      [](double v) { return fmt::format("{:.4f}", v); }));
+  card("best test accuracy", fmt_opt(summary_value(r, "best_test_accuracy"),
+                                     [](double v) { return fmt::format("{:.4f}", v); }));
+  card("final test loss", fmt_opt(summary_value(r, "final_test_loss"),
+                                  [](double v) { return fmt::format("{:.4f}", v); }));
+  card("virtual time", seconds(r.virtual_time_s));
+  card("time to target", fmt_opt(r.time_to_target_s, seconds));
+  card("throughput", fmt_opt(summary_value(r, "throughput_samples_per_s"), [](double v) {
+         if (v >= 1e6) return fmt::format("{:.3g} M samples/s", v / 1e6);
+         if (v >= 1e3) return fmt::format("{:.3g} k samples/s", v / 1e3);
+         return fmt::format("{:.3g} samples/s", v);
+       }));
+  card("bytes sent", bytes(*summary_value(r, "bytes_sent_total")));
+  card("steps", fmt::format("{}", r.steps));
+  d["headline"] = headline;
+  d["account"] = time_account(s, r);
+  nlohmann::json settings = nlohmann::json::array();
+  for (const auto& [k, v] : resolved_settings(s)) settings.push_back({k, v});
+  d["settings"] = settings;
+
+  nlohmann::json step = nlohmann::json::array(), time = nlohmann::json::array(),
+                 acc = nlohmann::json::array(), test_loss = nlohmann::json::array(),
+                 train_loss = nlohmann::json::array(), sent = nlohmann::json::array();
+  for (const EvalPoint& p : r.evals) {
+    step.push_back(p.step);
+    time.push_back(p.virtual_time_s);
+    acc.push_back(number_or_null(p.test_accuracy));
+    test_loss.push_back(number_or_null(p.test_loss));
+    train_loss.push_back(number_or_null(p.train_loss));
+    sent.push_back(p.bytes_sent);
+  }
+  d["evals"] = {{"step", step},
+                {"time", time},
+                {"accuracy", acc},
+                {"test_loss", test_loss},
+                {"train_loss", train_loss},
+                {"bytes", sent}};
+  nlohmann::json nodes = nlohmann::json::array();
+  for (const NodeStats& n : r.nodes) {
+    nodes.push_back({{"name", fmt::format("{} {}", n.role, n.node)},
+                     {"compute_s", n.compute_s},
+                     {"comm_s", n.comm_s},
+                     {"idle_s", n.idle_s},
+                     {"bytes_sent", n.bytes_sent}});
+  }
+  d["nodes"] = nodes;
+  // BSP applies every update on the version it was computed on: staleness 0, once per step.
+  d["staleness"] = {{"labels", {"0"}}, {"counts", {r.steps}}};
+
+  std::string page = embedded_text(embedded::report_template, embedded::report_template_size);
+  replace(page, "{{TITLE}}", html_escape(s.name));
+  replace(page, "{{DATA_JSON}}", script_safe_json(d));
+  replace(page, "{{CHART_JS}}", embedded_text(embedded::chart_js, embedded::chart_js_size));
+  return page;
+}
+
+void write_report_html(const std::filesystem::path& dir, const Scenario& scenario,
+                       const RunResult& result) {
+  write_file_atomically(dir / "report.html", report_html(scenario, result));
+}
+
+}  // namespace dtsim

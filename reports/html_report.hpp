@@ -1,0 +1,29 @@
+// report.html: one self-contained page a person wants to read, that works offline.
+//
+// Built from reports/report_template.html with the chart library (Chart.js, from the npm
+// registry, pinned in reports/web/package-lock.json) compiled in. The run's data goes into the
+// page as JSON and is put on screen with textContent only, so any text from the scenario is
+// inert; the only text placed into HTML directly (the title) is escaped.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sim/run_result.hpp"
+#include "sim/scenario.hpp"
+
+namespace dtsim {
+
+// &, <, >, " and ' as HTML entities.
+std::string html_escape(std::string_view text);
+
+// The plain-language account of where the time went, one sentence each.
+std::vector<std::string> time_account(const Scenario& scenario, const RunResult& result);
+
+std::string report_html(const Scenario& scenario, const RunResult& result);
+void write_report_html(const std::filesystem::path& dir, const Scenario& scenario,
+                       const RunResult& result);
+
+}  // namespace dtsim

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Browser test of report.html: headless Chromium (Debian's `chromium`, installed by
+# scripts/setup) opens a generated report from a file path with all networking disabled, and
+# the page must draw every chart with data and raise no error. The scenario is named
+# <script>alert(1)</script>, which must show up as text, not run. A screenshot is kept in the
+# output folder for people to look at.
+# Usage: test_report.sh DTSIM_EXE OUTPUT_DIR
+set -euo pipefail
+exe="$1"
+out="$2"
+rm -rf "$out"
+mkdir -p "$out"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+browser=$(command -v chromium || command -v chromium-browser || true)
+[ -n "$browser" ] || fail "chromium is not installed (scripts/setup installs Debian's chromium)"
+
+cat > "$out/scenario.toml" <<'TOML'
+name = "<script>alert(1)</script>"
+description = "Escaping test: \"quotes\", <b>tags</b> & ampersands."
+seed = 3
+[model]
+hidden = [16]
+[data]
+dataset = "blobs"
+features = 8
+classes = 3
+train_samples = 600
+test_samples = 300
+[train]
+batch_size = 10
+epochs = 2
+eval_every = 10
+target_accuracy = 0.8
+[cluster]
+workers = 4
+[strategy]
+collective = "ring"
+TOML
+"$exe" run "$out/scenario.toml" -o "$out/run" -q >/dev/null
+
+flags=(--headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking
+       --disable-component-update --disable-sync --disable-extensions
+       --host-resolver-rules="MAP * ~NOTFOUND, EXCLUDE localhost" --proxy-server="127.0.0.1:9"
+       --enable-logging=stderr --v=0 --virtual-time-budget=10000)
+url="file://$out/run/report.html"
+"$browser" "${flags[@]}" --user-data-dir="$out/profile1" --dump-dom "$url" >"$out/dom.html" 2>"$out/chromium.log" ||
+  fail "chromium could not load the report (see $out/chromium.log)"
+"$browser" "${flags[@]}" --user-data-dir="$out/profile2" --window-size=1280,2600 \
+  --screenshot="$out/report.png" "$url" >/dev/null 2>>"$out/chromium.log" || fail "no screenshot"
+
+body=$(grep -o '<body[^>]*>' "$out/dom.html" || true)
+echo "body: $body"
+charts=$(echo "$body" | sed -n 's/.*data-charts="\([0-9]*\)".*/\1/p')
+points=$(echo "$body" | sed -n 's/.*data-points="\([0-9]*\)".*/\1/p')
+errors=$(echo "$body" | sed -n 's/.*data-errors="\([^"]*\)".*/\1/p')
+[ "$charts" = "8" ] || fail "expected 8 charts drawn, found '${charts}'"
+[ -n "$points" ] && [ "$points" -gt 20 ] || fail "charts have too few data points: '${points}'"
+echo "$body" | grep -q 'data-errors=""' || fail "page errors: $errors"
+if grep -E "Uncaught|CONSOLE.*(Error|error)" "$out/chromium.log" >/dev/null; then
+  fail "console errors: $(grep -E 'Uncaught|CONSOLE' "$out/chromium.log" | head -3)"
+fi
+grep -q '<h1 id="title">&lt;script&gt;alert(1)&lt;/script&gt;</h1>' "$out/dom.html" ||
+  fail "the scenario name is not shown as escaped text"
+grep -q '<title>&lt;script&gt;alert(1)&lt;/script&gt; — dtsim report</title>' "$out/dom.html" ||
+  fail "the page title is not escaped"
+if grep -q '<script>alert(1)</script>' "$out/run/report.html"; then
+  fail "raw scenario text reached the HTML"
+fi
+[ -s "$out/report.png" ] || fail "empty screenshot"
+echo "report.html: 8 charts, $points points, no errors; screenshot $out/report.png"
+echo "1 passed, 0 failed"
