@@ -329,3 +329,21 @@ TEST_CASE("validate and list") {
   CHECK_CONTAINS(box.out, "halving-doubling");
   CHECK_CONTAINS(box.out, "final_test_accuracy");
 }
+
+TEST_CASE("golden runs match their checked-in outputs byte for byte") {
+  // Time-only runs depend on no floating-point kernel, so they are the same on any machine.
+  // Update the files only on purpose: scripts/update-goldens.
+  for (const char* name : {"bsp-time-only", "ps-time-only"}) {
+    CAPTURE(name);
+    Sandbox box;
+    const fs::path golden = fs::path(DTSIM_SOURCE_DIR) / "tests" / "golden";
+    REQUIRE(box.run("run " + (golden / (std::string(name) + ".toml")).string() + " -q --threads 2 -o " +
+                    (box.path / "o").string()) == 0);
+    for (const char* file : {"metrics.csv", "nodes.csv", "trace.json"}) {
+      CAPTURE(file);
+      const std::string expected = read(golden / name / file);
+      REQUIRE_FALSE(expected.empty());
+      CHECK(read(box.path / "o" / file) == expected);
+    }
+  }
+}

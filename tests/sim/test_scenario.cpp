@@ -309,7 +309,8 @@ TEST_CASE("an unreadable file is an input error naming it") {
 }
 
 TEST_CASE("the shipped scenarios load") {
-  for (const char* name : {"quickstart.toml", "fashion-mlp.toml", "fashion-cnn.toml"}) {
+  for (const char* name : {"quickstart.toml", "fashion-mlp.toml", "fashion-cnn.toml",
+                           "bench/bsp8-fashion.toml", "teaching/sync-bsp.toml"}) {
     CAPTURE(name);
     const Scenario s = load_scenario(std::string(DTSIM_SOURCE_DIR) + "/scenarios/" + name);
     CHECK_FALSE(s.name.empty());
