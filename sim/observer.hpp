@@ -23,6 +23,8 @@ class SimObserver {
   virtual void on_message(const Message& /*m*/, SimTime /*sent*/, SimTime /*arrived*/) {}
   // `node` was blocked waiting for communication from `start` to `end`.
   virtual void on_wait(int /*node*/, SimTime /*start*/, SimTime /*end*/) {}
+  // The run starts; it will take `total_steps` global steps unless it diverges.
+  virtual void on_run_start(std::uint64_t /*total_steps*/) {}
   // The strategy finished global step `step` (1-based) at time `t`.
   virtual void on_step_end(std::uint64_t /*step*/, SimTime /*t*/) {}
   // The global model was evaluated (a row of metrics.csv).

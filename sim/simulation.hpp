@@ -61,6 +61,9 @@ class Simulation {
   void step_end(std::uint64_t step) {
     for (SimObserver* o : observers_) o->on_step_end(step, now_);
   }
+  void run_starts(std::uint64_t total_steps) {
+    for (SimObserver* o : observers_) o->on_run_start(total_steps);
+  }
   void evaluated(const EvalPoint& point) {
     for (SimObserver* o : observers_) o->on_evaluation(point);
   }

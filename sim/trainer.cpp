@@ -353,6 +353,7 @@ EvalResult TrainingRun::evaluate_global() {
 
 RunResult TrainingRun::run() {
   const auto wall_start = std::chrono::steady_clock::now();
+  sim_.run_starts(total_steps_);
   evaluate(0);
   for (int w = 0; w < p_; ++w) {
     sim_.spawn(k_ > 0 ? ps_worker(w) : allreduce_worker(w));

@@ -337,8 +337,8 @@ TEST_CASE("golden runs match their checked-in outputs byte for byte") {
     CAPTURE(name);
     Sandbox box;
     const fs::path golden = fs::path(DTSIM_SOURCE_DIR) / "tests" / "golden";
-    REQUIRE(box.run("run " + (golden / (std::string(name) + ".toml")).string() + " -q --threads 2 -o " +
-                    (box.path / "o").string()) == 0);
+    REQUIRE(box.run("run " + (golden / (std::string(name) + ".toml")).string() +
+                    " -q --threads 2 -o " + (box.path / "o").string()) == 0);
     for (const char* file : {"metrics.csv", "nodes.csv", "trace.json"}) {
       CAPTURE(file);
       const std::string expected = read(golden / name / file);
@@ -346,4 +346,25 @@ TEST_CASE("golden runs match their checked-in outputs byte for byte") {
       CHECK(read(box.path / "o" / file) == expected);
     }
   }
+}
+
+TEST_CASE(
+    "progress: a bar with an ETA on a terminal, plain lines elsewhere, nothing with --quiet") {
+  Sandbox box;
+  const fs::path scenario = box.write("blobs.toml", kBlobs);
+  const std::string run =
+      std::string(DTSIM_EXE) + " run " + scenario.string() + " -o " + (box.path / "o").string();
+  // `script` gives dtsim a pseudo-terminal.
+  REQUIRE(box.run("--version") == 0);
+  const std::string tty_cmd =
+      "script -qec '" + run + "' /dev/null > " + (box.path / "tty.txt").string() + " 2>&1";
+  REQUIRE(std::system(tty_cmd.c_str()) == 0);
+  const std::string tty = read(box.path / "tty.txt");
+  CHECK_CONTAINS(tty, "ETA");
+  CHECK_CONTAINS(tty, "step 180/180");
+  REQUIRE(box.run("run " + scenario.string() + " -o " + (box.path / "o2").string()) == 0);
+  CHECK(box.err.find("ETA") == std::string::npos);
+  CHECK_CONTAINS(box.err, "  step     180  epoch   3.00");
+  REQUIRE(box.run("run " + scenario.string() + " -q -o " + (box.path / "o3").string()) == 0);
+  CHECK(box.err.empty());
 }
