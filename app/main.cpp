@@ -23,6 +23,7 @@
 #include "reports/run_writer.hpp"
 #include "reports/trace_writer.hpp"
 #include "sim/collective_run.hpp"
+#include "sim/explain.hpp"
 #include "sim/scenario.hpp"
 #include "sim/summary.hpp"
 #include "sim/trainer.hpp"
@@ -237,6 +238,24 @@ int validate_command(const RunOptions& opt) {
   return kExitOk;
 }
 
+// What a scenario implies, before running it.
+int explain_command(const RunOptions& opt) {
+  using namespace dtsim;
+  const Scenario scenario = load_scenario(opt.scenario, opt.overrides);
+  try {
+    const DatasetPair data = load_data(scenario);
+    const Training training(scenario, data, 1);  // the same checks as a run
+    const Explanation e = explain(scenario, data);
+    fmt::print("{}\n", scenario.name);
+    for (const auto& [what, value] : e.lines) fmt::print("  {:<46} {}\n", what, value);
+  } catch (const DatasetError&) {
+    throw;
+  } catch (const InputError& e) {
+    throw placed(e, opt);
+  }
+  return kExitOk;
+}
+
 int list_command() {
   fmt::print(
       "models         mlp, cnn, softmax\n"
@@ -399,6 +418,14 @@ int main(int argc, char** argv) {
   validate_cmd->add_option("scenario", check.scenario, "Scenario file (TOML)")->required();
   validate_cmd->add_option("--set", check.overrides, "Override a scenario key (repeatable)");
 
+  RunOptions why;
+  auto* explain_cmd = app.add_subcommand(
+      "explain",
+      "What a scenario implies before running it: parameters, FLOPs and bytes per step, "
+      "compute and (alpha-beta) communication time, the expected bottleneck");
+  explain_cmd->add_option("scenario", why.scenario, "Scenario file (TOML)")->required();
+  explain_cmd->add_option("--set", why.overrides, "Override a scenario key (repeatable)");
+
   auto* list_cmd = app.add_subcommand(
       "list", "What a scenario can choose: models, datasets, topologies, strategies, collectives");
 
@@ -461,6 +488,7 @@ int main(int argc, char** argv) {
     if (*run_cmd) return run_command(run);
     if (*validate_cmd) return validate_command(check);
     if (*list_cmd) return list_command();
+    if (*explain_cmd) return explain_command(why);
     if (*engine_cmd) return bench_engine_command(bench);
     if (*coll_cmd) {
       if (servers_opt->count() > 0 && coll.op != "ps") {

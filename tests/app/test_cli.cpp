@@ -325,6 +325,10 @@ TEST_CASE("validate and list") {
   const fs::path bad = box.write("bad.toml", std::string(kBlobs) + "[cluster]\nworkers = 5000\n");
   CHECK(box.run("validate " + bad.string()) == 2);
   CHECK_CONTAINS(box.err, bad.string() + ":21:11: cluster.workers");
+  CHECK(box.run("explain " + good.string() + " --set cluster.workers=4") == 0);
+  CHECK_CONTAINS(box.out, "expected bottleneck");
+  CHECK_CONTAINS(box.out, "ring: 2(p-1)a");
+  CHECK(box.run("explain " + bad.string()) == 2);
   CHECK(box.run("list") == 0);
   CHECK_CONTAINS(box.out, "halving-doubling");
   CHECK_CONTAINS(box.out, "final_test_accuracy");

@@ -8,6 +8,7 @@
 #include "engine/model.hpp"
 #include "engine/optimizer.hpp"
 #include "engine/schedule.hpp"
+#include "sim/explain.hpp"
 #include "sim/summary.hpp"
 #include "sim/trainer.hpp"
 #include "tests/test_support.hpp"
@@ -420,4 +421,26 @@ TEST_CASE("failed [expect] checks say what was found and where") {
   CHECK_CONTAINS(failures[1], "time_to_target_s < 1: it has no value");
   CHECK(summary_value(r, "steps") == 12.0);
   CHECK(*summary_value(r, "samples") == 12.0 * 4 * 8);
+}
+
+TEST_CASE("explain predicts the virtual time of an uncontended BSP run") {
+  const std::pair<const char*, const char*> strategies[] = {
+      {"[strategy]\ncollective = \"ring\"\n", ""},
+      {"[strategy]\ncollective = \"tree\"\n", ""},
+      {"[strategy]\ncollective = \"halving-doubling\"\n", ""},
+      {"[network]\ntopology = \"hierarchical\"\nnodes_per_machine = 2\n[strategy]\ncollective = "
+       "\"hierarchical\"\n",
+       ""},
+      {"[strategy]\narchitecture = \"ps\"\n", "servers = 2\n"},
+  };
+  for (const auto& [strategy, cluster] : strategies) {
+    CAPTURE(strategy);
+    const Scenario s = bsp_scenario(strategy, std::string(cluster) + "compute = \"1 GFLOPS\"\n");
+    const DatasetPair data = load_data(s);
+    const Explanation e = explain(s, data);
+    const RunResult r = run_training(s, data, 1);
+    CHECK(e.steps == r.steps);
+    CHECK(e.run_s == doctest::Approx(r.virtual_time_s).epsilon(0.01));
+    CHECK(e.bottleneck == (e.communicate_s > e.compute_s ? "communication" : "computation"));
+  }
 }
