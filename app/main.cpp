@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -19,6 +20,7 @@
 #include "engine/errors.hpp"
 #include "engine/float_env.hpp"
 #include "engine/kernels.hpp"
+#include "reports/compare_report.hpp"
 #include "reports/html_report.hpp"
 #include "reports/run_writer.hpp"
 #include "reports/trace_writer.hpp"
@@ -256,6 +258,68 @@ int explain_command(const RunOptions& opt) {
   return kExitOk;
 }
 
+std::string folder_safe(const std::string& label) {
+  std::string out;
+  for (char c : label)
+    out +=
+        (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '=' || c == '-') ? c : '_';
+  return out;
+}
+
+// Runs every point of the scenario's [sweep] into its own folder, then writes compare.html.
+int sweep_command(const RunOptions& opt) {
+  using namespace dtsim;
+  const Scenario scenario = load_scenario(opt.scenario, opt.overrides);
+  const std::vector<SweepPoint> points = expand_sweep(scenario);
+  if (points.empty()) {
+    throw InputError({opt.scenario}, "sweep",
+                     "this scenario has no [sweep] section: add one, e.g. [sweep] "
+                     "\"strategy.collective\" = [\"ring\", \"tree\"]");
+  }
+  const std::filesystem::path out =
+      opt.out_dir.empty() ? std::filesystem::path("runs") /
+                                (std::filesystem::path(opt.scenario).stem().string() + "-sweep")
+                          : std::filesystem::path(opt.out_dir);
+  int code = kExitOk;
+  std::vector<FinishedRun> runs;
+  for (std::size_t i = 0; i < points.size(); ++i) {
+    RunOptions point = opt;
+    point.overrides.insert(point.overrides.end(), points[i].overrides.begin(),
+                           points[i].overrides.end());
+    point.out_dir = (out / fmt::format("{:02}-{}", i + 1, folder_safe(points[i].label))).string();
+    fmt::print("sweep {}/{}: {}\n", i + 1, points.size(), points[i].label);
+    std::fflush(stdout);
+    code = std::max(code, run_command(point));
+    FinishedRun run = read_finished_run(point.out_dir);
+    run.label = points[i].label;
+    runs.push_back(std::move(run));
+  }
+  write_compare_html(out / "compare.html", runs, scenario.name);
+  fmt::print("comparison: {}\n", (out / "compare.html").string());
+  return code;
+}
+
+// A comparison report from runs that already finished.
+int compare_command(const std::vector<std::string>& dirs, const std::string& out_dir) {
+  using namespace dtsim;
+  std::vector<FinishedRun> runs;
+  for (const std::string& d : dirs) {
+    FinishedRun run = read_finished_run(d);
+    run.label = fmt::format("{} ({})", run.name, std::filesystem::path(d).filename().string());
+    runs.push_back(std::move(run));
+  }
+  const std::filesystem::path out =
+      out_dir.empty() ? std::filesystem::path("runs") / "compare" : std::filesystem::path(out_dir);
+  std::error_code ec;
+  std::filesystem::create_directories(out, ec);
+  if (ec)
+    throw InputError({out.string()}, "-o",
+                     fmt::format("cannot create the folder: {}", ec.message()));
+  write_compare_html(out / "compare.html", runs, fmt::format("{} runs compared", runs.size()));
+  fmt::print("comparison: {}\n", (out / "compare.html").string());
+  return kExitOk;
+}
+
 int list_command() {
   fmt::print(
       "models         mlp, cnn, softmax\n"
@@ -418,6 +482,29 @@ int main(int argc, char** argv) {
   validate_cmd->add_option("scenario", check.scenario, "Scenario file (TOML)")->required();
   validate_cmd->add_option("--set", check.overrides, "Override a scenario key (repeatable)");
 
+  RunOptions sweep;
+  auto* sweep_cmd = app.add_subcommand("sweep",
+                                       "Run every point of the scenario's [sweep] grid into its "
+                                       "own folder, then write compare.html");
+  sweep_cmd->add_option("scenario", sweep.scenario, "Scenario file (TOML) with a [sweep] section")
+      ->required();
+  sweep_cmd->add_option("-o,--out", sweep.out_dir,
+                        "Output folder (default: runs/<scenario name>-sweep)");
+  sweep_cmd->add_option("--threads", sweep.threads, "Worker threads for jobs (default: all cores)")
+      ->check(CLI::Range(1, 1024));
+  sweep_cmd->add_flag("-q,--quiet", sweep.quiet, "No progress lines on stderr");
+  sweep_cmd->add_option("--set", sweep.overrides,
+                        "Override a scenario key for every point (repeatable)");
+
+  std::vector<std::string> compare_dirs;
+  std::string compare_out;
+  auto* compare_cmd =
+      app.add_subcommand("compare", "A comparison report (compare.html) from finished runs");
+  compare_cmd->add_option("dirs", compare_dirs, "Run folders written by dtsim run")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  compare_cmd->add_option("-o,--out", compare_out, "Output folder (default: runs/compare)");
+
   RunOptions why;
   auto* explain_cmd = app.add_subcommand(
       "explain",
@@ -489,6 +576,8 @@ int main(int argc, char** argv) {
     if (*validate_cmd) return validate_command(check);
     if (*list_cmd) return list_command();
     if (*explain_cmd) return explain_command(why);
+    if (*sweep_cmd) return sweep_command(sweep);
+    if (*compare_cmd) return compare_command(compare_dirs, compare_out);
     if (*engine_cmd) return bench_engine_command(bench);
     if (*coll_cmd) {
       if (servers_opt->count() > 0 && coll.op != "ps") {

@@ -7,11 +7,10 @@
 #include <nlohmann/json.hpp>
 
 #include "reports/atomic_file.hpp"
+#include "reports/page.hpp"
 #include "sim/summary.hpp"
 
 namespace dtsim::embedded {
-extern const unsigned char chart_js[];
-extern const std::size_t chart_js_size;
 extern const unsigned char report_template[];
 extern const std::size_t report_template_size;
 }  // namespace dtsim::embedded
@@ -19,50 +18,9 @@ extern const std::size_t report_template_size;
 namespace dtsim {
 namespace {
 
-std::string embedded_text(const unsigned char* bytes, std::size_t size) {
-  return std::string(reinterpret_cast<const char*>(bytes), size);
-}
-
-nlohmann::json number_or_null(double v) {
-  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
-}
-
-// JSON that is safe inside <script type="application/json">: no "<", ">" or "&" characters.
-std::string script_safe_json(const nlohmann::json& j) {
-  const std::string raw = j.dump();
-  std::string out;
-  out.reserve(raw.size());
-  for (char c : raw) {
-    if (c == '<') {
-      out += "\\u003c";
-    } else if (c == '>') {
-      out += "\\u003e";
-    } else if (c == '&') {
-      out += "\\u0026";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-std::string seconds(double s) {
-  if (s >= 1) return fmt::format("{:.3g} s", s);
-  if (s >= 1e-3) return fmt::format("{:.3g} ms", s * 1e3);
-  return fmt::format("{:.3g} µs", s * 1e6);
-}
-
-std::string bytes(double b) {
-  if (b >= 1e9) return fmt::format("{:.3g} GB", b / 1e9);
-  if (b >= 1e6) return fmt::format("{:.3g} MB", b / 1e6);
-  if (b >= 1e3) return fmt::format("{:.3g} kB", b / 1e3);
-  return fmt::format("{:.0f} B", b);
-}
-
-void replace(std::string& text, std::string_view placeholder, const std::string& value) {
-  const auto at = text.find(placeholder);
-  if (at != std::string::npos) text.replace(at, placeholder.size(), value);
-}
+using page::bytes;
+using page::number_or_null;
+using page::seconds;
 
 }  // namespace
 
@@ -208,11 +166,8 @@ std::string report_html(const Scenario& s, const RunResult& r) {
   // BSP applies every update on the version it was computed on: staleness 0, once per step.
   d["staleness"] = {{"labels", {"0"}}, {"counts", {r.steps}}};
 
-  std::string page = embedded_text(embedded::report_template, embedded::report_template_size);
-  replace(page, "{{TITLE}}", html_escape(s.name));
-  replace(page, "{{DATA_JSON}}", script_safe_json(d));
-  replace(page, "{{CHART_JS}}", embedded_text(embedded::chart_js, embedded::chart_js_size));
-  return page;
+  return page::render(page::text(embedded::report_template, embedded::report_template_size), s.name,
+                      d);
 }
 
 void write_report_html(const std::filesystem::path& dir, const Scenario& scenario,

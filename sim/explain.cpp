@@ -1,7 +1,8 @@
 #include "sim/explain.hpp"
 
-#include <cmath>
 #include <fmt/format.h>
+
+#include <cmath>
 
 #include "engine/model.hpp"
 #include "engine/optimizer.hpp"
@@ -33,22 +34,24 @@ Explanation explain(const Scenario& s, const DatasetPair& data) {
   const int b = s.train.batch_size;
   const double n = static_cast<double>(model.num_params());
   const double speed = s.cluster.compute_flops_per_s;
-  const double gradient_flops = model.forward_flops(b) + model.backward_flops(b) +
-                                (s.train.clip_norm > 0 ? 3 * n : 0);
+  const double gradient_flops =
+      model.forward_flops(b) + model.backward_flops(b) + (s.train.clip_norm > 0 ? 3 * n : 0);
   const double gradient_s = gradient_flops / speed + b * s.data.load_cost.seconds();
   const double opt_flops = optimizer_step_flops(s.train.optimizer.kind, model.num_params());
   const double bytes = 4 * n;
 
   e.lines.emplace_back("model", model.summary());
-  e.lines.emplace_back("FLOPs per step and worker",
-                       fmt::format("{:.4g} (forward {:.4g}, backward {:.4g}; batch {})", gradient_flops,
-                                   model.forward_flops(b), model.backward_flops(b), b));
+  e.lines.emplace_back(
+      "FLOPs per step and worker",
+      fmt::format("{:.4g} (forward {:.4g}, backward {:.4g}; batch {})", gradient_flops,
+                  model.forward_flops(b), model.backward_flops(b), b));
   e.lines.emplace_back("gradient bytes per worker and step", fmt::format("{:.4g}", bytes));
-  e.lines.emplace_back("gradient time per worker and step",
-                       fmt::format("{} ({:.4g} FLOP/s{})", secs(gradient_s), speed,
-                                   s.data.load_cost.ns() > 0
-                                       ? fmt::format(", loading {} per sample", secs(s.data.load_cost.seconds()))
-                                       : ""));
+  e.lines.emplace_back(
+      "gradient time per worker and step",
+      fmt::format("{} ({:.4g} FLOP/s{})", secs(gradient_s), speed,
+                  s.data.load_cost.ns() > 0
+                      ? fmt::format(", loading {} per sample", secs(s.data.load_cost.seconds()))
+                      : ""));
 
   Topology topo(s.network, p + k);
   const double beta = 1 / s.network.link.bandwidth;
@@ -75,7 +78,8 @@ Explanation explain(const Scenario& s, const DatasetPair& data) {
         int pof2 = 1;
         while (pof2 * 2 <= p) pof2 *= 2;
         const double q = pof2;
-        comm = 2 * ceil_log2(pof2) * alpha + 2 * (q - 1) / q * bytes * beta + 2 * (q - 1) / q * sums;
+        comm =
+            2 * ceil_log2(pof2) * alpha + 2 * (q - 1) / q * bytes * beta + 2 * (q - 1) / q * sums;
         if (pof2 != p) comm += 2 * (alpha + bytes * beta) + 2 * sums;
         how = "halving-doubling: 2 lg p a + 2((p-1)/p) n b (+ 2(a + n b) if p is not a power of 2)";
         break;
@@ -84,8 +88,11 @@ Explanation explain(const Scenario& s, const DatasetPair& data) {
         const double g = s.network.nodes_per_machine;
         const double machines = pp / g;
         const double a1 = topo.path_latency(0, 1).seconds();
-        const double b1 = s.network.topology == TopologyKind::kHierarchical ? 1 / s.network.intra.bandwidth : beta;
-        const double a2 = p > static_cast<int>(g) ? topo.path_latency(0, static_cast<int>(g)).seconds() : 0;
+        const double b1 = s.network.topology == TopologyKind::kHierarchical
+                              ? 1 / s.network.intra.bandwidth
+                              : beta;
+        const double a2 =
+            p > static_cast<int>(g) ? topo.path_latency(0, static_cast<int>(g)).seconds() : 0;
         comm = 2 * ((g - 1) * a1 + (g - 1) / g * bytes * b1) + 2 * (machines - 1) * a2 +
                2 * (machines - 1) / machines * bytes * beta + 2 * (g - 1) / g * sums +
                2 * (machines - 1) / machines * sums / g;
@@ -103,11 +110,14 @@ Explanation explain(const Scenario& s, const DatasetPair& data) {
     const double server_sum = p * (n / k) / speed;
     update_s = n / speed;  // the worker copies the pulled parameters in
     comm = 2 * (alpha + worst * beta) + server_sum + (opt_flops / k + n / k) / speed;
-    how = fmt::format("parameter server, {} shards: 2(a + max(n, p n / k) b) + the servers' sums and update", k);
+    how = fmt::format(
+        "parameter server, {} shards: 2(a + max(n, p n / k) b) + the servers' sums and update", k);
   }
   e.lines.emplace_back("alpha (path latency between workers 0 and 1)", secs(alpha));
-  e.lines.emplace_back("beta (per byte)", fmt::format("{:.4g} s/B ({:.4g} Gbps)", beta, 8e-9 / beta));
-  e.lines.emplace_back("communication per step (no contention)", fmt::format("{}  [{}]", secs(comm), how));
+  e.lines.emplace_back("beta (per byte)",
+                       fmt::format("{:.4g} s/B ({:.4g} Gbps)", beta, 8e-9 / beta));
+  e.lines.emplace_back("communication per step (no contention)",
+                       fmt::format("{}  [{}]", secs(comm), how));
   e.lines.emplace_back("update per step", secs(update_s));
 
   e.compute_s = gradient_s + update_s;
@@ -120,7 +130,8 @@ Explanation explain(const Scenario& s, const DatasetPair& data) {
   e.run_s = e.step_s * static_cast<double>(e.steps);
   e.bottleneck = e.communicate_s > e.compute_s ? "communication" : "computation";
   e.lines.emplace_back("predicted step time", secs(e.step_s));
-  e.lines.emplace_back("predicted run", fmt::format("{} steps, {} of virtual time", e.steps, secs(e.run_s)));
+  e.lines.emplace_back("predicted run",
+                       fmt::format("{} steps, {} of virtual time", e.steps, secs(e.run_s)));
   e.lines.emplace_back(
       "expected bottleneck",
       fmt::format("{} ({:.0f}% of a step)", e.bottleneck,

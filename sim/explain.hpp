@@ -18,12 +18,12 @@ namespace dtsim {
 
 struct Explanation {
   std::vector<std::pair<std::string, std::string>> lines;  // (what, value), in reading order
-  double compute_s = 0;       // per step and worker: gradient + update
-  double communicate_s = 0;   // per step: the collective or the push/pull, uncontended
-  double step_s = 0;          // compute + communicate
+  double compute_s = 0;                                    // per step and worker: gradient + update
+  double communicate_s = 0;  // per step: the collective or the push/pull, uncontended
+  double step_s = 0;         // compute + communicate
   std::uint64_t steps = 0;
-  double run_s = 0;           // steps * step_s
-  std::string bottleneck;     // "computation" or "communication"
+  double run_s = 0;        // steps * step_s
+  std::string bottleneck;  // "computation" or "communication"
 };
 
 Explanation explain(const Scenario& scenario, const DatasetPair& data);

@@ -52,7 +52,7 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
 
 // Sections of the scenario format that later versions implement; named so that a user gets
 // "not implemented yet" rather than "unknown key".
-constexpr std::string_view kPlannedSections[] = {"compression", "faults", "sweep"};
+constexpr std::string_view kPlannedSections[] = {"compression", "faults"};
 
 // Reads typed values out of a toml table, recording every problem instead of stopping at
 // the first.
@@ -563,6 +563,47 @@ void read_expect(Reader& r, const toml::table& t, std::vector<Expectation>& out)
   }
 }
 
+// Reads [sweep]; each value must itself make a valid scenario, which parse_scenario checks.
+void read_sweep(Reader& r, const toml::table& t, std::vector<SweepAxis>& out) {
+  for (auto&& [key, value] : t) {
+    SweepAxis axis;
+    axis.key = std::string(key.str());
+    axis.place = r.place(&value);
+    const std::string path = "sweep." + axis.key;
+    const auto* arr = value.as_array();
+    if (arr == nullptr || arr->empty()) {
+      r.error(&value, path,
+              "expected a non-empty list of values, such as [\"bsp\", \"asp\"] or [4, 8]");
+      continue;
+    }
+    const std::string leaf = axis.key.substr(axis.key.rfind('.') + 1);
+    for (const auto& item : *arr) {
+      std::string text;
+      std::string label;
+      if (const auto* str = item.as_string()) {
+        text = toml_quote(str->get());
+        label = str->get();
+      } else if (const auto* i = item.as_integer()) {
+        text = label = fmt::format("{}", i->get());
+      } else if (const auto* f = item.as_floating_point()) {
+        text = label = fmt::format("{}", f->get());
+      } else if (const auto* b = item.as_boolean()) {
+        text = label = b->get() ? "true" : "false";
+      } else {
+        r.error(&item, path, "expected strings, numbers or booleans");
+        continue;
+      }
+      axis.overrides.push_back(axis.key + "=" + text);
+      axis.labels.push_back(leaf + "=" + label);
+    }
+    out.push_back(std::move(axis));
+  }
+  // Tables iterate in key order; the grid follows the order the axes are written in.
+  std::stable_sort(out.begin(), out.end(), [](const SweepAxis& a, const SweepAxis& b) {
+    return std::pair(a.place.line, a.place.column) < std::pair(b.place.line, b.place.column);
+  });
+}
+
 // Applies --set overrides to the parsed document, recording bad ones as errors.
 void apply_overrides(Reader& r, toml::table& root, const std::vector<std::string>& overrides) {
   for (const std::string& o : overrides) {
@@ -615,8 +656,8 @@ void apply_overrides(Reader& r, toml::table& root, const std::vector<std::string
 ScenarioError::ScenarioError(std::vector<InputError> errors)
     : std::runtime_error(join_errors(errors)), errors_(std::move(errors)) {}
 
-Scenario parse_scenario(const std::string& text, const std::string& file,
-                        const std::vector<std::string>& overrides) {
+static Scenario parse_impl(const std::string& text, const std::string& file,
+                           const std::vector<std::string>& overrides, bool check_sweep) {
   toml::table root;
   try {
     root = toml::parse(text, file);
@@ -632,7 +673,7 @@ Scenario parse_scenario(const std::string& text, const std::string& file,
   s.file = file;
   r.check_keys(root, "",
                {"name", "description", "seed", "model", "data", "train", "cluster", "network",
-                "strategy", "expect"});
+                "strategy", "expect", "sweep"});
   if (root.get("name") == nullptr) {
     r.error(nullptr, "name", "missing: every scenario needs a name (name = \"...\")");
   }
@@ -646,6 +687,7 @@ Scenario parse_scenario(const std::string& text, const std::string& file,
   if (const auto* t = r.table(root, "", "network")) read_network(r, *t, s.network);
   if (const auto* t = r.table(root, "", "strategy")) read_strategy(r, *t, s.strategy);
   if (const auto* t = r.table(root, "", "expect")) read_expect(r, *t, s.expect);
+  if (const auto* t = r.table(root, "", "sweep")) read_sweep(r, *t, s.sweep);
 
   // Combinations that cannot work are errors now, not surprises mid-run.
   const toml::node* servers_node = root["cluster"]["servers"].node();
@@ -700,8 +742,49 @@ Scenario parse_scenario(const std::string& text, const std::string& file,
                         s.data.dataset));
   }
   if (s.train.epochs == 0 && s.train.steps == 0) s.train.epochs = 1;
+  if (check_sweep && r.errors().empty()) {
+    // Every sweep value must make a valid scenario on its own: try each one now, so a typo in
+    // the grid is reported before any point runs.
+    for (const SweepAxis& axis : s.sweep) {
+      for (const std::string& o : axis.overrides) {
+        std::vector<std::string> with = overrides;
+        with.push_back(o);
+        try {
+          parse_impl(text, file, with, /*check_sweep=*/false);
+        } catch (const ScenarioError& e) {
+          for (const InputError& err : e.errors()) {
+            r.errors().emplace_back(axis.place, "sweep." + axis.key,
+                                    fmt::format("the value {} does not work: {}",
+                                                o.substr(o.find('=') + 1), err.message()));
+          }
+        }
+      }
+    }
+  }
   if (!r.errors().empty()) throw ScenarioError(r.sorted_errors());
   return s;
+}
+
+Scenario parse_scenario(const std::string& text, const std::string& file,
+                        const std::vector<std::string>& overrides) {
+  return parse_impl(text, file, overrides, /*check_sweep=*/true);
+}
+
+std::vector<SweepPoint> expand_sweep(const Scenario& s) {
+  std::vector<SweepPoint> points(1);
+  for (const SweepAxis& axis : s.sweep) {
+    std::vector<SweepPoint> next;
+    for (const SweepPoint& p : points) {
+      for (std::size_t i = 0; i < axis.overrides.size(); ++i) {
+        SweepPoint q = p;
+        q.overrides.push_back(axis.overrides[i]);
+        q.label += (q.label.empty() ? "" : ",") + axis.labels[i];
+        next.push_back(std::move(q));
+      }
+    }
+    points = std::move(next);
+  }
+  return s.sweep.empty() ? std::vector<SweepPoint>{} : points;
 }
 
 Scenario load_scenario(const std::string& path, const std::vector<std::string>& overrides) {

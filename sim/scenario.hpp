@@ -90,6 +90,21 @@ struct Expectation {
   }
 };
 
+// One axis of a [sweep]: a key path and the values it takes, each as a --set override.
+struct SweepAxis {
+  std::string key;                     // e.g. "strategy.collective"
+  std::vector<std::string> overrides;  // e.g. "strategy.collective=\"tree\""
+  std::vector<std::string> labels;     // e.g. "tree"
+  SourcePlace place;
+};
+
+// One point of a sweep: the overrides that make it, and a short label
+// ("collective=tree,workers=4").
+struct SweepPoint {
+  std::vector<std::string> overrides;
+  std::string label;
+};
+
 struct Scenario {
   std::string file;  // where it was loaded from
   std::string name;
@@ -102,7 +117,11 @@ struct Scenario {
   NetworkConfig network;
   StrategyConfig strategy;
   std::vector<Expectation> expect;
+  std::vector<SweepAxis> sweep;  // empty: no [sweep]
 };
+
+// The cartesian product of the sweep's axes, the first axis varying slowest (file order).
+std::vector<SweepPoint> expand_sweep(const Scenario& scenario);
 
 // All problems found in one scenario file.
 class ScenarioError : public std::runtime_error {

@@ -372,3 +372,32 @@ TEST_CASE(
   REQUIRE(box.run("run " + scenario.string() + " -q -o " + (box.path / "o3").string()) == 0);
   CHECK(box.err.empty());
 }
+
+TEST_CASE("dtsim sweep runs each point into its own folder and compares them") {
+  Sandbox box;
+  const fs::path scenario =
+      box.write("sweep.toml", std::string(kBlobs) +
+                                  "[cluster]\nworkers = 2\n[sweep]\n"
+                                  "\"strategy.collective\" = [\"ring\", \"tree\"]\n");
+  const fs::path out = box.path / "sw";
+  REQUIRE(box.run("sweep " + scenario.string() + " -q -o " + out.string()) == 0);
+  CHECK(fs::exists(out / "01-collective=ring" / "summary.json"));
+  CHECK(fs::exists(out / "02-collective=tree" / "summary.json"));
+  const std::string html = read(out / "compare.html");
+  CHECK_CONTAINS(html, "collective=tree");
+  // The two points differ only in time: same numerics (allreduce is a sum either way).
+  const auto a = nlohmann::json::parse(read(out / "01-collective=ring" / "summary.json"));
+  const auto b = nlohmann::json::parse(read(out / "02-collective=tree" / "summary.json"));
+  CHECK(a["final_test_accuracy"] == b["final_test_accuracy"]);
+  CHECK(a["virtual_time_s"] != b["virtual_time_s"]);
+
+  // dtsim compare over the same folders.
+  REQUIRE(box.run("compare " + (out / "01-collective=ring").string() + " " +
+                  (out / "02-collective=tree").string() + " -o " + (box.path / "cmp").string()) ==
+          0);
+  CHECK_CONTAINS(read(box.path / "cmp" / "compare.html"), "02-collective=tree");
+  CHECK(box.run("compare " + box.path.string() + " -o " + (box.path / "cmp2").string()) == 2);
+  CHECK_CONTAINS(box.err, "summary.json: missing");
+  CHECK(box.run("sweep " + box.write("plain.toml", kBlobs).string()) == 2);
+  CHECK_CONTAINS(box.err, "no [sweep] section");
+}

@@ -69,4 +69,24 @@ if grep -q '<script>alert(1)</script>' "$out/run/report.html"; then
 fi
 [ -s "$out/report.png" ] || fail "empty screenshot"
 echo "report.html: 8 charts, $points points, no errors; screenshot $out/report.png"
-echo "1 passed, 0 failed"
+
+# compare.html from a two-point sweep.
+cat "$out/scenario.toml" > "$out/sweep.toml"
+printf '[sweep]\n"strategy.collective" = ["ring", "tree"]\n' >> "$out/sweep.toml"
+"$exe" sweep "$out/sweep.toml" -o "$out/sweep" -q >/dev/null
+curl="file://$out/sweep/compare.html"
+"$browser" "${flags[@]}" --user-data-dir="$out/profile3" --dump-dom "$curl" >"$out/compare-dom.html" 2>>"$out/chromium.log" ||
+  fail "chromium could not load compare.html"
+"$browser" "${flags[@]}" --user-data-dir="$out/profile4" --window-size=1280,1400 \
+  --screenshot="$out/compare.png" "$curl" >/dev/null 2>>"$out/chromium.log" || fail "no compare screenshot"
+cbody=$(grep -o '<body[^>]*>' "$out/compare-dom.html" || true)
+echo "compare body: $cbody"
+echo "$cbody" | grep -q 'data-charts="4"' || fail "compare.html: expected 4 charts"
+echo "$cbody" | grep -q 'data-errors=""' || fail "compare.html: page errors"
+cpoints=$(echo "$cbody" | sed -n 's/.*data-points="\([0-9]*\)".*/\1/p')
+[ -n "$cpoints" ] && [ "$cpoints" -gt 20 ] || fail "compare.html: too few points '$cpoints'"
+grep -q '<h1 id="title">&lt;script&gt;alert(1)&lt;/script&gt;</h1>' "$out/compare-dom.html" ||
+  fail "compare.html: the title is not shown as escaped text"
+[ -s "$out/compare.png" ] || fail "empty compare screenshot"
+echo "compare.html: 4 charts, $cpoints points, no errors; screenshot $out/compare.png"
+echo "2 passed, 0 failed"

@@ -408,3 +408,36 @@ samples = "> 5"
     CHECK(e[2].key() == "expect.samples");
   }
 }
+
+TEST_CASE("[sweep] expands to the cartesian product, in file order") {
+  const Scenario s = parse_scenario(R"(
+name = "x"
+[sweep]
+"strategy.collective" = ["ring", "tree", "halving-doubling"]
+"cluster.workers" = [2, 4]
+)",
+                                    "s.toml");
+  REQUIRE(s.sweep.size() == 2);
+  const std::vector<SweepPoint> points = expand_sweep(s);
+  REQUIRE(points.size() == 6);
+  CHECK(points[0].label == "collective=ring,workers=2");
+  CHECK(points[1].label == "collective=ring,workers=4");
+  CHECK(points[5].label == "collective=halving-doubling,workers=4");
+  CHECK(points[2].overrides ==
+        std::vector<std::string>{"strategy.collective=\"tree\"", "cluster.workers=2"});
+  const Scenario point = parse_scenario("name = \"x\"\n", "s.toml", points[3].overrides);
+  CHECK(point.strategy.collective == AllreduceAlgo::kTree);
+  CHECK(point.cluster.workers == 4);
+  CHECK(expand_sweep(parse_scenario("name = \"y\"\n", "s.toml")).empty());
+}
+
+TEST_CASE("a sweep value that does not work is an error at load time") {
+  auto e = errors_of("name = \"x\"\n[sweep]\n\"strategy.sync\" = [\"bsp\", \"asp\"]\n");
+  REQUIRE(e.size() == 1);
+  CHECK(e[0].key() == "sweep.strategy.sync");
+  CHECK(e[0].place().line == 3);
+  CHECK_CONTAINS(e[0].message(), "the value \"asp\" does not work");
+  e = errors_of("name = \"x\"\n[sweep]\n\"train.lr\" = []\n");
+  REQUIRE(e.size() == 1);
+  CHECK(e[0].key() == "sweep.train.lr");
+}

@@ -1,0 +1,141 @@
+#include "reports/compare_report.hpp"
+
+#include <fmt/format.h>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+#include "engine/errors.hpp"
+#include "reports/atomic_file.hpp"
+#include "reports/page.hpp"
+
+namespace dtsim::embedded {
+extern const unsigned char compare_template[];
+extern const std::size_t compare_template_size;
+}  // namespace dtsim::embedded
+
+namespace dtsim {
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError({path.string()}, "", "missing: not a folder written by dtsim run?");
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+double number(const nlohmann::json& j, const char* key) {
+  return j.contains(key) && j[key].is_number() ? j[key].get<double>() : kNaN;
+}
+
+// A metrics.csv cell: empty means not defined.
+double cell(const std::string& text) { return text.empty() ? kNaN : std::stod(text); }
+
+}  // namespace
+
+FinishedRun read_finished_run(const std::filesystem::path& dir) {
+  FinishedRun run;
+  run.dir = dir;
+  const std::filesystem::path summary_path = dir / "summary.json";
+  nlohmann::json summary;
+  try {
+    summary = nlohmann::json::parse(read_text(summary_path));
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError({summary_path.string()}, "", fmt::format("not valid JSON: {}", e.what()));
+  }
+  run.name = summary.value("name", std::string());
+  run.label = run.name;
+  run.final_test_accuracy = number(summary, "final_test_accuracy");
+  run.best_test_accuracy = number(summary, "best_test_accuracy");
+  run.virtual_time_s = number(summary, "virtual_time_s");
+  run.time_to_target_s = number(summary, "time_to_target_s");
+  run.throughput_samples_per_s = number(summary, "throughput_samples_per_s");
+  run.bytes_sent_total = number(summary, "bytes_sent_total");
+
+  const std::filesystem::path metrics_path = dir / "metrics.csv";
+  std::istringstream lines(read_text(metrics_path));
+  std::string line;
+  int line_no = 0;
+  while (std::getline(lines, line)) {
+    ++line_no;
+    if (line_no == 1) {
+      if (line.rfind("step,epoch,virtual_time_s,samples,train_loss,test_loss,test_accuracy,bytes_sent", 0) != 0) {
+        throw InputError({metrics_path.string(), 1, 1}, "", "not a dtsim metrics.csv header");
+      }
+      continue;
+    }
+    std::vector<std::string> cells;
+    std::string c;
+    std::istringstream row(line);
+    while (std::getline(row, c, ',')) cells.push_back(c);
+    if (!line.empty() && line.back() == ',') cells.emplace_back();
+    try {
+      if (cells.size() < 8) throw std::invalid_argument("short row");
+      EvalPoint p;
+      p.step = std::stoull(cells[0]);
+      p.epoch = cell(cells[1]);
+      p.virtual_time_s = cell(cells[2]);
+      p.samples = std::stoull(cells[3]);
+      p.train_loss = cell(cells[4]);
+      p.test_loss = cell(cells[5]);
+      p.test_accuracy = cell(cells[6]);
+      p.bytes_sent = std::stoull(cells[7]);
+      run.evals.push_back(p);
+    } catch (const std::exception&) {
+      throw InputError({metrics_path.string(), line_no, 1}, "",
+                       "expected a row of numbers as written by dtsim run");
+    }
+  }
+  return run;
+}
+
+std::string compare_html(const std::vector<FinishedRun>& runs, const std::string& title) {
+  nlohmann::ordered_json d;
+  d["title"] = title;
+  d["subtitle"] = fmt::format("{} runs compared; speed-up is against the first run ({}).",
+                              runs.size(), runs.empty() ? "" : runs.front().label);
+  d["columns"] = {"run", "final accuracy", "best accuracy", "time to target", "virtual time",
+                  "throughput (samples/s)", "bytes sent", "speed-up"};
+  nlohmann::json rows = nlohmann::json::array();
+  nlohmann::json curves = nlohmann::json::array();
+  for (const FinishedRun& r : runs) {
+    const FinishedRun& first = runs.front();
+    // Speed-up in time-to-target when both reached it, else in virtual time.
+    std::string speedup = "—";
+    if (std::isfinite(first.time_to_target_s) && std::isfinite(r.time_to_target_s) && r.time_to_target_s > 0) {
+      speedup = fmt::format("{:.2f}x (to target)", first.time_to_target_s / r.time_to_target_s);
+    } else if (r.virtual_time_s > 0) {
+      speedup = fmt::format("{:.2f}x (run time)", first.virtual_time_s / r.virtual_time_s);
+    }
+    const auto acc = [](double v) { return std::isfinite(v) ? fmt::format("{:.4f}", v) : std::string("—"); };
+    rows.push_back({r.label, acc(r.final_test_accuracy), acc(r.best_test_accuracy),
+                    page::seconds(r.time_to_target_s), page::seconds(r.virtual_time_s),
+                    std::isfinite(r.throughput_samples_per_s) ? fmt::format("{:.0f}", r.throughput_samples_per_s) : "—",
+                    page::bytes(r.bytes_sent_total), speedup});
+    nlohmann::json step = nlohmann::json::array(), time = nlohmann::json::array(),
+                   accuracy = nlohmann::json::array(), loss = nlohmann::json::array(),
+                   sent = nlohmann::json::array();
+    for (const EvalPoint& p : r.evals) {
+      step.push_back(p.step);
+      time.push_back(p.virtual_time_s);
+      accuracy.push_back(page::number_or_null(p.test_accuracy));
+      loss.push_back(page::number_or_null(p.test_loss));
+      sent.push_back(p.bytes_sent);
+    }
+    curves.push_back({{"label", r.label}, {"step", step}, {"time", time}, {"accuracy", accuracy},
+                      {"test_loss", loss}, {"bytes", sent}});
+  }
+  d["rows"] = rows;
+  d["runs"] = curves;
+  return page::render(page::text(embedded::compare_template, embedded::compare_template_size), title, d);
+}
+
+void write_compare_html(const std::filesystem::path& path, const std::vector<FinishedRun>& runs,
+                        const std::string& title) {
+  write_file_atomically(path, compare_html(runs, title));
+}
+
+}  // namespace dtsim

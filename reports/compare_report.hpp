@@ -1,0 +1,37 @@
+// compare.html: several finished runs side by side (a sweep's points, or `dtsim compare`).
+//
+// Reads each run's summary.json and metrics.csv back from its folder, overlays the curves and
+// tabulates final accuracy, time-to-target, throughput, bytes and speed-up against the first
+// run. Self-contained and offline like report.html; scenario text is inert data.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "sim/run_result.hpp"
+
+namespace dtsim {
+
+struct FinishedRun {
+  std::filesystem::path dir;
+  std::string label;  // what tells it apart (a sweep point's label, or its name and folder)
+  std::string name;
+  std::vector<EvalPoint> evals;
+  double final_test_accuracy = 0;   // NaN if not defined
+  double best_test_accuracy = 0;
+  double virtual_time_s = 0;
+  double time_to_target_s = 0;      // NaN if never reached
+  double throughput_samples_per_s = 0;
+  double bytes_sent_total = 0;
+};
+
+// Reads a run folder written by `dtsim run`. Throws InputError naming the file that is
+// missing or malformed.
+FinishedRun read_finished_run(const std::filesystem::path& dir);
+
+std::string compare_html(const std::vector<FinishedRun>& runs, const std::string& title);
+void write_compare_html(const std::filesystem::path& path, const std::vector<FinishedRun>& runs,
+                        const std::string& title);
+
+}  // namespace dtsim
