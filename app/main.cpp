@@ -2,9 +2,17 @@
 //
 // Exit codes: 0 success; 1 the run diverged or an [expect] check failed;
 // 2 bad input (scenario, dataset, command-line value); 3 an unexpected internal error.
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <oneapi/tbb/global_control.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+extern char** environ;
 
 #include <CLI/CLI.hpp>
 #include <cctype>
@@ -267,7 +275,7 @@ std::string folder_safe(const std::string& label) {
 }
 
 // Runs every point of the scenario's [sweep] into its own folder, then writes compare.html.
-int sweep_command(const RunOptions& opt) {
+int sweep_command(const RunOptions& opt, int jobs, char* self) {
   using namespace dtsim;
   const Scenario scenario = load_scenario(opt.scenario, opt.overrides);
   const std::vector<SweepPoint> points = expand_sweep(scenario);
@@ -280,22 +288,80 @@ int sweep_command(const RunOptions& opt) {
       opt.out_dir.empty() ? std::filesystem::path("runs") /
                                 (std::filesystem::path(opt.scenario).stem().string() + "-sweep")
                           : std::filesystem::path(opt.out_dir);
+  // Points run as separate `dtsim run` processes, several at a time where cores allow. A
+  // point's files do not depend on its thread count, so this changes only the wall time.
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int parallel =
+      std::max(1, std::min<int>(jobs > 0 ? jobs : cores, static_cast<int>(points.size())));
+  const int threads = opt.threads > 0 ? opt.threads : std::max(1, cores / parallel);
+  fmt::print("sweep: {} points, {} at a time, {} thread(s) each, into {}/\n", points.size(),
+             parallel, threads, out.string());
+  std::fflush(stdout);
+
+  struct Point {
+    std::filesystem::path dir;
+    pid_t pid = 0;
+    int code = -1;
+  };
+  std::vector<Point> state(points.size());
+  std::size_t next = 0;
+  std::size_t running = 0;
+  std::size_t finished = 0;
+  const auto start_point = [&](std::size_t i) {
+    Point& p = state[i];
+    p.dir = out / fmt::format("{:02}-{}", i + 1, folder_safe(points[i].label));
+    std::filesystem::create_directories(p.dir);
+    std::vector<std::string> args = {
+        self, "run", opt.scenario, "-o", p.dir.string(), "--threads", std::to_string(threads),
+        "-q"};
+    for (const auto& o : opt.overrides) args.insert(args.end(), {"--set", o});
+    for (const auto& o : points[i].overrides) args.insert(args.end(), {"--set", o});
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t files;
+    posix_spawn_file_actions_init(&files);
+    const std::string log = (p.dir / "run.log").string();
+    posix_spawn_file_actions_addopen(&files, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&files, 1, 2);
+    const int rc = posix_spawn(&p.pid, "/proc/self/exe", &files, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&files);
+    if (rc != 0)
+      throw std::runtime_error(fmt::format("cannot start a sweep point: {}", std::strerror(rc)));
+    ++running;
+  };
+  while (finished < points.size()) {
+    while (running < static_cast<std::size_t>(parallel) && next < points.size())
+      start_point(next++);
+    int status = 0;
+    const pid_t pid = waitpid(-1, &status, 0);
+    if (pid < 0) throw std::runtime_error(fmt::format("waitpid: {}", std::strerror(errno)));
+    for (std::size_t i = 0; i < state.size(); ++i) {
+      if (state[i].pid != pid) continue;
+      state[i].code = WIFEXITED(status) ? WEXITSTATUS(status) : kExitInternal;
+      --running;
+      ++finished;
+      fmt::print("point {}/{} {}: {}\n", i + 1, points.size(), points[i].label,
+                 state[i].code == kExitOk ? "done"
+                                          : fmt::format("exit {} (see {})", state[i].code,
+                                                        (state[i].dir / "run.log").string()));
+      std::fflush(stdout);
+    }
+  }
+
   int code = kExitOk;
   std::vector<FinishedRun> runs;
   for (std::size_t i = 0; i < points.size(); ++i) {
-    RunOptions point = opt;
-    point.overrides.insert(point.overrides.end(), points[i].overrides.begin(),
-                           points[i].overrides.end());
-    point.out_dir = (out / fmt::format("{:02}-{}", i + 1, folder_safe(points[i].label))).string();
-    fmt::print("sweep {}/{}: {}\n", i + 1, points.size(), points[i].label);
-    std::fflush(stdout);
-    code = std::max(code, run_command(point));
-    FinishedRun run = read_finished_run(point.out_dir);
+    code = std::max(code, state[i].code);
+    if (state[i].code == kExitBadInput || state[i].code == kExitInternal) continue;
+    FinishedRun run = read_finished_run(state[i].dir);
     run.label = points[i].label;
     runs.push_back(std::move(run));
   }
-  write_compare_html(out / "compare.html", runs, scenario.name);
-  fmt::print("comparison: {}\n", (out / "compare.html").string());
+  if (!runs.empty()) {
+    write_compare_html(out / "compare.html", runs, scenario.name);
+    fmt::print("comparison: {}\n", (out / "compare.html").string());
+  }
   return code;
 }
 
@@ -495,6 +561,9 @@ int main(int argc, char** argv) {
   sweep_cmd->add_flag("-q,--quiet", sweep.quiet, "No progress lines on stderr");
   sweep_cmd->add_option("--set", sweep.overrides,
                         "Override a scenario key for every point (repeatable)");
+  int sweep_jobs = 0;
+  sweep_cmd->add_option("-j,--jobs", sweep_jobs, "Points run at once (default: one per core)")
+      ->check(CLI::Range(1, 256));
 
   std::vector<std::string> compare_dirs;
   std::string compare_out;
@@ -576,7 +645,7 @@ int main(int argc, char** argv) {
     if (*validate_cmd) return validate_command(check);
     if (*list_cmd) return list_command();
     if (*explain_cmd) return explain_command(why);
-    if (*sweep_cmd) return sweep_command(sweep);
+    if (*sweep_cmd) return sweep_command(sweep, sweep_jobs, argv[0]);
     if (*compare_cmd) return compare_command(compare_dirs, compare_out);
     if (*engine_cmd) return bench_engine_command(bench);
     if (*coll_cmd) {

@@ -1,6 +1,7 @@
 #include "reports/compare_report.hpp"
 
 #include <fmt/format.h>
+
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -62,7 +63,9 @@ FinishedRun read_finished_run(const std::filesystem::path& dir) {
   while (std::getline(lines, line)) {
     ++line_no;
     if (line_no == 1) {
-      if (line.rfind("step,epoch,virtual_time_s,samples,train_loss,test_loss,test_accuracy,bytes_sent", 0) != 0) {
+      if (line.rfind(
+              "step,epoch,virtual_time_s,samples,train_loss,test_loss,test_accuracy,bytes_sent",
+              0) != 0) {
         throw InputError({metrics_path.string(), 1, 1}, "", "not a dtsim metrics.csv header");
       }
       continue;
@@ -97,23 +100,28 @@ std::string compare_html(const std::vector<FinishedRun>& runs, const std::string
   d["title"] = title;
   d["subtitle"] = fmt::format("{} runs compared; speed-up is against the first run ({}).",
                               runs.size(), runs.empty() ? "" : runs.front().label);
-  d["columns"] = {"run", "final accuracy", "best accuracy", "time to target", "virtual time",
-                  "throughput (samples/s)", "bytes sent", "speed-up"};
+  d["columns"] = {"run",          "final accuracy",         "best accuracy", "time to target",
+                  "virtual time", "throughput (samples/s)", "bytes sent",    "speed-up"};
   nlohmann::json rows = nlohmann::json::array();
   nlohmann::json curves = nlohmann::json::array();
   for (const FinishedRun& r : runs) {
     const FinishedRun& first = runs.front();
     // Speed-up in time-to-target when both reached it, else in virtual time.
     std::string speedup = "—";
-    if (std::isfinite(first.time_to_target_s) && std::isfinite(r.time_to_target_s) && r.time_to_target_s > 0) {
+    if (std::isfinite(first.time_to_target_s) && std::isfinite(r.time_to_target_s) &&
+        r.time_to_target_s > 0) {
       speedup = fmt::format("{:.2f}x (to target)", first.time_to_target_s / r.time_to_target_s);
     } else if (r.virtual_time_s > 0) {
       speedup = fmt::format("{:.2f}x (run time)", first.virtual_time_s / r.virtual_time_s);
     }
-    const auto acc = [](double v) { return std::isfinite(v) ? fmt::format("{:.4f}", v) : std::string("—"); };
+    const auto acc = [](double v) {
+      return std::isfinite(v) ? fmt::format("{:.4f}", v) : std::string("—");
+    };
     rows.push_back({r.label, acc(r.final_test_accuracy), acc(r.best_test_accuracy),
                     page::seconds(r.time_to_target_s), page::seconds(r.virtual_time_s),
-                    std::isfinite(r.throughput_samples_per_s) ? fmt::format("{:.0f}", r.throughput_samples_per_s) : "—",
+                    std::isfinite(r.throughput_samples_per_s)
+                        ? fmt::format("{:.0f}", r.throughput_samples_per_s)
+                        : "—",
                     page::bytes(r.bytes_sent_total), speedup});
     nlohmann::json step = nlohmann::json::array(), time = nlohmann::json::array(),
                    accuracy = nlohmann::json::array(), loss = nlohmann::json::array(),
@@ -125,12 +133,17 @@ std::string compare_html(const std::vector<FinishedRun>& runs, const std::string
       loss.push_back(page::number_or_null(p.test_loss));
       sent.push_back(p.bytes_sent);
     }
-    curves.push_back({{"label", r.label}, {"step", step}, {"time", time}, {"accuracy", accuracy},
-                      {"test_loss", loss}, {"bytes", sent}});
+    curves.push_back({{"label", r.label},
+                      {"step", step},
+                      {"time", time},
+                      {"accuracy", accuracy},
+                      {"test_loss", loss},
+                      {"bytes", sent}});
   }
   d["rows"] = rows;
   d["runs"] = curves;
-  return page::render(page::text(embedded::compare_template, embedded::compare_template_size), title, d);
+  return page::render(page::text(embedded::compare_template, embedded::compare_template_size),
+                      title, d);
 }
 
 void write_compare_html(const std::filesystem::path& path, const std::vector<FinishedRun>& runs,

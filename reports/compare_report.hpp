@@ -18,10 +18,10 @@ struct FinishedRun {
   std::string label;  // what tells it apart (a sweep point's label, or its name and folder)
   std::string name;
   std::vector<EvalPoint> evals;
-  double final_test_accuracy = 0;   // NaN if not defined
+  double final_test_accuracy = 0;  // NaN if not defined
   double best_test_accuracy = 0;
   double virtual_time_s = 0;
-  double time_to_target_s = 0;      // NaN if never reached
+  double time_to_target_s = 0;  // NaN if never reached
   double throughput_samples_per_s = 0;
   double bytes_sent_total = 0;
 };

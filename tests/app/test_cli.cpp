@@ -390,6 +390,14 @@ TEST_CASE("dtsim sweep runs each point into its own folder and compares them") {
   const auto b = nlohmann::json::parse(read(out / "02-collective=tree" / "summary.json"));
   CHECK(a["final_test_accuracy"] == b["final_test_accuracy"]);
   CHECK(a["virtual_time_s"] != b["virtual_time_s"]);
+  // Points run as separate processes, two at a time: each is the same as a single run.
+  REQUIRE(box.run("run " + scenario.string() +
+                  " -q --threads 2 --set strategy.collective=tree -o " +
+                  (box.path / "single").string()) == 0);
+  CHECK(read(box.path / "single" / "metrics.csv") ==
+        read(out / "02-collective=tree" / "metrics.csv"));
+  CHECK(read(box.path / "single" / "trace.json") ==
+        read(out / "02-collective=tree" / "trace.json"));
 
   // dtsim compare over the same folders.
   REQUIRE(box.run("compare " + (out / "01-collective=ring").string() + " " +
