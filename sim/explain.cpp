@@ -129,6 +129,12 @@ Explanation explain(const Scenario& s, const DatasetPair& data) {
                                     ((data.train.samples() + global_batch - 1) / global_batch);
   e.run_s = e.step_s * static_cast<double>(e.steps);
   e.bottleneck = e.communicate_s > e.compute_s ? "communication" : "computation";
+  if (!s.cluster.groups.empty() || s.cluster.stragglers.fraction > 0 ||
+      s.cluster.stragglers.jitter > 0) {
+    e.lines.emplace_back("note",
+                         "nodes differ ([[cluster.group]], stragglers): this prediction is "
+                         "for the default node and links; the run measures the real thing");
+  }
   e.lines.emplace_back("predicted step time", secs(e.step_s));
   e.lines.emplace_back("predicted run",
                        fmt::format("{} steps, {} of virtual time", e.steps, secs(e.run_s)));

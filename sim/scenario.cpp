@@ -398,18 +398,83 @@ void read_train(Reader& r, const toml::table& t, TrainConfig& c) {
 
 void read_cluster(Reader& r, const toml::table& t, ClusterConfig& c) {
   r.check_keys(t, "cluster", {"workers", "compute", "servers", "group", "stragglers"});
-  for (const char* key : {"group", "stragglers"}) {
-    if (const auto* node = t.get(key)) {
-      r.error(node, fmt::format("cluster.{}", key),
-              "not implemented yet in this version of dtsim (heterogeneous nodes come with the "
-              "synchronization modes)");
-    }
-  }
   r.get_int(t, "cluster", "workers", c.workers, 1, 1 << 20);
   r.get_int(t, "cluster", "servers", c.servers, 0, 1 << 20);
   r.get_unit(t, "cluster", "compute", c.compute_flops_per_s, parse_flops);
-  if (const auto* node = t.get("compute"); node != nullptr && c.compute_flops_per_s <= 0) {
-    r.error(node, "cluster.compute", "expected a compute speed above zero");
+  if (const toml::node* groups = t.get("group")) {
+    const toml::array* arr = groups->as_array();
+    if (arr == nullptr) {
+      r.error(groups, "cluster.group", "expected [[cluster.group]] tables");
+    } else {
+      for (const toml::node& item : *arr) {
+        const toml::table* g = item.as_table();
+        if (g == nullptr) {
+          r.error(&item, "cluster.group", "expected [[cluster.group]] tables");
+          continue;
+        }
+        r.check_keys(*g, "cluster.group", {"nodes", "compute", "latency", "bandwidth"});
+        NodeGroup group;
+        group.place = r.place(&item);
+        const toml::node* nodes = g->get("nodes");
+        std::string range;
+        if (nodes == nullptr) {
+          r.error(&item, "cluster.group.nodes",
+                  "missing: which nodes, e.g. nodes = \"6-7\" or nodes = 3");
+          continue;
+        }
+        if (const auto* i = nodes->as_integer()) {
+          group.first = group.last = static_cast<int>(i->get());
+        } else if (const auto* str = nodes->as_string()) {
+          range = str->get();
+          const auto dash = range.find('-');
+          try {
+            std::size_t used = 0;
+            group.first = std::stoi(range.substr(0, dash), &used);
+            if (used != (dash == std::string::npos ? range.size() : dash))
+              throw std::invalid_argument("");
+            group.last = group.first;
+            if (dash != std::string::npos) {
+              group.last = std::stoi(range.substr(dash + 1), &used);
+              if (used != range.size() - dash - 1) throw std::invalid_argument("");
+            }
+          } catch (const std::exception&) {
+            r.error(nodes, "cluster.group.nodes",
+                    fmt::format("expected a node or a range such as \"6-7\", found \"{}\"", range));
+            continue;
+          }
+        } else {
+          r.error(nodes, "cluster.group.nodes",
+                  "expected a node number or a range such as \"6-7\"");
+          continue;
+        }
+        if (group.first < 0 || group.last < group.first) {
+          r.error(nodes, "cluster.group.nodes", "expected first <= last, both >= 0");
+          continue;
+        }
+        if (g->get("compute") != nullptr) {
+          double v = 0;
+          r.get_unit(*g, "cluster.group", "compute", v, parse_flops);
+          group.compute_flops_per_s = v;
+        }
+        if (g->get("latency") != nullptr) {
+          SimTime v;
+          r.get_unit(*g, "cluster.group", "latency", v, parse_duration);
+          group.latency = v;
+        }
+        if (g->get("bandwidth") != nullptr) {
+          double v = 0;
+          r.get_unit(*g, "cluster.group", "bandwidth", v, parse_bandwidth);
+          group.bandwidth = v;
+        }
+        c.groups.push_back(group);
+      }
+    }
+  }
+  if (const toml::table* st = r.table(t, "cluster", "stragglers")) {
+    r.check_keys(*st, "cluster.stragglers", {"fraction", "slowdown", "jitter"});
+    r.get_double(*st, "cluster.stragglers", "fraction", c.stragglers.fraction, 0.0, 1.0);
+    r.get_double(*st, "cluster.stragglers", "slowdown", c.stragglers.slowdown, 1.0, 1e6);
+    r.get_double(*st, "cluster.stragglers", "jitter", c.stragglers.jitter, 0.0, 5.0);
   }
 }
 
@@ -690,6 +755,16 @@ static Scenario parse_impl(const std::string& text, const std::string& file,
   if (const auto* t = r.table(root, "", "sweep")) read_sweep(r, *t, s.sweep);
 
   // Combinations that cannot work are errors now, not surprises mid-run.
+  for (const NodeGroup& g : s.cluster.groups) {
+    const int nodes =
+        s.cluster.workers +
+        (s.strategy.architecture == Architecture::kParameterServer ? s.cluster.servers : 0);
+    if (g.last >= nodes) {
+      r.errors().emplace_back(g.place, "cluster.group.nodes",
+                              fmt::format("nodes {}-{} do not exist: the cluster has nodes 0-{}",
+                                          g.first, g.last, nodes - 1));
+    }
+  }
   const toml::node* servers_node = root["cluster"]["servers"].node();
   const toml::node* arch_node = root["strategy"]["architecture"].node();
   if (s.strategy.architecture == Architecture::kParameterServer && s.cluster.servers < 1) {

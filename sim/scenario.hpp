@@ -46,10 +46,29 @@ struct TrainConfig {
   std::optional<double> target_accuracy;  // for time_to_target_s; unset: never reached
 };
 
+// [[cluster.group]]: overrides for a range of nodes (workers first, then servers).
+struct NodeGroup {
+  int first = 0;  // inclusive
+  int last = 0;   // inclusive
+  std::optional<double> compute_flops_per_s;
+  std::optional<SimTime> latency;   // of these nodes' links
+  std::optional<double> bandwidth;  // of these nodes' links, bytes/s
+  SourcePlace place;
+};
+
+// [cluster.stragglers]: a seeded share of the workers is slower, and every job varies.
+struct StragglerConfig {
+  double fraction = 0;  // share of workers that straggle (chosen with the seed)
+  double slowdown = 1;  // their compute-time multiplier
+  double jitter = 0;    // lognormal sigma multiplying every job's compute time (median 1)
+};
+
 struct ClusterConfig {
   int workers = 1;
   int servers = 0;  // parameter-server shards (architecture = "ps")
   double compute_flops_per_s = 5e12;
+  std::vector<NodeGroup> groups;
+  StragglerConfig stragglers;
 };
 
 enum class Architecture { kAllreduce, kParameterServer };

@@ -14,6 +14,7 @@
 #include "engine/errors.hpp"
 #include "engine/model.hpp"
 #include "engine/optimizer.hpp"
+#include "engine/rng.hpp"
 #include "engine/schedule.hpp"
 #include "sim/collectives.hpp"
 #include "sim/cost_model.hpp"
@@ -29,6 +30,19 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // Collective tags: one range per global step.
 std::uint64_t step_tag(std::uint64_t step) { return (step + 1) << 24; }
+
+// The scenario's topology, with [[cluster.group]] link overrides.
+Topology cluster_topology(const Scenario& s, int nodes) {
+  Topology topo(s.network, nodes);
+  for (const NodeGroup& g : s.cluster.groups) {
+    if (!g.latency && !g.bandwidth) continue;
+    const LinkSpec base =
+        s.network.topology == TopologyKind::kHierarchical ? s.network.intra : s.network.link;
+    const LinkSpec spec{g.bandwidth.value_or(base.bandwidth), g.latency.value_or(base.latency)};
+    for (int n = g.first; n <= g.last && n < nodes; ++n) topo.set_node_links(n, spec);
+  }
+  return topo;
+}
 
 class TrainingRun {
  public:
@@ -62,6 +76,9 @@ class TrainingRun {
   Task<> ps_worker(int w);
   Task<> ps_server(int s);
   Task<> gradient(int w);
+  // Virtual time of a job of `flops` on `node` over `samples` samples: its speed, straggler
+  // slowdown and seeded lognormal jitter, plus the per-sample loading cost.
+  SimTime job_time(int node, double flops, int samples = 0);
   // Whether some worker's loss at `step` (0-based) or earlier was not finite. Every program
   // checks this after finishing the step, when every worker's loss of that step is known, so
   // all of them stop together.
@@ -76,7 +93,10 @@ class TrainingRun {
   const int p_;
   const int k_;
   Model model_;
-  NodeSpeed speed_;
+  NodeSpeed speed_;                  // the scenario's default node
+  std::vector<double> flops_per_s_;  // each node's speed ([[cluster.group]])
+  std::vector<double> slowdown_;     // each node's straggler multiplier
+  std::vector<std::uint64_t> jobs_;  // jobs charged so far per node (keys the jitter)
   std::uint64_t total_steps_ = 0;
   std::vector<Worker> workers_;
   std::vector<Server> servers_;
@@ -93,6 +113,17 @@ class TrainingRun {
 
 Shape input_shape(const Dataset& d) { return {d.channels, d.height, d.width}; }
 
+SimTime TrainingRun::job_time(int node, double flops, int samples) {
+  const auto n = static_cast<std::size_t>(node);
+  double factor = slowdown_[n];
+  if (s_.cluster.stragglers.jitter > 0) {
+    CounterRng rng({s_.seed, RngPurpose::kJitter, static_cast<std::uint32_t>(node + 1), jobs_[n]});
+    factor *= std::exp(s_.cluster.stragglers.jitter * rng.normal());
+  }
+  ++jobs_[n];
+  return SimTime::from_seconds(flops / flops_per_s_[n] * factor) + s_.data.load_cost * samples;
+}
+
 TrainingRun::TrainingRun(const Scenario& s, const DatasetPair& data, int threads)
     : s_(s),
       data_(data),
@@ -101,7 +132,25 @@ TrainingRun::TrainingRun(const Scenario& s, const DatasetPair& data, int threads
       k_(s.strategy.architecture == Architecture::kParameterServer ? s.cluster.servers : 0),
       model_(s.model, input_shape(data.train), data.train.task, data.train.outputs),
       speed_{s.cluster.compute_flops_per_s, s.data.load_cost},
-      sim_(Topology(s.network, p_ + k_), threads) {
+      sim_(cluster_topology(s, p_ + k_), threads) {
+  flops_per_s_.assign(static_cast<std::size_t>(p_ + k_), s.cluster.compute_flops_per_s);
+  slowdown_.assign(static_cast<std::size_t>(p_ + k_), 1.0);
+  jobs_.assign(static_cast<std::size_t>(p_ + k_), 0);
+  for (const NodeGroup& g : s.cluster.groups) {
+    for (int n = g.first; n <= g.last && n < p_ + k_; ++n) {
+      if (g.compute_flops_per_s) flops_per_s_[static_cast<std::size_t>(n)] = *g.compute_flops_per_s;
+    }
+  }
+  // The stragglers: the first round(fraction * workers) of a seeded permutation of the workers.
+  std::vector<int> order(static_cast<std::size_t>(p_));
+  std::iota(order.begin(), order.end(), 0);
+  CounterRng pick({s.seed, RngPurpose::kJitter, 0, 0});
+  pick.shuffle(std::span<int>(order));
+  const auto stragglers =
+      static_cast<std::size_t>(std::llround(s.cluster.stragglers.fraction * p_));
+  for (std::size_t i = 0; i < stragglers; ++i) {
+    slowdown_[static_cast<std::size_t>(order[i])] = s.cluster.stragglers.slowdown;
+  }
   if (static_cast<std::size_t>(k_) > model_.num_params()) {
     throw InputError({}, "cluster.servers",
                      fmt::format("{} server shards for a model of {} parameters: every shard "
@@ -163,7 +212,7 @@ Task<> TrainingRun::gradient(int w) {
   const double clip_flops =
       s_.train.clip_norm > 0 ? 3.0 * static_cast<double>(model_.num_params()) : 0.0;
   const SimTime cost =
-      compute_time(speed_, model_.forward_flops(b) + model_.backward_flops(b) + clip_flops, b);
+      job_time(wk.node, model_.forward_flops(b) + model_.backward_flops(b) + clip_flops, b);
   if (!numerics_) {
     co_await sim_.compute(wk.node, cost, {}, "gradient");
     ++wk.steps;
@@ -197,7 +246,8 @@ Task<> TrainingRun::allreduce_worker(int w) {
   for (std::uint64_t step = 0; step < total_steps_; ++step) {
     co_await gradient(w);
     const CollBuf buf = numerics_ ? CollBuf::real(wk.grads) : CollBuf::sized(n);
-    co_await allreduce(CollContext{&sim_, worker_nodes_, w, step_tag(step), speed_.flops_per_s},
+    co_await allreduce(CollContext{&sim_, worker_nodes_, w, step_tag(step),
+                                   flops_per_s_[static_cast<std::size_t>(w)]},
                        buf, s_.strategy.collective, s_.network.nodes_per_machine);
     if (diverged_at(step)) {
       if (w == 0) step_done(step + 1);
@@ -216,8 +266,7 @@ Task<> TrainingRun::allreduce_worker(int w) {
         wk.optimizer->step(wk.params, wk.grads, lr);
       };
     }
-    co_await sim_.compute(wk.node, SimTime::from_seconds(update_flops / speed_.flops_per_s),
-                          std::move(work), "update");
+    co_await sim_.compute(wk.node, job_time(wk.node, update_flops), std::move(work), "update");
     if (w == 0) step_done(step + 1);
   }
 }
@@ -229,7 +278,8 @@ Task<> TrainingRun::ps_worker(int w) {
     co_await gradient(w);
     // The pull overwrites the gradient buffer with the servers' new parameters.
     const CollBuf buf = numerics_ ? CollBuf::real(wk.grads) : CollBuf::sized(n);
-    co_await ps_push_pull(CollContext{&sim_, worker_nodes_, w, step_tag(step), speed_.flops_per_s},
+    co_await ps_push_pull(CollContext{&sim_, worker_nodes_, w, step_tag(step),
+                                      flops_per_s_[static_cast<std::size_t>(w)]},
                           buf, server_nodes_);
     if (numerics_) std::swap(wk.params, wk.grads);
     if (w == 0) step_done(step + 1);
@@ -254,11 +304,17 @@ Task<> TrainingRun::ps_server(int sv) {
           std::copy(server.params.begin(), server.params.end(), server.buffer.begin());
         };
       }
-      co_await sim_.compute(server.node, SimTime::from_seconds(update_flops / speed_.flops_per_s),
-                            std::move(work), "update");
+      co_await sim_.compute(server.node, job_time(server.node, update_flops), std::move(work),
+                            "update");
     };
-    const PsServerStep ps{&sim_,    server.node,         worker_nodes_,  sv,
-                          k_,       model_.num_params(), step_tag(step), speed_.flops_per_s,
+    const PsServerStep ps{&sim_,
+                          server.node,
+                          worker_nodes_,
+                          sv,
+                          k_,
+                          model_.num_params(),
+                          step_tag(step),
+                          flops_per_s_[static_cast<std::size_t>(server.node)],
                           numerics_};
     co_await ps_serve_step(ps, server.buffer, update);
     if (diverged_at(step)) co_return;
@@ -370,7 +426,8 @@ RunResult TrainingRun::run() {
     NodeStats st;
     st.node = node;
     st.role = node < p_ ? "worker" : "server";
-    st.compute_flops_per_s = speed_.flops_per_s;
+    st.compute_flops_per_s =
+        flops_per_s_[static_cast<std::size_t>(node)] / slowdown_[static_cast<std::size_t>(node)];
     st.compute_s = a.compute.seconds();
     st.comm_s = a.comm.seconds();
     st.idle_s = std::max(0.0, (sim_.now() - a.compute - a.comm).seconds());

@@ -441,3 +441,45 @@ TEST_CASE("a sweep value that does not work is an error at load time") {
   REQUIRE(e.size() == 1);
   CHECK(e[0].key() == "sweep.train.lr");
 }
+
+TEST_CASE("[[cluster.group]] and [cluster.stragglers]") {
+  const Scenario s = parse_scenario(R"(
+name = "x"
+[cluster]
+workers = 8
+[[cluster.group]]
+nodes = "6-7"
+compute = "1 TFLOPS"
+latency = "200us"
+bandwidth = "1Gbps"
+[[cluster.group]]
+nodes = 2
+compute = "2 TFLOPS"
+[cluster.stragglers]
+fraction = 0.25
+slowdown = 3.0
+jitter = 0.1
+)",
+                                    "s.toml");
+  REQUIRE(s.cluster.groups.size() == 2);
+  CHECK(s.cluster.groups[0].first == 6);
+  CHECK(s.cluster.groups[0].last == 7);
+  CHECK(*s.cluster.groups[0].compute_flops_per_s == doctest::Approx(1e12));
+  CHECK(s.cluster.groups[0].latency->ns() == 200'000);
+  CHECK(*s.cluster.groups[0].bandwidth == doctest::Approx(1.25e8));
+  CHECK(s.cluster.groups[1].first == 2);
+  CHECK_FALSE(s.cluster.groups[1].latency.has_value());
+  CHECK(s.cluster.stragglers.fraction == doctest::Approx(0.25));
+  CHECK(s.cluster.stragglers.slowdown == doctest::Approx(3.0));
+  CHECK(s.cluster.stragglers.jitter == doctest::Approx(0.1));
+
+  auto e = errors_of("name = \"x\"\n[cluster]\nworkers = 4\n[[cluster.group]]\nnodes = \"3-9\"\n");
+  REQUIRE(e.size() == 1);
+  CHECK_CONTAINS(e[0].message(), "nodes 3-9 do not exist: the cluster has nodes 0-3");
+  e = errors_of("name = \"x\"\n[[cluster.group]]\nnodes = \"two\"\n");
+  REQUIRE(e.size() == 1);
+  CHECK(e[0].key() == "cluster.group.nodes");
+  e = errors_of("name = \"x\"\n[cluster.stragglers]\nslowdown = 0.5\nfractoin = 0.1\n");
+  REQUIRE(e.size() == 2);
+  CHECK_CONTAINS(e[1].message(), "did you mean 'fraction'?");
+}

@@ -444,3 +444,55 @@ TEST_CASE("explain predicts the virtual time of an uncontended BSP run") {
     CHECK(e.bottleneck == (e.communicate_s > e.compute_s ? "communication" : "computation"));
   }
 }
+
+TEST_CASE("heterogeneous nodes: a slower worker holds BSP back by exactly its extra compute") {
+  Scenario even = bsp_scenario("", "compute = \"1 GFLOPS\"\n");
+  Scenario slow = bsp_scenario(
+      "", "compute = \"1 GFLOPS\"\n[[cluster.group]]\nnodes = 3\ncompute = \"250 MFLOPS\"\n");
+  const DatasetPair data = load_data(even);
+  const RunResult a = run_training(even, data, 1);
+  const RunResult b = run_training(slow, data, 1);
+  // Worker 3 takes 4x as long for its gradient and update; the others wait for it each step.
+  const double extra = b.nodes[3].compute_s - a.nodes[3].compute_s;
+  CHECK(b.nodes[3].compute_flops_per_s == doctest::Approx(2.5e8));
+  CHECK(b.nodes[0].compute_flops_per_s == doctest::Approx(1e9));
+  CHECK(extra > 0);
+  CHECK(b.virtual_time_s - a.virtual_time_s == doctest::Approx(extra).epsilon(0.02));
+  // The fast ones wait for it (in the allreduce, or idle): by the same amount.
+  CHECK(b.nodes[0].comm_s + b.nodes[0].idle_s - a.nodes[0].comm_s - a.nodes[0].idle_s ==
+        doctest::Approx(extra).epsilon(0.02));
+  // The numerics do not change: BSP is BSP, only time does.
+  CHECK(b.evals.back().test_loss == a.evals.back().test_loss);
+}
+
+TEST_CASE("stragglers and jitter are seeded") {
+  Scenario s = bsp_scenario(
+      "", "compute = \"1 GFLOPS\"\n[cluster.stragglers]\nfraction = 0.25\nslowdown = 3.0\n");
+  const DatasetPair data = load_data(s);
+  const RunResult r = run_training(s, data, 1);
+  int slowed = 0;
+  for (const NodeStats& n : r.nodes) slowed += n.compute_flops_per_s < 1e9 / 2;
+  CHECK(slowed == 1);
+  s.cluster.stragglers = {0, 1, 0.3};
+  const RunResult j1 = run_training(s, data, 1);
+  const RunResult j2 = run_training(s, data, 1);
+  CHECK(j1.virtual_time_s == j2.virtual_time_s);
+  s.seed = 6;
+  CHECK(run_training(s, load_data(s), 1).virtual_time_s != j1.virtual_time_s);
+  Scenario plain = bsp_scenario("", "compute = \"1 GFLOPS\"\n");
+  CHECK(run_training(plain, data, 1).virtual_time_s != j1.virtual_time_s);
+}
+
+TEST_CASE("a group's slower links slow the ring down") {
+  Scenario fast = bsp_scenario("", "compute = \"1 GFLOPS\"\n");
+  Scenario narrow = bsp_scenario("",
+                                 "compute = \"1 GFLOPS\"\n[[cluster.group]]\nnodes = "
+                                 "\"1-1\"\nbandwidth = \"100Mbps\"\nlatency = \"1ms\"\n");
+  const DatasetPair data = load_data(fast);
+  const RunResult a = run_training(fast, data, 1);
+  const RunResult b = run_training(narrow, data, 1);
+  // A ring step is a chain of 2(p-1) = 6 hops round the ring of 4; half of them (0->1, 1->2)
+  // cross one of node 1's links and pay its 1 ms latency instead of 10 us: 3 ms more a step.
+  CHECK(b.virtual_time_s - a.virtual_time_s ==
+        doctest::Approx(12 * 3 * (1e-3 - 10e-6)).epsilon(0.05));
+}
