@@ -131,9 +131,10 @@ class ProgressPrinter : public dtsim::SimObserver {
 // in the scenario file so the message still says file:line:col.
 dtsim::InputError placed(const dtsim::InputError& e, const RunOptions& opt) {
   if (!e.place().file.empty()) return e;
-  for (const std::string& o : opt.overrides) {
-    if (o.rfind(e.key() + "=", 0) == 0)
-      return dtsim::InputError({"--set " + o}, e.key(), e.message());
+  for (auto o = opt.overrides.rbegin(); o != opt.overrides.rend(); ++o) {  // the last one wins
+    if (o->rfind(e.key() + "=", 0) == 0) {
+      return dtsim::InputError({"--set " + *o}, e.key(), e.message());
+    }
   }
   return dtsim::InputError(dtsim::locate_key(opt.scenario, e.key()), e.key(), e.message());
 }
@@ -233,7 +234,7 @@ int run_command(const RunOptions& opt) {
 // Loads and checks a scenario without running it: the file, the data, the set-up.
 int validate_command(const RunOptions& opt) {
   using namespace dtsim;
-  const Scenario scenario = load_scenario(opt.scenario, opt.overrides);
+  const Scenario scenario = load_scenario(opt.scenario, opt.overrides, /*check_sweep=*/true);
   try {
     const DatasetPair data = load_data(scenario);
     const Training training(scenario, data, 1);
@@ -277,7 +278,7 @@ std::string folder_safe(const std::string& label) {
 // Runs every point of the scenario's [sweep] into its own folder, then writes compare.html.
 int sweep_command(const RunOptions& opt, int jobs, char* self) {
   using namespace dtsim;
-  const Scenario scenario = load_scenario(opt.scenario, opt.overrides);
+  const Scenario scenario = load_scenario(opt.scenario, opt.overrides, /*check_sweep=*/true);
   const std::vector<SweepPoint> points = expand_sweep(scenario);
   if (points.empty()) {
     throw InputError({opt.scenario}, "sweep",
@@ -309,8 +310,15 @@ int sweep_command(const RunOptions& opt, int jobs, char* self) {
   std::size_t finished = 0;
   const auto start_point = [&](std::size_t i) {
     Point& p = state[i];
-    p.dir = out / fmt::format("{:02}-{}", i + 1, folder_safe(points[i].label));
-    std::filesystem::create_directories(p.dir);
+    p.dir = out / fmt::format("{:02}-{}", i + 1, folder_safe(points[i].label).substr(0, 200));
+    // A fresh folder: nothing from an earlier sweep may sit beside this run's files.
+    std::error_code ec;
+    std::filesystem::remove_all(p.dir, ec);
+    std::filesystem::create_directories(p.dir, ec);
+    if (ec) {
+      throw InputError({p.dir.string()}, "-o",
+                       fmt::format("cannot create the folder: {}", ec.message()));
+    }
     std::vector<std::string> args = {
         self, "run", opt.scenario, "-o", p.dir.string(), "--threads", std::to_string(threads),
         "-q"};
@@ -341,10 +349,13 @@ int sweep_command(const RunOptions& opt, int jobs, char* self) {
       state[i].code = WIFEXITED(status) ? WEXITSTATUS(status) : kExitInternal;
       --running;
       ++finished;
-      fmt::print("point {}/{} {}: {}\n", i + 1, points.size(), points[i].label,
-                 state[i].code == kExitOk ? "done"
-                                          : fmt::format("exit {} (see {})", state[i].code,
-                                                        (state[i].dir / "run.log").string()));
+      std::string how = "done";
+      if (WIFSIGNALED(status)) {
+        how = fmt::format("killed by signal {}", WTERMSIG(status));
+      } else if (state[i].code != kExitOk) {
+        how = fmt::format("exit {} (see {})", state[i].code, (state[i].dir / "run.log").string());
+      }
+      fmt::print("point {}/{} {}: {}\n", i + 1, points.size(), points[i].label, how);
       std::fflush(stdout);
     }
   }
@@ -353,15 +364,18 @@ int sweep_command(const RunOptions& opt, int jobs, char* self) {
   std::vector<FinishedRun> runs;
   for (std::size_t i = 0; i < points.size(); ++i) {
     code = std::max(code, state[i].code);
-    if (state[i].code == kExitBadInput || state[i].code == kExitInternal) continue;
-    FinishedRun run = read_finished_run(state[i].dir);
+    FinishedRun run;
+    if (state[i].code == kExitBadInput || state[i].code == kExitInternal) {
+      run.failed = fmt::format("failed (exit {}; see {}/run.log)", state[i].code,
+                               state[i].dir.filename().string());
+    } else {
+      run = read_finished_run(state[i].dir);
+    }
     run.label = points[i].label;
     runs.push_back(std::move(run));
   }
-  if (!runs.empty()) {
-    write_compare_html(out / "compare.html", runs, scenario.name);
-    fmt::print("comparison: {}\n", (out / "compare.html").string());
-  }
+  write_compare_html(out / "compare.html", runs, scenario.name);
+  fmt::print("comparison: {}\n", (out / "compare.html").string());
   return code;
 }
 
@@ -371,7 +385,9 @@ int compare_command(const std::vector<std::string>& dirs, const std::string& out
   std::vector<FinishedRun> runs;
   for (const std::string& d : dirs) {
     FinishedRun run = read_finished_run(d);
-    run.label = fmt::format("{} ({})", run.name, std::filesystem::path(d).filename().string());
+    std::filesystem::path folder = std::filesystem::path(d).lexically_normal();
+    if (folder.filename().empty()) folder = folder.parent_path();  // "runs/a/"
+    run.label = fmt::format("{} ({})", run.name, folder.filename().string());
     runs.push_back(std::move(run));
   }
   const std::filesystem::path out =
@@ -533,20 +549,28 @@ int main(int argc, char** argv) {
   RunOptions run;
   auto* run_cmd = app.add_subcommand("run", "Run a scenario and write its outputs");
   run_cmd->add_option("scenario", run.scenario, "Scenario file (TOML)")->required();
-  run_cmd->add_option("-o,--out", run.out_dir, "Output folder (default: runs/<scenario name>)");
+  run_cmd->add_option("-o,--out", run.out_dir,
+                      "Output folder (default: runs/<scenario file name>)");
   run_cmd->add_option("--threads", run.threads, "Worker threads for jobs (default: all cores)")
       ->check(CLI::Range(1, 1024));
   run_cmd->add_flag("-q,--quiet", run.quiet, "No progress lines on stderr");
-  run_cmd->add_option("--set", run.overrides,
-                      "Override a scenario key: --set train.lr=0.1 --set strategy.collective=tree "
-                      "(repeatable)");
+  run_cmd
+      ->add_option("--set", run.overrides,
+                   "Override a scenario key: --set train.lr=0.1 --set strategy.collective=tree "
+                   "(repeatable)")
+      ->expected(1)
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
 
   RunOptions check;
   auto* validate_cmd = app.add_subcommand(
       "validate",
       "Check a scenario (file, data, set-up) without running it; errors give file:line:col");
   validate_cmd->add_option("scenario", check.scenario, "Scenario file (TOML)")->required();
-  validate_cmd->add_option("--set", check.overrides, "Override a scenario key (repeatable)");
+  validate_cmd->add_option("--set", check.overrides, "Override a scenario key (repeatable)")
+      ->expected(1)
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
 
   RunOptions sweep;
   auto* sweep_cmd = app.add_subcommand("sweep",
@@ -555,12 +579,14 @@ int main(int argc, char** argv) {
   sweep_cmd->add_option("scenario", sweep.scenario, "Scenario file (TOML) with a [sweep] section")
       ->required();
   sweep_cmd->add_option("-o,--out", sweep.out_dir,
-                        "Output folder (default: runs/<scenario name>-sweep)");
-  sweep_cmd->add_option("--threads", sweep.threads, "Worker threads for jobs (default: all cores)")
+                        "Output folder (default: runs/<scenario file name>-sweep)");
+  sweep_cmd->add_option("--threads", sweep.threads, "Threads per point (default: cores / --jobs)")
       ->check(CLI::Range(1, 1024));
-  sweep_cmd->add_flag("-q,--quiet", sweep.quiet, "No progress lines on stderr");
-  sweep_cmd->add_option("--set", sweep.overrides,
-                        "Override a scenario key for every point (repeatable)");
+  sweep_cmd
+      ->add_option("--set", sweep.overrides, "Override a scenario key for every point (repeatable)")
+      ->expected(1)
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   int sweep_jobs = 0;
   sweep_cmd->add_option("-j,--jobs", sweep_jobs, "Points run at once (default: one per core)")
       ->check(CLI::Range(1, 256));
@@ -580,7 +606,10 @@ int main(int argc, char** argv) {
       "What a scenario implies before running it: parameters, FLOPs and bytes per step, "
       "compute and (alpha-beta) communication time, the expected bottleneck");
   explain_cmd->add_option("scenario", why.scenario, "Scenario file (TOML)")->required();
-  explain_cmd->add_option("--set", why.overrides, "Override a scenario key (repeatable)");
+  explain_cmd->add_option("--set", why.overrides, "Override a scenario key (repeatable)")
+      ->expected(1)
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
 
   auto* list_cmd = app.add_subcommand(
       "list", "What a scenario can choose: models, datasets, topologies, strategies, collectives");

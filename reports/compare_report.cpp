@@ -44,10 +44,16 @@ FinishedRun read_finished_run(const std::filesystem::path& dir) {
   nlohmann::json summary;
   try {
     summary = nlohmann::json::parse(read_text(summary_path));
-  } catch (const nlohmann::json::exception& e) {
-    throw InputError({summary_path.string()}, "", fmt::format("not valid JSON: {}", e.what()));
+    if (!summary.is_object()) throw std::invalid_argument("not an object");
+    run.name = summary.contains("name") && summary["name"].is_string()
+                   ? summary["name"].get<std::string>()
+                   : "";
+    run.diverged = summary.contains("diverged") && summary["diverged"].is_boolean() &&
+                   summary["diverged"].get<bool>();
+  } catch (const std::exception& e) {
+    throw InputError({summary_path.string()}, "",
+                     fmt::format("not a dtsim summary.json: {}", e.what()));
   }
-  run.name = summary.value("name", std::string());
   run.label = run.name;
   run.final_test_accuracy = number(summary, "final_test_accuracy");
   run.best_test_accuracy = number(summary, "best_test_accuracy");
@@ -108,9 +114,19 @@ std::string compare_html(const std::vector<FinishedRun>& runs, const std::string
     const FinishedRun& first = runs.front();
     // Speed-up in time-to-target when both reached it, else in virtual time.
     std::string speedup = "—";
-    if (std::isfinite(first.time_to_target_s) && std::isfinite(r.time_to_target_s) &&
-        r.time_to_target_s > 0) {
+    if (!r.failed.empty()) {
+      rows.push_back({r.label, "—", "—", "—", "—", "—", "—", r.failed});
+      continue;
+    }
+    if (r.diverged) {
+      speedup = "diverged";
+    } else if (first.diverged || !first.failed.empty()) {
+      speedup = "—";
+    } else if (std::isfinite(first.time_to_target_s) && std::isfinite(r.time_to_target_s) &&
+               r.time_to_target_s > 0) {
       speedup = fmt::format("{:.2f}x (to target)", first.time_to_target_s / r.time_to_target_s);
+    } else if (std::isfinite(first.time_to_target_s) || std::isfinite(r.time_to_target_s)) {
+      speedup = "— (target reached by one only)";
     } else if (r.virtual_time_s > 0) {
       speedup = fmt::format("{:.2f}x (run time)", first.virtual_time_s / r.virtual_time_s);
     }

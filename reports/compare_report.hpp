@@ -24,6 +24,8 @@ struct FinishedRun {
   double time_to_target_s = 0;  // NaN if never reached
   double throughput_samples_per_s = 0;
   double bytes_sent_total = 0;
+  bool diverged = false;
+  std::string failed;  // not empty: the run did not finish (a sweep point that failed)
 };
 
 // Reads a run folder written by `dtsim run`. Throws InputError naming the file that is

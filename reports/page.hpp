@@ -46,16 +46,36 @@ inline std::string script_safe_json(const nlohmann::json& j) {
   return out;
 }
 
-// The template with {{TITLE}} (escaped), {{DATA_JSON}} and {{CHART_JS}} filled in.
-inline std::string render(std::string page, std::string_view title, const nlohmann::json& data) {
-  const auto put = [&page](std::string_view placeholder, const std::string& value) {
-    const auto at = page.find(placeholder);
-    if (at != std::string::npos) page.replace(at, placeholder.size(), value);
-  };
-  put("{{TITLE}}", html_escape(title));
-  put("{{DATA_JSON}}", script_safe_json(data));
-  put("{{CHART_JS}}", text(embedded::chart_js, embedded::chart_js_size));
-  return page;
+// The template with {{TITLE}} (escaped), {{DATA_JSON}} and {{CHART_JS}} filled in, in one pass
+// over the template: text put in is never scanned for placeholders again.
+inline std::string render(const std::string& page, std::string_view title,
+                          const nlohmann::json& data) {
+  std::string out;
+  out.reserve(page.size() + embedded::chart_js_size + 65536);
+  std::size_t at = 0;
+  while (at < page.size()) {
+    const std::size_t open = page.find("{{", at);
+    if (open == std::string::npos) {
+      out.append(page, at, std::string::npos);
+      break;
+    }
+    out.append(page, at, open - at);
+    const std::string_view rest = std::string_view(page).substr(open);
+    if (rest.starts_with("{{TITLE}}")) {
+      out += html_escape(title);
+      at = open + 9;
+    } else if (rest.starts_with("{{DATA_JSON}}")) {
+      out += script_safe_json(data);
+      at = open + 13;
+    } else if (rest.starts_with("{{CHART_JS}}")) {
+      out += text(embedded::chart_js, embedded::chart_js_size);
+      at = open + 12;
+    } else {
+      out += "{{";
+      at = open + 2;
+    }
+  }
+  return out;
 }
 
 inline std::string seconds(double s) {

@@ -105,11 +105,17 @@ Explanation explain(const Scenario& s, const DatasetPair& data) {
       how = "one worker: no communication";
     }
   } else {
+    // The slowest worker-to-server path sets the pace.
+    double worst_path = 0;
+    for (int w = 0; w < p; ++w) {
+      for (int sv = 0; sv < k; ++sv)
+        worst_path = std::max(worst_path, topo.path_latency(w, p + sv).seconds());
+    }
     const double part = bytes / k;
     const double worst = std::max(bytes, p * part);
     const double server_sum = p * (n / k) / speed;
     update_s = n / speed;  // the worker copies the pulled parameters in
-    comm = 2 * (alpha + worst * beta) + server_sum + (opt_flops / k + n / k) / speed;
+    comm = 2 * (worst_path + worst * beta) + server_sum + (opt_flops / k + n / k) / speed;
     how = fmt::format(
         "parameter server, {} shards: 2(a + max(n, p n / k) b) + the servers' sums and update", k);
   }

@@ -30,8 +30,15 @@ std::string join_errors(const std::vector<InputError>& errors) {
 std::string toml_quote(const std::string& text) {
   std::string quoted = "\"";
   for (char ch : text) {
-    if (ch == '"' || ch == '\\') quoted += '\\';
-    quoted += ch;
+    const auto u = static_cast<unsigned char>(ch);
+    if (ch == '"' || ch == '\\') {
+      quoted += '\\';
+      quoted += ch;
+    } else if (u < 0x20 || u == 0x7f) {
+      quoted += fmt::format("\\u{:04X}", u);  // control characters, escaped as TOML wants
+    } else {
+      quoted += ch;
+    }
   }
   return quoted + "\"";
 }
@@ -74,7 +81,14 @@ class Reader {
     errors_.emplace_back(place(node), std::move(key), std::move(message));
   }
 
-  void error_at_key(const toml::key& where, std::string key, std::string message) {
+  void error_at_key(const toml::key& where, std::string key, std::string message,
+                    const toml::node* value = nullptr) {
+    if (!where.source().path || *where.source().path != file_) {
+      // A key given with --set has no place in the file: its value knows which --set it was.
+      errors_.emplace_back(value != nullptr ? place(value) : SourcePlace{"--set", 0, 0},
+                           std::move(key), std::move(message));
+      return;
+    }
     const auto& begin = where.source().begin;
     errors_.emplace_back(
         SourcePlace{file_, static_cast<int>(begin.line), static_cast<int>(begin.column)},
@@ -115,7 +129,7 @@ class Reader {
       std::string message = "unknown key";
       if (!best.empty()) message += fmt::format(" (did you mean '{}'?)", best);
       message += fmt::format("; expected one of: {}", fmt::join(allowed, ", "));
-      error_at_key(key, path, message);
+      error_at_key(key, path, message, &value);
     }
   }
 
@@ -190,6 +204,10 @@ class Reader {
       value = static_cast<double>(i->get());
     } else {
       error(node, join(prefix, key), fmt::format("expected a number, found {}", type_of(*node)));
+      return;
+    }
+    if (!std::isfinite(value)) {
+      error(node, join(prefix, key), fmt::format("expected a finite number, found {}", value));
       return;
     }
     if (!(value >= min && value <= max)) {
@@ -584,6 +602,10 @@ void read_expect(Reader& r, const toml::table& t, std::vector<Expectation>& out)
       e.a = static_cast<double>(i->get());
       e.text = fmt::format("== {}", i->get());
     } else if (const auto* f = value.as_floating_point()) {
+      if (!std::isfinite(f->get())) {
+        r.error(&value, path, "expected a finite number");
+        continue;
+      }
       e.a = f->get();
       e.text = fmt::format("== {}", f->get());
     } else if (const auto* str = value.as_string()) {
@@ -594,6 +616,7 @@ void read_expect(Reader& r, const toml::table& t, std::vector<Expectation>& out)
       while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
       const auto number = [](std::string_view n, double& x) {
         while (!n.empty() && n.front() == ' ') n.remove_prefix(1);
+        while (!n.empty() && n.back() == ' ') n.remove_suffix(1);
         const auto [end, ec] = std::from_chars(n.data(), n.data() + n.size(), x);
         return ec == std::errc() && end == n.data() + n.size() && std::isfinite(x);
       };
@@ -686,12 +709,22 @@ void apply_overrides(Reader& r, toml::table& root, const std::vector<std::string
     }
     const std::string value = o.substr(eq + 1);
     const std::string source = "--set " + o;
+    if (value.find_first_of("\n\r") != std::string::npos) {
+      r.errors().emplace_back(SourcePlace{source, 0, 0}, key, "expected a value on one line");
+      continue;
+    }
     toml::table parsed;
     try {
       parsed = toml::parse("v = " + value, source);
     } catch (const toml::parse_error&) {
       // Not a TOML value: take it as a string, so strategy.sync=bsp needs no quotes.
-      parsed = toml::parse("v = " + toml_quote(value), source);
+      try {
+        parsed = toml::parse("v = " + toml_quote(value), source);
+      } catch (const toml::parse_error& e) {
+        r.errors().emplace_back(SourcePlace{source, 0, 0}, key,
+                                fmt::format("not a value: {}", e.description()));
+        continue;
+      }
     }
     toml::table* target = &root;
     std::string_view rest = key;
@@ -841,8 +874,8 @@ static Scenario parse_impl(const std::string& text, const std::string& file,
 }
 
 Scenario parse_scenario(const std::string& text, const std::string& file,
-                        const std::vector<std::string>& overrides) {
-  return parse_impl(text, file, overrides, /*check_sweep=*/true);
+                        const std::vector<std::string>& overrides, bool check_sweep) {
+  return parse_impl(text, file, overrides, check_sweep);
 }
 
 std::vector<SweepPoint> expand_sweep(const Scenario& s) {
@@ -862,7 +895,8 @@ std::vector<SweepPoint> expand_sweep(const Scenario& s) {
   return s.sweep.empty() ? std::vector<SweepPoint>{} : points;
 }
 
-Scenario load_scenario(const std::string& path, const std::vector<std::string>& overrides) {
+Scenario load_scenario(const std::string& path, const std::vector<std::string>& overrides,
+                       bool check_sweep) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
     throw InputError({path, 0, 0}, "",
@@ -874,7 +908,7 @@ Scenario load_scenario(const std::string& path, const std::vector<std::string>& 
   if (!in) throw InputError({path, 0, 0}, "", "cannot open the scenario file");
   std::stringstream buffer;
   buffer << in.rdbuf();
-  return parse_scenario(buffer.str(), path, overrides);
+  return parse_scenario(buffer.str(), path, overrides, check_sweep);
 }
 
 const char* to_string(OptimizerKind kind) {

@@ -155,10 +155,13 @@ class ScenarioError : public std::runtime_error {
 // Reads and validates `path`, after applying `overrides` ("key.path=value", as given to
 // --set: the value is TOML, or else taken as a string, so strategy.sync=asp and
 // train.lr=0.1 both work). Throws ScenarioError (bad content) or InputError (unreadable).
-Scenario load_scenario(const std::string& path, const std::vector<std::string>& overrides = {});
+// `check_sweep`: also check that every [sweep] value makes a valid scenario (for `dtsim sweep`
+// and `dtsim validate`; a sweep's points load without it, so one bad point cannot stop others).
+Scenario load_scenario(const std::string& path, const std::vector<std::string>& overrides = {},
+                       bool check_sweep = false);
 // The same from text already in memory; `file` is used in messages.
 Scenario parse_scenario(const std::string& text, const std::string& file,
-                        const std::vector<std::string>& overrides = {});
+                        const std::vector<std::string>& overrides = {}, bool check_sweep = false);
 
 // Where `key` (a dotted path such as "cluster.workers") is written in the scenario file: its
 // value's line and column, or its section's when the key is absent, or just the file.

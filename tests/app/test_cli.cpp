@@ -380,7 +380,7 @@ TEST_CASE("dtsim sweep runs each point into its own folder and compares them") {
                                   "[cluster]\nworkers = 2\n[sweep]\n"
                                   "\"strategy.collective\" = [\"ring\", \"tree\"]\n");
   const fs::path out = box.path / "sw";
-  REQUIRE(box.run("sweep " + scenario.string() + " -q -o " + out.string()) == 0);
+  REQUIRE(box.run("sweep " + scenario.string() + " -o " + out.string()) == 0);
   CHECK(fs::exists(out / "01-collective=ring" / "summary.json"));
   CHECK(fs::exists(out / "02-collective=tree" / "summary.json"));
   const std::string html = read(out / "compare.html");
@@ -408,4 +408,20 @@ TEST_CASE("dtsim sweep runs each point into its own folder and compares them") {
   CHECK_CONTAINS(box.err, "summary.json: missing");
   CHECK(box.run("sweep " + box.write("plain.toml", kBlobs).string()) == 2);
   CHECK_CONTAINS(box.err, "no [sweep] section");
+}
+
+TEST_CASE("a sweep point that fails does not stop the others") {
+  Sandbox box;
+  const fs::path scenario = box.write(
+      "sweep.toml", std::string(kBlobs) +
+                        "[network]\nnodes_per_machine = 2\n[sweep]\n\"cluster.workers\" = [2, 3]\n"
+                        "\"strategy.collective\" = [\"ring\", \"hierarchical\"]\n");
+  const fs::path out = box.path / "sw";
+  CHECK(box.run("sweep " + scenario.string() + " -o " + out.string()) == 2);
+  CHECK_CONTAINS(box.out, "point 4/4 workers=3,collective=hierarchical: exit 2");
+  CHECK(fs::exists(out / "01-workers=2_collective=ring" / "summary.json"));
+  CHECK(fs::exists(out / "02-workers=2_collective=hierarchical" / "summary.json"));
+  CHECK(fs::exists(out / "03-workers=3_collective=ring" / "summary.json"));
+  CHECK_CONTAINS(read(out / "04-workers=3_collective=hierarchical" / "run.log"), "not a multiple");
+  CHECK_CONTAINS(read(out / "compare.html"), "failed (exit 2");
 }

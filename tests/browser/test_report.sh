@@ -73,7 +73,7 @@ echo "report.html: 8 charts, $points points, no errors; screenshot $out/report.p
 # compare.html from a two-point sweep.
 cat "$out/scenario.toml" > "$out/sweep.toml"
 printf '[sweep]\n"strategy.collective" = ["ring", "tree"]\n' >> "$out/sweep.toml"
-"$exe" sweep "$out/sweep.toml" -o "$out/sweep" -q >/dev/null
+"$exe" sweep "$out/sweep.toml" -o "$out/sweep" >/dev/null
 curl="file://$out/sweep/compare.html"
 "$browser" "${flags[@]}" --user-data-dir="$out/profile3" --dump-dom "$curl" >"$out/compare-dom.html" 2>>"$out/chromium.log" ||
   fail "chromium could not load compare.html"

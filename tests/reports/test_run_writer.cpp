@@ -220,3 +220,18 @@ TEST_CASE("the account of where time went") {
   CHECK(lines[2] == "1 kB crossed the network in all: 100 B per step.");
   CHECK(lines[3] == "Test accuracy never reached the target 0.9.");
 }
+
+TEST_CASE("placeholders in scenario text are not filled in") {
+  Scenario s;
+  s.name = "{{CHART_JS}} {{DATA_JSON}} {{TITLE}}";
+  RunResult r;
+  r.evals = {EvalPoint{}};
+  const std::string page = report_html(s, r);
+  std::size_t copies = 0;
+  for (std::size_t at = page.find("Chart.js v4"); at != std::string::npos;
+       at = page.find("Chart.js v4", at + 1))
+    ++copies;
+  CHECK(copies == 1);
+  CHECK(page.find("<title>{{CHART_JS}} {{DATA_JSON}} {{TITLE}} — dtsim report</title>") !=
+        std::string::npos);
+}

@@ -352,10 +352,17 @@ TEST_CASE("--set overrides any key") {
     CHECK(e[0].key() == "train.lr");
     CHECK(e[0].message() == "expected a number, found a string");
   }
+  SUBCASE("control characters and line breaks") {
+    CHECK(parse_scenario(base, "s.toml", {"description=a\x01b"}).description == "a\x01b");
+    const auto e = errors_of_with(base, {"name=a\nb"});
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].message() == "expected a value on one line");
+  }
   SUBCASE("unknown keys and malformed overrides") {
     auto e = errors_of_with(base, {"train.learning_rate=0.1"});
     REQUIRE(e.size() == 1);
     CHECK(e[0].key() == "train.learning_rate");
+    CHECK(e[0].place().file == "--set train.learning_rate=0.1");
     e = errors_of_with(base, {"train.lr"});
     REQUIRE(e.size() == 1);
     CHECK(e[0].key() == "--set");
@@ -432,6 +439,17 @@ name = "x"
 }
 
 TEST_CASE("a sweep value that does not work is an error at load time") {
+  const auto errors_of = [](const std::string& text) {
+    try {
+      parse_scenario(text, "s.toml", {}, /*check_sweep=*/true);
+    } catch (const ScenarioError& e) {
+      return e.errors();
+    }
+    FAIL("the scenario loaded but should not have");
+    return std::vector<InputError>{};
+  };
+  // Points load without the check, so a bad value stops only its own point.
+  parse_scenario("name = \"x\"\n[sweep]\n\"strategy.sync\" = [\"bsp\", \"asp\"]\n", "s.toml");
   auto e = errors_of("name = \"x\"\n[sweep]\n\"strategy.sync\" = [\"bsp\", \"asp\"]\n");
   REQUIRE(e.size() == 1);
   CHECK(e[0].key() == "sweep.strategy.sync");

@@ -432,9 +432,12 @@ TEST_CASE("explain predicts the virtual time of an uncontended BSP run") {
        "\"hierarchical\"\n",
        ""},
       {"[strategy]\narchitecture = \"ps\"\n", "servers = 2\n"},
+      {"[network]\ntopology = \"ring\"\n[strategy]\narchitecture = \"ps\"\n", "servers = 2\n"},
+      {"[strategy]\narchitecture = \"ps\"\n", "servers = 1\n"},
   };
   for (const auto& [strategy, cluster] : strategies) {
     CAPTURE(strategy);
+    CAPTURE(cluster);
     const Scenario s = bsp_scenario(strategy, std::string(cluster) + "compute = \"1 GFLOPS\"\n");
     const DatasetPair data = load_data(s);
     const Explanation e = explain(s, data);
