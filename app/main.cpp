@@ -241,6 +241,10 @@ int validate_command(const RunOptions& opt) {
     fmt::print("{}: ok — \"{}\", {} worker(s), {} architecture, {} [expect] check(s)\n",
                opt.scenario, scenario.name, scenario.cluster.workers,
                to_string(scenario.strategy.architecture), scenario.expect.size());
+    for (const auto& [key, value] : resolved_settings(scenario))
+      fmt::print("  {} = {}\n", key, value);
+    const std::vector<SweepPoint> points = expand_sweep(scenario);
+    if (!points.empty()) fmt::print("  [sweep]: {} points\n", points.size());
   } catch (const DatasetError&) {
     throw;
   } catch (const InputError& e) {

@@ -54,6 +54,11 @@ std::vector<std::string> time_account(const Scenario& s, const RunResult& r) {
   std::vector<std::string> out;
   const double total = r.virtual_time_s;
   if (r.diverged) out.push_back("The run diverged: " + r.diverged_reason + ".");
+  if (s.strategy.time_only) {
+    out.push_back(
+        "A time-only run: data sizes travel but no numerics run, so there is no loss or "
+        "accuracy to chart, only time and bytes.");
+  }
   std::vector<const NodeStats*> workers;
   for (const NodeStats& n : r.nodes) {
     if (n.role == "worker") workers.push_back(&n);

@@ -322,6 +322,8 @@ TEST_CASE("validate and list") {
   const fs::path good = box.write("good.toml", kBlobs);
   CHECK(box.run("validate " + good.string()) == 0);
   CHECK_CONTAINS(box.out, "ok");
+  CHECK_CONTAINS(box.out, "  train.batch_size = 25 per worker");
+  CHECK_CONTAINS(box.out, "  data.load_cost = 1e-06 s");
   const fs::path bad = box.write("bad.toml", std::string(kBlobs) + "[cluster]\nworkers = 5000\n");
   CHECK(box.run("validate " + bad.string()) == 2);
   CHECK_CONTAINS(box.err, bad.string() + ":21:11: cluster.workers");
