@@ -139,6 +139,25 @@ dtsim::InputError placed(const dtsim::InputError& e, const RunOptions& opt) {
   return dtsim::InputError(dtsim::locate_key(opt.scenario, e.key()), e.key(), e.message());
 }
 
+// The data and a checked set-up: everything that can fail on bad input, done before any
+// output is written. Set-up errors name their key's place in the file (or its --set).
+struct SetUp {
+  std::unique_ptr<dtsim::DatasetPair> data;
+  std::unique_ptr<dtsim::Training> training;
+};
+SetUp set_up(const dtsim::Scenario& scenario, const RunOptions& opt, int threads) {
+  SetUp s;
+  try {
+    s.data = std::make_unique<dtsim::DatasetPair>(dtsim::load_data(scenario));
+    s.training = std::make_unique<dtsim::Training>(scenario, *s.data, threads);
+  } catch (const dtsim::DatasetError&) {
+    throw;
+  } catch (const dtsim::InputError& e) {
+    throw placed(e, opt);
+  }
+  return s;
+}
+
 int run_command(const RunOptions& opt) {
   using namespace dtsim;
   const auto wall_start = std::chrono::steady_clock::now();
@@ -152,17 +171,9 @@ int run_command(const RunOptions& opt) {
       opt.out_dir.empty()
           ? std::filesystem::path("runs") / std::filesystem::path(opt.scenario).stem()
           : std::filesystem::path(opt.out_dir);
-  std::unique_ptr<DatasetPair> data;
-  std::unique_ptr<Training> training;
-  try {
-    data = std::make_unique<DatasetPair>(load_data(scenario));
-    // Everything that can fail on bad input is checked here, before any output is written.
-    training = std::make_unique<Training>(scenario, *data, threads);
-  } catch (const DatasetError&) {
-    throw;
-  } catch (const InputError& e) {
-    throw placed(e, opt);
-  }
+  const SetUp ready = set_up(scenario, opt, threads);
+  const DatasetPair* data = ready.data.get();
+  Training* training = ready.training.get();
   const double load_wall_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   std::error_code ec;
@@ -235,21 +246,14 @@ int run_command(const RunOptions& opt) {
 int validate_command(const RunOptions& opt) {
   using namespace dtsim;
   const Scenario scenario = load_scenario(opt.scenario, opt.overrides, /*check_sweep=*/true);
-  try {
-    const DatasetPair data = load_data(scenario);
-    const Training training(scenario, data, 1);
-    fmt::print("{}: ok — \"{}\", {} worker(s), {} architecture, {} [expect] check(s)\n",
-               opt.scenario, scenario.name, scenario.cluster.workers,
-               to_string(scenario.strategy.architecture), scenario.expect.size());
-    for (const auto& [key, value] : resolved_settings(scenario))
-      fmt::print("  {} = {}\n", key, value);
-    const std::vector<SweepPoint> points = expand_sweep(scenario);
-    if (!points.empty()) fmt::print("  [sweep]: {} points\n", points.size());
-  } catch (const DatasetError&) {
-    throw;
-  } catch (const InputError& e) {
-    throw placed(e, opt);
-  }
+  set_up(scenario, opt, 1);
+  fmt::print("{}: ok — \"{}\", {} worker(s), {} architecture, {} [expect] check(s)\n", opt.scenario,
+             scenario.name, scenario.cluster.workers, to_string(scenario.strategy.architecture),
+             scenario.expect.size());
+  for (const auto& [key, value] : resolved_settings(scenario))
+    fmt::print("  {} = {}\n", key, value);
+  const std::vector<SweepPoint> points = expand_sweep(scenario);
+  if (!points.empty()) fmt::print("  [sweep]: {} points\n", points.size());
   return kExitOk;
 }
 
@@ -257,17 +261,10 @@ int validate_command(const RunOptions& opt) {
 int explain_command(const RunOptions& opt) {
   using namespace dtsim;
   const Scenario scenario = load_scenario(opt.scenario, opt.overrides);
-  try {
-    const DatasetPair data = load_data(scenario);
-    const Training training(scenario, data, 1);  // the same checks as a run
-    const Explanation e = explain(scenario, data);
-    fmt::print("{}\n", scenario.name);
-    for (const auto& [what, value] : e.lines) fmt::print("  {:<46} {}\n", what, value);
-  } catch (const DatasetError&) {
-    throw;
-  } catch (const InputError& e) {
-    throw placed(e, opt);
-  }
+  const SetUp ready = set_up(scenario, opt, 1);  // the same checks as a run
+  const Explanation e = explain(scenario, *ready.data);
+  fmt::print("{}\n", scenario.name);
+  for (const auto& [what, value] : e.lines) fmt::print("  {:<46} {}\n", what, value);
   return kExitOk;
 }
 
