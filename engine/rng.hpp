@@ -23,6 +23,7 @@ enum class RngPurpose : std::uint32_t {
   kBatch = 5,      // per-epoch sample order
   kJitter = 6,     // compute-time jitter (stragglers)
   kCodec = 7,      // stochastic compression
+  kGossip = 8,     // gossip partner choice (ad-psgd)
   kTest = 99,      // tests
 };
 

@@ -94,6 +94,34 @@ std::vector<std::string> time_account(const Scenario& s, const RunResult& r) {
       out.push_back("Computation dominates: the network is not what limits this run.");
     }
   }
+  std::uint64_t dropped = 0;
+  std::uint64_t computed = 0;
+  for (const NodeStats* w : workers) {
+    dropped += w->dropped;
+    computed += w->steps;
+  }
+  if (dropped > 0) {
+    out.push_back(fmt::format(
+        "{} of the {} gradients computed were dropped (backup workers: each step used only the "
+        "first to arrive); their compute time was wasted.",
+        dropped, computed));
+  }
+  if (const auto mean = summary_value(r, "mean_staleness"); mean && *mean > 0) {
+    out.push_back(fmt::format(
+        "Updates were applied {:.2f} versions late on average (at most {}): each gradient was "
+        "computed on parameters that other workers' updates had since changed.",
+        *mean, r.staleness_histogram.back().first));
+  }
+  if (!r.evals.empty() && std::isfinite(r.evals.back().consensus_distance)) {
+    double widest = 0;
+    for (const EvalPoint& p : r.evals) {
+      if (std::isfinite(p.consensus_distance)) widest = std::max(widest, p.consensus_distance);
+    }
+    out.push_back(fmt::format(
+        "The workers keep their own replicas; the model evaluated is their average. The "
+        "replicas' spread (consensus distance) was at most {:.3g}, and {:.3g} at the end.",
+        widest, r.evals.back().consensus_distance));
+  }
   std::uint64_t sent = 0;
   for (const NodeStats& n : r.nodes) sent += n.bytes_sent;
   if (sent > 0 && r.steps > 0) {
@@ -168,8 +196,17 @@ std::string report_html(const Scenario& s, const RunResult& r) {
                      {"bytes_sent", n.bytes_sent}});
   }
   d["nodes"] = nodes;
-  // BSP applies every update on the version it was computed on: staleness 0, once per step.
-  d["staleness"] = {{"labels", {"0"}}, {"counts", {r.steps}}};
+  // The staleness histogram; strategies with replicas instead of a global version (local
+  // SGD, gossip) chart the replicas' spread.
+  nlohmann::json labels = nlohmann::json::array(), counts = nlohmann::json::array(),
+                 spread = nlohmann::json::array();
+  for (const auto& [staleness, updates] : r.staleness_histogram) {
+    labels.push_back(fmt::format("{}", staleness));
+    counts.push_back(updates);
+  }
+  for (const EvalPoint& p : r.evals) spread.push_back(number_or_null(p.consensus_distance));
+  d["staleness"] = {{"labels", labels}, {"counts", counts}};
+  d["evals"]["consensus"] = spread;
 
   return page::render(page::text(embedded::report_template, embedded::report_template_size), s.name,
                       d);

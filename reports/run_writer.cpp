@@ -16,13 +16,15 @@ std::string num(double v) { return std::isfinite(v) ? fmt::format("{}", v) : std
 
 std::string metrics_csv_header() {
   return "step,epoch,virtual_time_s,samples,train_loss,test_loss,test_accuracy,bytes_sent,"
-         "mean_staleness,max_staleness\n";
+         "mean_staleness,max_staleness,consensus_distance\n";
 }
 
 std::string metrics_csv_row(const EvalPoint& p) {
-  return fmt::format("{},{},{},{},{},{},{},{},{},{}\n", p.step, num(p.epoch), num(p.virtual_time_s),
-                     p.samples, num(p.train_loss), num(p.test_loss), num(p.test_accuracy),
-                     p.bytes_sent, num(p.mean_staleness), p.max_staleness);
+  return fmt::format("{},{},{},{},{},{},{},{},{},{},{}\n", p.step, num(p.epoch),
+                     num(p.virtual_time_s), p.samples, num(p.train_loss), num(p.test_loss),
+                     num(p.test_accuracy), p.bytes_sent, num(p.mean_staleness),
+                     std::isfinite(p.mean_staleness) ? fmt::format("{}", p.max_staleness) : "",
+                     num(p.consensus_distance));
 }
 
 MetricsCsvWriter::MetricsCsvWriter(const std::filesystem::path& dir) : file_(dir / "metrics.csv") {
@@ -37,11 +39,12 @@ void MetricsCsvWriter::append(const EvalPoint& point) {
 
 std::string nodes_csv(const RunResult& result) {
   std::string text =
-      "node,role,compute_flops_per_s,compute_s,comm_s,idle_s,bytes_sent,bytes_received,steps\n";
+      "node,role,compute_flops_per_s,compute_s,comm_s,idle_s,bytes_sent,bytes_received,steps,"
+      "dropped\n";
   for (const NodeStats& n : result.nodes) {
-    text += fmt::format("{},{},{},{},{},{},{},{},{}\n", n.node, n.role, num(n.compute_flops_per_s),
-                        num(n.compute_s), num(n.comm_s), num(n.idle_s), n.bytes_sent,
-                        n.bytes_received, n.steps);
+    text += fmt::format("{},{},{},{},{},{},{},{},{},{}\n", n.node, n.role,
+                        num(n.compute_flops_per_s), num(n.compute_s), num(n.comm_s), num(n.idle_s),
+                        n.bytes_sent, n.bytes_received, n.steps, n.dropped);
   }
   return text;
 }

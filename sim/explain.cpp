@@ -119,6 +119,26 @@ Explanation explain(const Scenario& s, const DatasetPair& data) {
     how = fmt::format(
         "parameter server, {} shards: 2(a + max(n, p n / k) b) + the servers' sums and update", k);
   }
+  const StrategyConfig& st = s.strategy;
+  if (st.sync == SyncMode::kLocalSgd && p > 1) {
+    // The allreduce moves the parameters every H steps, then each replica divides by p.
+    const double h = *st.local_steps;
+    comm = (comm + n / speed) / h;
+    update_s = opt_flops / speed;
+    how += fmt::format(", of the parameters, every {} steps", *st.local_steps);
+  } else if (st.architecture == Architecture::kGossip && p > 1) {
+    // d-psgd: the replica goes to every neighbour while the gradient is computed; on a ring
+    // or full mesh each neighbour has its own link, on a star they share the node's.
+    const int degree = s.network.topology == TopologyKind::kFull ? p - 1 : (p > 2 ? 2 : 1);
+    const bool shared =
+        s.network.topology != TopologyKind::kRing && s.network.topology != TopologyKind::kFull;
+    const double exchange =
+        topo.path_latency(0, 1).seconds() + (shared ? degree : 1) * bytes * beta;
+    comm = std::max(0.0, exchange - gradient_s);
+    update_s = (2.0 * (degree + 1) * n + opt_flops) / speed;
+    how = fmt::format("gossip: replica to {} neighbour(s), {} (overlaps the gradient)", degree,
+                      secs(exchange));
+  }
   e.lines.emplace_back("alpha (path latency between workers 0 and 1)", secs(alpha));
   e.lines.emplace_back("beta (per byte)",
                        fmt::format("{:.4g} s/B ({:.4g} Gbps)", beta, 8e-9 / beta));
@@ -140,6 +160,16 @@ Explanation explain(const Scenario& s, const DatasetPair& data) {
     e.lines.emplace_back("note",
                          "nodes differ ([[cluster.group]], stragglers): this prediction is "
                          "for the default node and links; the run measures the real thing");
+  }
+  const bool lock_step = (st.sync == SyncMode::kBsp && st.backup_workers == 0) ||
+                         st.sync == SyncMode::kLocalSgd || st.sync == SyncMode::kDPsgd;
+  if (!lock_step) {
+    e.lines.emplace_back(
+        "note",
+        fmt::format("sync = \"{}\"{} has no lock-step: its time emerges from who "
+                    "waits for whom. This prediction is for the same cluster in bsp; "
+                    "the run measures the real thing (and the staleness)",
+                    to_string(st.sync), st.backup_workers > 0 ? " with backup workers" : ""));
   }
   e.lines.emplace_back("predicted step time", secs(e.step_s));
   e.lines.emplace_back("predicted run",

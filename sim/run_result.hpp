@@ -2,8 +2,10 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace dtsim {
@@ -18,8 +20,14 @@ struct EvalPoint {
   double test_loss = 0;
   double test_accuracy = 0;      // NaN for regression
   std::uint64_t bytes_sent = 0;  // by all nodes so far
+  // Staleness of the updates applied since the previous point (updates of the global model
+  // minus the version each gradient was computed on); NaN / 0 when the strategy has no global
+  // version (local-sgd, gossip).
   double mean_staleness = 0;
   std::uint64_t max_staleness = 0;
+  // Spread of the workers' replicas, sqrt(mean_w ||x_w - mean||^2); NaN when they share one
+  // model (bsp, parameter servers).
+  double consensus_distance = std::numeric_limits<double>::quiet_NaN();
 };
 
 // Where one node's virtual time went (a row of nodes.csv).
@@ -32,7 +40,8 @@ struct NodeStats {
   double idle_s = 0;
   std::uint64_t bytes_sent = 0;
   std::uint64_t bytes_received = 0;
-  std::uint64_t steps = 0;
+  std::uint64_t steps = 0;    // gradients computed (workers) or updates applied (servers)
+  std::uint64_t dropped = 0;  // gradients thrown away (backup workers)
 };
 
 struct RunResult {
@@ -42,6 +51,9 @@ struct RunResult {
   std::uint64_t samples = 0;
   std::uint64_t steps = 0;
   std::optional<double> time_to_target_s;
+  // Staleness over the whole run: histogram of (staleness, updates), ascending; empty when
+  // the strategy has no global version.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> staleness_histogram;
   bool diverged = false;
   std::string diverged_reason;  // e.g. "train loss is NaN at step 812"
   std::string model_summary;

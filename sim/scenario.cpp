@@ -521,12 +521,11 @@ void read_network(Reader& r, const toml::table& t, NetworkConfig& n) {
 }
 
 void read_strategy(Reader& r, const toml::table& t, StrategyConfig& s) {
-  r.check_keys(
-      t, "strategy",
-      {"architecture", "sync", "collective", "time_only", "staleness", "local_steps",
-       "backup_workers", "staleness_lr", "aggregation", "trim", "stages", "micro_batches"});
-  for (const char* key : {"staleness", "local_steps", "backup_workers", "staleness_lr",
-                          "aggregation", "trim", "stages", "micro_batches"}) {
+  r.check_keys(t, "strategy",
+               {"architecture", "sync", "collective", "time_only", "staleness", "local_steps",
+                "backup_workers", "staleness_lr", "delay_compensation", "aggregation", "trim",
+                "stages", "micro_batches"});
+  for (const char* key : {"aggregation", "trim", "stages", "micro_batches"}) {
     if (const auto* node = t.get(key)) {
       r.error(node, fmt::format("strategy.{}", key),
               "not implemented yet in this version of dtsim");
@@ -534,27 +533,47 @@ void read_strategy(Reader& r, const toml::table& t, StrategyConfig& s) {
   }
   if (const auto* node = t.get("architecture")) {
     const auto* v = node->as_string();
-    if (v != nullptr && (v->get() == "gossip" || v->get() == "pipeline")) {
-      r.error(
-          node, "strategy.architecture",
-          fmt::format("\"{}\" is not implemented yet; this version has allreduce | ps", v->get()));
+    if (v != nullptr && v->get() == "pipeline") {
+      r.error(node, "strategy.architecture",
+              "\"pipeline\" is not implemented yet; this version has allreduce | ps | gossip");
     } else {
-      r.get_choice<Architecture>(
-          t, "strategy", "architecture",
-          {{"allreduce", Architecture::kAllreduce}, {"ps", Architecture::kParameterServer}},
-          s.architecture);
+      r.get_choice<Architecture>(t, "strategy", "architecture",
+                                 {{"allreduce", Architecture::kAllreduce},
+                                  {"ps", Architecture::kParameterServer},
+                                  {"gossip", Architecture::kGossip}},
+                                 s.architecture);
     }
   }
   if (const auto* node = t.get("sync")) {
     const auto* v = node->as_string();
-    static constexpr std::string_view planned[] = {"asp",    "ssp",     "delayed", "local-sgd",
-                                                   "d-psgd", "ad-psgd", "gpipe",   "1f1b"};
-    if (v != nullptr &&
-        std::find(std::begin(planned), std::end(planned), v->get()) != std::end(planned)) {
+    if (v != nullptr && (v->get() == "gpipe" || v->get() == "1f1b")) {
       r.error(node, "strategy.sync",
-              fmt::format("\"{}\" is not implemented yet; this version has bsp", v->get()));
+              fmt::format("\"{}\" (pipeline parallelism) is not implemented yet", v->get()));
     } else {
-      r.get_choice<SyncMode>(t, "strategy", "sync", {{"bsp", SyncMode::kBsp}}, s.sync);
+      r.get_choice<SyncMode>(t, "strategy", "sync",
+                             {{"bsp", SyncMode::kBsp},
+                              {"asp", SyncMode::kAsp},
+                              {"ssp", SyncMode::kSsp},
+                              {"delayed", SyncMode::kDelayed},
+                              {"local-sgd", SyncMode::kLocalSgd},
+                              {"d-psgd", SyncMode::kDPsgd},
+                              {"ad-psgd", SyncMode::kAdPsgd}},
+                             s.sync);
+    }
+  }
+  int staleness = -1;
+  r.get_int(t, "strategy", "staleness", staleness, 0, 1'000'000);
+  if (staleness >= 0) s.staleness = staleness;
+  int local_steps = 0;
+  r.get_int(t, "strategy", "local_steps", local_steps, 1, 1'000'000);
+  if (local_steps > 0) s.local_steps = local_steps;
+  r.get_int(t, "strategy", "backup_workers", s.backup_workers, 0, 1'000'000);
+  r.get_double(t, "strategy", "delay_compensation", s.delay_compensation, 0.0, 1e6);
+  if (const auto* node = t.get("staleness_lr")) {
+    if (const auto* b = node->as_boolean()) {
+      s.staleness_lr = b->get();
+    } else {
+      r.error(node, "strategy.staleness_lr", "expected true or false");
     }
   }
   r.get_choice<AllreduceAlgo>(t, "strategy", "collective",
@@ -665,9 +684,8 @@ void read_sweep(Reader& r, const toml::table& t, std::vector<SweepAxis>& out) {
       continue;
     }
     const std::string leaf = axis.key.substr(axis.key.rfind('.') + 1);
-    for (const auto& item : *arr) {
-      std::string text;
-      std::string label;
+    // A scalar as TOML text and as a label; false if it is not a scalar.
+    const auto scalar = [](const toml::node& item, std::string& text, std::string& label) {
       if (const auto* str = item.as_string()) {
         text = toml_quote(str->get());
         label = str->get();
@@ -678,11 +696,48 @@ void read_sweep(Reader& r, const toml::table& t, std::vector<SweepAxis>& out) {
       } else if (const auto* b = item.as_boolean()) {
         text = label = b->get() ? "true" : "false";
       } else {
-        r.error(&item, path, "expected strings, numbers or booleans");
+        return false;
+      }
+      return true;
+    };
+    for (const auto& item : *arr) {
+      std::string text;
+      std::string label;
+      if (scalar(item, text, label)) {
+        axis.overrides.push_back({axis.key + "=" + text});
+        axis.labels.push_back(leaf + "=" + label);
         continue;
       }
-      axis.overrides.push_back(axis.key + "=" + text);
-      axis.labels.push_back(leaf + "=" + label);
+      // A table sets several keys of the section together: one point, not a grid.
+      const auto* table = item.as_table();
+      if (table == nullptr || table->empty()) {
+        r.error(&item, path,
+                "expected strings, numbers, booleans, or tables of them ({ sync = \"bsp\", "
+                "backup_workers = 1 } under \"strategy\")");
+        continue;
+      }
+      std::vector<std::string> overrides;
+      std::vector<std::string> labels;
+      // In the order written (a table iterates in key order).
+      std::vector<std::pair<const toml::key*, const toml::node*>> entries;
+      for (auto&& [k, v] : *table) entries.emplace_back(&k, &v);
+      std::stable_sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+        const auto& pa = a.first->source().begin;
+        const auto& pb = b.first->source().begin;
+        return std::pair(pa.line, pa.column) < std::pair(pb.line, pb.column);
+      });
+      for (const auto& [kp, vp] : entries) {
+        const toml::key& k = *kp;
+        const toml::node& v = *vp;
+        if (!scalar(v, text, label)) {
+          r.error(&v, path + "." + std::string(k.str()), "expected a string, number or boolean");
+          continue;
+        }
+        overrides.push_back(axis.key + "." + std::string(k.str()) + "=" + text);
+        labels.push_back(std::string(k.str()) + "=" + label);
+      }
+      axis.overrides.push_back(std::move(overrides));
+      axis.labels.push_back(fmt::format("{}", fmt::join(labels, ",")));
     }
     out.push_back(std::move(axis));
   }
@@ -749,6 +804,65 @@ void apply_overrides(Reader& r, toml::table& root, const std::vector<std::string
   }
 }
 
+// Which sync modes each architecture runs, and the keys each mode needs.
+void check_strategy(Reader& r, const toml::table& root, const Scenario& s) {
+  const StrategyConfig& st = s.strategy;
+  const toml::node* sync_node = root["strategy"]["sync"].node();
+  const toml::node* arch_node = root["strategy"]["architecture"].node();
+  const toml::node* where = sync_node != nullptr ? sync_node : arch_node;
+  struct Allowed {
+    Architecture arch;
+    std::vector<SyncMode> modes;
+    const char* names;
+  };
+  static const Allowed allowed[] = {
+      {Architecture::kAllreduce, {SyncMode::kBsp, SyncMode::kLocalSgd}, "bsp | local-sgd"},
+      {Architecture::kParameterServer,
+       {SyncMode::kBsp, SyncMode::kAsp, SyncMode::kSsp, SyncMode::kDelayed},
+       "bsp | asp | ssp | delayed"},
+      {Architecture::kGossip, {SyncMode::kDPsgd, SyncMode::kAdPsgd}, "d-psgd | ad-psgd"},
+  };
+  for (const Allowed& a : allowed) {
+    if (a.arch != st.architecture) continue;
+    if (std::find(a.modes.begin(), a.modes.end(), st.sync) == a.modes.end()) {
+      const char* home = st.async_ps()                                                 ? "ps"
+                         : st.sync == SyncMode::kLocalSgd                              ? "allreduce"
+                         : st.sync == SyncMode::kDPsgd || st.sync == SyncMode::kAdPsgd ? "gossip"
+                                                                                       : nullptr;
+      r.error(where, "strategy.sync",
+              fmt::format("architecture = \"{}\" runs sync = {}; \"{}\" {}", to_string(a.arch),
+                          a.names, to_string(st.sync),
+                          home != nullptr ? fmt::format("needs architecture = \"{}\"", home)
+                                          : std::string("needs another architecture")));
+    }
+  }
+  const auto need = [&](bool missing, const char* key, const char* what) {
+    if (missing) {
+      r.error(where, fmt::format("strategy.{}", key),
+              fmt::format("missing: sync = \"{}\" needs {}", to_string(st.sync), what));
+    }
+  };
+  need(st.sync == SyncMode::kSsp && !st.staleness, "staleness",
+       "the bound s (staleness = 2: no worker gets more than 2 clocks ahead of the slowest)");
+  need(st.sync == SyncMode::kDelayed && !st.staleness, "staleness",
+       "the delay tau (staleness = 4: every gradient is computed on parameters 4 updates old)");
+  need(st.sync == SyncMode::kLocalSgd && !st.local_steps, "local_steps",
+       "the period H (local_steps = 8: average the replicas every 8 steps)");
+  if (st.backup_workers > 0) {
+    const toml::node* node = root["strategy"]["backup_workers"].node();
+    if (st.sync != SyncMode::kBsp) {
+      r.error(node, "strategy.backup_workers",
+              fmt::format("backup workers go with sync = \"bsp\", not \"{}\"; set it to 0",
+                          to_string(st.sync)));
+    } else if (st.backup_workers >= s.cluster.workers) {
+      r.error(node, "strategy.backup_workers",
+              fmt::format("{} backup workers of {}: at least one gradient must count; use at "
+                          "most {}",
+                          st.backup_workers, s.cluster.workers, s.cluster.workers - 1));
+    }
+  }
+}
+
 }  // namespace
 
 ScenarioError::ScenarioError(std::vector<InputError> errors)
@@ -808,6 +922,7 @@ static Scenario parse_impl(const std::string& text, const std::string& file,
     r.error(servers_node, "cluster.servers",
             "server shards are used only with strategy.architecture = \"ps\"");
   }
+  check_strategy(r, root, s);
   if (s.strategy.architecture == Architecture::kAllreduce &&
       s.strategy.collective == AllreduceAlgo::kHierarchical && s.cluster.workers > 1 &&
       s.cluster.workers % s.network.nodes_per_machine != 0) {
@@ -850,23 +965,33 @@ static Scenario parse_impl(const std::string& text, const std::string& file,
                         s.data.dataset));
   }
   if (s.train.epochs == 0 && s.train.steps == 0) s.train.epochs = 1;
-  if (check_sweep && r.errors().empty()) {
-    // Every sweep value must make a valid scenario on its own: try each one now, so a typo in
-    // the grid is reported before any point runs.
-    for (const SweepAxis& axis : s.sweep) {
-      for (const std::string& o : axis.overrides) {
-        std::vector<std::string> with = overrides;
-        with.push_back(o);
-        try {
-          parse_impl(text, file, with, /*check_sweep=*/false);
-        } catch (const ScenarioError& e) {
-          for (const InputError& err : e.errors()) {
-            r.errors().emplace_back(axis.place, "sweep." + axis.key,
-                                    fmt::format("the value {} does not work: {}",
-                                                o.substr(o.find('=') + 1), err.message()));
-          }
+  if (check_sweep && r.errors().empty() && !s.sweep.empty()) {
+    // Every point of the grid must make a valid scenario: try each one now, so a typo in the
+    // grid is reported before any point runs.
+    const bool one_axis = s.sweep.size() == 1;
+    const std::string key = one_axis ? "sweep." + s.sweep[0].key : "sweep";
+    const SourcePlace place = s.sweep[0].place;
+    std::size_t failed = 0;
+    const std::vector<SweepPoint> points = expand_sweep(s);
+    for (const SweepPoint& point : points) {
+      std::vector<std::string> with = overrides;
+      with.insert(with.end(), point.overrides.begin(), point.overrides.end());
+      try {
+        parse_impl(text, file, with, /*check_sweep=*/false);
+      } catch (const ScenarioError& e) {
+        if (++failed > 10) continue;
+        for (const InputError& err : e.errors()) {
+          r.errors().emplace_back(
+              place, key,
+              fmt::format("the {} {} does not work: {}", one_axis ? "value" : "point", point.label,
+                          err.message()));
         }
       }
+    }
+    if (failed > 10) {
+      r.errors().emplace_back(
+          place, key,
+          fmt::format("and {} more points of {} do not work", failed - 10, points.size()));
     }
   }
   if (!r.errors().empty()) throw ScenarioError(r.sorted_errors());
@@ -885,7 +1010,7 @@ std::vector<SweepPoint> expand_sweep(const Scenario& s) {
     for (const SweepPoint& p : points) {
       for (std::size_t i = 0; i < axis.overrides.size(); ++i) {
         SweepPoint q = p;
-        q.overrides.push_back(axis.overrides[i]);
+        q.overrides.insert(q.overrides.end(), axis.overrides[i].begin(), axis.overrides[i].end());
         q.label += (q.label.empty() ? "" : ",") + axis.labels[i];
         next.push_back(std::move(q));
       }
@@ -1026,6 +1151,28 @@ const char* to_string(Architecture kind) {
       return "allreduce";
     case Architecture::kParameterServer:
       return "ps";
+    case Architecture::kGossip:
+      return "gossip";
+  }
+  return "?";
+}
+
+const char* to_string(SyncMode mode) {
+  switch (mode) {
+    case SyncMode::kBsp:
+      return "bsp";
+    case SyncMode::kAsp:
+      return "asp";
+    case SyncMode::kSsp:
+      return "ssp";
+    case SyncMode::kDelayed:
+      return "delayed";
+    case SyncMode::kLocalSgd:
+      return "local-sgd";
+    case SyncMode::kDPsgd:
+      return "d-psgd";
+    case SyncMode::kAdPsgd:
+      return "ad-psgd";
   }
   return "?";
 }

@@ -71,14 +71,25 @@ struct ClusterConfig {
   StragglerConfig stragglers;
 };
 
-enum class Architecture { kAllreduce, kParameterServer };
-enum class SyncMode { kBsp };
+enum class Architecture { kAllreduce, kParameterServer, kGossip };
+// Which modes go with which architecture: docs/scenarios.md, and check_strategy() in
+// scenario.cpp.
+enum class SyncMode { kBsp, kAsp, kSsp, kDelayed, kLocalSgd, kDPsgd, kAdPsgd };
 
 struct StrategyConfig {
   Architecture architecture = Architecture::kAllreduce;
   SyncMode sync = SyncMode::kBsp;
   AllreduceAlgo collective = AllreduceAlgo::kRing;
-  bool time_only = false;  // move sizes, not data; no numerics, no accuracy
+  bool time_only = false;          // move sizes, not data; no numerics, no accuracy
+  std::optional<int> staleness;    // ssp: the clock bound s; delayed: the exact delay tau
+  std::optional<int> local_steps;  // local-sgd: average every H steps
+  int backup_workers = 0;          // bsp: each step uses the first (workers - b) gradients
+  bool staleness_lr = false;       // asp/ssp/delayed: lr / max(1, staleness)
+  double delay_compensation = 0;   // asp/ssp/delayed: DC-ASGD lambda (0: off)
+  // Whether the mode runs a parameter server that applies gradients as they arrive.
+  bool async_ps() const {
+    return sync == SyncMode::kAsp || sync == SyncMode::kSsp || sync == SyncMode::kDelayed;
+  }
 };
 
 // One [expect] check on a summary value: "key = \">= 0.84\"".
@@ -111,9 +122,11 @@ struct Expectation {
 
 // One axis of a [sweep]: a key path and the values it takes, each as a --set override.
 struct SweepAxis {
-  std::string key;                     // e.g. "strategy.collective"
-  std::vector<std::string> overrides;  // e.g. "strategy.collective=\"tree\""
-  std::vector<std::string> labels;     // e.g. "tree"
+  std::string key;  // e.g. "strategy.collective"
+  // Per value, the --set overrides that make it: one (strategy.collective="tree"), or one
+  // per key of a table value ({ sync = "bsp", backup_workers = 1 } under "strategy").
+  std::vector<std::vector<std::string>> overrides;
+  std::vector<std::string> labels;  // e.g. "tree"
   SourcePlace place;
 };
 
@@ -175,5 +188,6 @@ std::vector<std::pair<std::string, std::string>> resolved_settings(const Scenari
 const char* to_string(OptimizerKind kind);
 const char* to_string(ScheduleKind kind);
 const char* to_string(Architecture kind);
+const char* to_string(SyncMode mode);
 
 }  // namespace dtsim

@@ -79,7 +79,7 @@ void Simulation::waited(int node, SimTime since) {
 bool Simulation::RecvAwaiter::await_ready() {
   auto& pending = sim.nodes_[static_cast<std::size_t>(node)].pending;
   for (std::size_t i = 0; i < pending.size(); ++i) {
-    if (pending[i].src == src && pending[i].tag == tag) {
+    if (matches(pending[i])) {
       result = std::move(pending[i]);
       if (i + 1 == pending.size()) {
         pending.pop_back();
@@ -99,7 +99,7 @@ void Simulation::RecvAwaiter::await_suspend(std::coroutine_handle<> h) {
   box.waiting.push_back(this);
   // Posting this receive releases a rendezvous message that was waiting for it.
   for (std::size_t i = 0; i < box.ready_to_send.size(); ++i) {
-    if (box.ready_to_send[i].msg.src == src && box.ready_to_send[i].msg.tag == tag) {
+    if (matches(box.ready_to_send[i].msg)) {
       NodeState::Ready r = std::move(box.ready_to_send[i]);
       box.ready_to_send.erase(box.ready_to_send.begin() + static_cast<std::ptrdiff_t>(i));
       sim.network_.send(std::move(r.msg), r.token);
@@ -112,8 +112,7 @@ void Simulation::start_send(Message m, std::uint64_t token, bool rendezvous) {
   if (rendezvous) {
     NodeState& box = nodes_[static_cast<std::size_t>(m.dst)];
     bool posted = false;
-    for (const RecvAwaiter* w : box.waiting)
-      posted = posted || (w->src == m.src && w->tag == m.tag);
+    for (const RecvAwaiter* w : box.waiting) posted = posted || w->matches(m);
     if (!posted) {
       box.ready_to_send.push_back({std::move(m), token});
       return;
@@ -128,9 +127,9 @@ void Simulation::deliver(Message&& m, SimTime sent) {
   NodeState& box = nodes_[static_cast<std::size_t>(m.dst)];
   for (std::size_t i = 0; i < box.waiting.size(); ++i) {
     RecvAwaiter* w = box.waiting[i];
-    if (w->src == m.src && w->tag == m.tag) {
+    if (w->matches(m)) {
       w->result = std::move(m);
-      waited(w->node, w->since);
+      if (w->accounted) waited(w->node, w->since);
       if (i + 1 == box.waiting.size()) {
         box.waiting.pop_back();
       } else {

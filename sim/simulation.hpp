@@ -32,6 +32,9 @@
 
 namespace dtsim {
 
+// recv() from any sender.
+inline constexpr int kAnySource = -1;
+
 struct NodeAccount {
   SimTime compute;
   SimTime comm;
@@ -117,13 +120,23 @@ class Simulation {
     Message result;
     std::coroutine_handle<> handle;
     SimTime since;
+    bool accounted = true;  // blocked time counts as the node's communication
     bool await_ready();
     void await_suspend(std::coroutine_handle<> h);
     Message await_resume() { return std::move(result); }
+    bool matches(const Message& m) const {
+      return (src == kAnySource || m.src == src) && m.tag == tag;
+    }
   };
-  // The next message from `src` with `tag` to `node`.
+  // The next message from `src` (kAnySource: from anyone, in arrival order) with `tag` to
+  // `node`.
   RecvAwaiter recv(int node, int src, std::uint64_t tag) {
-    return {*this, node, src, tag, {}, nullptr, {}};
+    return {*this, node, src, tag, {}, nullptr, {}, true};
+  }
+  // A receive by a helper that waits beside the node's main program (a listener): its
+  // waiting is not the node's communication time.
+  RecvAwaiter listen(int node, int src, std::uint64_t tag) {
+    return {*this, node, src, tag, {}, nullptr, {}, false};
   }
 
   // Sends without waiting: the program goes on at once. An eager message starts its transfer

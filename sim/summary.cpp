@@ -60,8 +60,17 @@ std::optional<double> summary_value(const RunResult& r, std::string_view key) {
     for (const NodeStats& n : r.nodes) bytes += n.bytes_sent;
     return static_cast<double>(bytes);
   }
-  if (key == "mean_staleness") return last.mean_staleness;
-  if (key == "max_staleness") return static_cast<double>(last.max_staleness);
+  if (key == "mean_staleness" || key == "max_staleness") {
+    if (r.staleness_histogram.empty()) return std::nullopt;
+    double sum = 0;
+    double count = 0;
+    for (const auto& [staleness, updates] : r.staleness_histogram) {
+      sum += static_cast<double>(staleness) * static_cast<double>(updates);
+      count += static_cast<double>(updates);
+    }
+    return key == "mean_staleness" ? sum / count
+                                   : static_cast<double>(r.staleness_histogram.back().first);
+  }
   throw std::invalid_argument(fmt::format("summary_value: unknown key {}", key));
 }
 

@@ -2,34 +2,26 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
 #include <numeric>
 
-#include "engine/data/batch_sampler.hpp"
 #include "engine/data/idx_reader.hpp"
 #include "engine/data/partition.hpp"
 #include "engine/data/synthetic.hpp"
 #include "engine/errors.hpp"
-#include "engine/model.hpp"
-#include "engine/optimizer.hpp"
 #include "engine/rng.hpp"
 #include "engine/schedule.hpp"
-#include "sim/collectives.hpp"
-#include "sim/cost_model.hpp"
-#include "sim/simulation.hpp"
+#include "sim/training_run.hpp"
 
 namespace dtsim {
+namespace detail {
 namespace {
 
 constexpr int kEvalBatch = 500;
-constexpr std::size_t kSyntheticTrain = 4000;
-constexpr std::size_t kSyntheticTest = 1000;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-// Collective tags: one range per global step.
-std::uint64_t step_tag(std::uint64_t step) { return (step + 1) << 24; }
 
 // The scenario's topology, with [[cluster.group]] link overrides.
 Topology cluster_topology(const Scenario& s, int nodes) {
@@ -44,74 +36,36 @@ Topology cluster_topology(const Scenario& s, int nodes) {
   return topo;
 }
 
-class TrainingRun {
- public:
-  TrainingRun(const Scenario& s, const DatasetPair& data, int threads);
-  RunResult run();
-  void add_observer(SimObserver* o) { sim_.add_observer(o); }
-
- private:
-  struct Worker {
-    int node = 0;
-    std::vector<float> params;
-    std::vector<float> grads;
-    std::unique_ptr<Optimizer> optimizer;  // allreduce only: each replica updates itself
-    std::unique_ptr<Workspace> ws;
-    std::unique_ptr<BatchSampler> sampler;
-    std::vector<std::uint32_t> rows;
-    std::uint64_t steps = 0;  // gradients computed
-    double loss_sum = 0;      // training losses since the last evaluation
-    std::uint64_t loss_count = 0;
-  };
-  struct Server {
-    int node = 0;
-    std::uint64_t begin = 0;  // this shard's range of the parameter vector
-    std::uint64_t end = 0;
-    std::vector<float> params;
-    std::vector<float> buffer;  // sums gradients, then carries the updated parameters back
-    std::unique_ptr<Optimizer> optimizer;
-  };
-
-  Task<> allreduce_worker(int w);
-  Task<> ps_worker(int w);
-  Task<> ps_server(int s);
-  Task<> gradient(int w);
-  // Virtual time of a job of `flops` on `node` over `samples` samples: its speed, straggler
-  // slowdown and seeded lognormal jitter, plus the per-sample loading cost.
-  SimTime job_time(int node, double flops, int samples = 0);
-  // Whether some worker's loss at `step` (0-based) or earlier was not finite. Every program
-  // checks this after finishing the step, when every worker's loss of that step is known, so
-  // all of them stop together.
-  bool diverged_at(std::uint64_t step) const { return first_bad_step_ <= step; }
-  void step_done(std::uint64_t step);  // worker 0, after step `step` (1-based count)
-  void evaluate(std::uint64_t step);
-  EvalResult evaluate_global();
-
-  const Scenario& s_;
-  const DatasetPair& data_;
-  const bool numerics_;
-  const int p_;
-  const int k_;
-  Model model_;
-  NodeSpeed speed_;                  // the scenario's default node
-  std::vector<double> flops_per_s_;  // each node's speed ([[cluster.group]])
-  std::vector<double> slowdown_;     // each node's straggler multiplier
-  std::vector<std::uint64_t> jobs_;  // jobs charged so far per node (keys the jitter)
-  std::uint64_t total_steps_ = 0;
-  std::vector<Worker> workers_;
-  std::vector<Server> servers_;
-  std::vector<int> worker_nodes_;
-  std::vector<int> server_nodes_;
-  std::vector<std::unique_ptr<Workspace>> eval_ws_;  // one per job thread
-  RunResult result_;
-  std::uint64_t steps_done_ = 0;
-  std::uint64_t first_bad_step_ = std::numeric_limits<std::uint64_t>::max();
-  double first_bad_loss_ = 0;
-  // Last, so it is destroyed first: its node programs and jobs use everything above.
-  Simulation sim_;
-};
-
 Shape input_shape(const Dataset& d) { return {d.channels, d.height, d.width}; }
+
+// Gossip neighbours: the ring and full topologies' own graphs; a star or hierarchical
+// network has no node-to-node links, so its workers gossip on the ring of ranks (the usual
+// choice, Lian et al. 2017).
+std::vector<int> gossip_neighbours(TopologyKind topology, int p, int w) {
+  std::vector<int> out;
+  if (topology == TopologyKind::kFull) {
+    for (int v = 0; v < p; ++v) {
+      if (v != w) out.push_back(v);
+    }
+    return out;
+  }
+  for (const int v : {(w + p - 1) % p, (w + 1) % p}) {
+    if (v != w && std::find(out.begin(), out.end(), v) == out.end()) out.push_back(v);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+bool Barrier::Awaiter::await_suspend(std::coroutine_handle<> h) {
+  b.waiting_.push_back(h);
+  if (static_cast<int>(b.waiting_.size()) < b.count_) return true;
+  if (b.on_release_) b.on_release_();
+  for (std::coroutine_handle<> w : b.waiting_) b.sim_.schedule_resume(b.sim_.now(), w);
+  b.waiting_.clear();
+  return true;
+}
 
 SimTime TrainingRun::job_time(int node, double flops, int samples) {
   const auto n = static_cast<std::size_t>(node);
@@ -126,10 +80,12 @@ SimTime TrainingRun::job_time(int node, double flops, int samples) {
 
 TrainingRun::TrainingRun(const Scenario& s, const DatasetPair& data, int threads)
     : s_(s),
+      st_(s.strategy),
       data_(data),
       numerics_(!s.strategy.time_only),
       p_(s.cluster.workers),
       k_(s.strategy.architecture == Architecture::kParameterServer ? s.cluster.servers : 0),
+      batch_(s.train.batch_size),
       model_(s.model, input_shape(data.train), data.train.task, data.train.outputs),
       speed_{s.cluster.compute_flops_per_s, s.data.load_cost},
       sim_(cluster_topology(s, p_ + k_), threads) {
@@ -163,6 +119,11 @@ TrainingRun::TrainingRun(const Scenario& s, const DatasetPair& data, int threads
   const std::uint64_t steps_per_epoch = (n + global_batch - 1) / global_batch;
   total_steps_ = s.train.steps > 0 ? s.train.steps
                                    : static_cast<std::uint64_t>(s.train.epochs) * steps_per_epoch;
+  // Modes that apply every gradient as its own update run p of them per lock-step round.
+  const bool per_gradient =
+      st_.sync == SyncMode::kAsp || st_.sync == SyncMode::kDelayed || st_.sync == SyncMode::kAdPsgd;
+  total_updates_ = per_gradient ? total_steps_ * static_cast<std::uint64_t>(p_) : total_steps_;
+  next_eval_samples_ = static_cast<std::uint64_t>(s.train.eval_every) * global_batch;
 
   const std::vector<Shard> shards = partition(data.train, p_, s.data.partition, s.seed);
   const std::vector<float> init = numerics_ ? model_.init_params(s.seed) : std::vector<float>{};
@@ -179,6 +140,11 @@ TrainingRun::TrainingRun(const Scenario& s, const DatasetPair& data, int threads
       wk.ws = std::make_unique<Workspace>(model_, s.train.batch_size);
       if (k_ == 0)
         wk.optimizer = std::make_unique<Optimizer>(s.train.optimizer, model_.num_params());
+      if (st_.sync == SyncMode::kAdPsgd) wk.compute_params = init;
+    }
+    wk.read_version.assign(static_cast<std::size_t>(k_), 0);
+    if (st_.architecture == Architecture::kGossip) {
+      wk.neighbours = gossip_neighbours(s.network.topology, p_, w);
     }
     workers_.push_back(std::move(wk));
   }
@@ -194,8 +160,31 @@ TrainingRun::TrainingRun(const Scenario& s, const DatasetPair& data, int threads
                            init.begin() + static_cast<std::ptrdiff_t>(e));
       server.buffer.assign(e - b, 0.0f);
       server.optimizer = std::make_unique<Optimizer>(s.train.optimizer, e - b);
+      if (st_.sync == SyncMode::kDelayed) server.history.push_back(server.params);
+      server.published = server.params;
     }
+    server.clocks.assign(static_cast<std::size_t>(p_), 0);
+    server.finished.assign(static_cast<std::size_t>(p_), false);
     servers_.push_back(std::move(server));
+  }
+  // D-PSGD's mixing matrix: Metropolis-Hastings weights on the gossip graph,
+  // W_ij = 1 / (1 + max(deg_i, deg_j)) for neighbours and W_ii = 1 - sum_j W_ij: symmetric
+  // and doubly stochastic (1/3 each on a ring, 1/p each on a full mesh).
+  for (Worker& wk : workers_) {
+    double self = 1.0;
+    for (const int v : wk.neighbours) {
+      const std::size_t deg =
+          std::max(wk.neighbours.size(), workers_[static_cast<std::size_t>(v)].neighbours.size());
+      const double weight = 1.0 / (1.0 + static_cast<double>(deg));
+      wk.mixing.push_back(static_cast<float>(weight));
+      self -= weight;
+    }
+    wk.mixing.push_back(static_cast<float>(self));
+  }
+  if (st_.backup_workers > 0) {
+    barrier_ = std::make_unique<Barrier>(sim_, p_);
+    backup_cost_.assign(static_cast<std::size_t>(p_), SimTime());
+    backup_counts_.assign(static_cast<std::size_t>(p_), true);
   }
   if (numerics_) {
     for (int t = 0; t < sim_.jobs().threads(); ++t) {
@@ -205,141 +194,107 @@ TrainingRun::TrainingRun(const Scenario& s, const DatasetPair& data, int threads
   result_.model_summary = model_.summary();
 }
 
-Task<> TrainingRun::gradient(int w) {
-  Worker& wk = workers_[static_cast<std::size_t>(w)];
-  wk.sampler->next(wk.rows);
-  const int b = s_.train.batch_size;
+SimTime TrainingRun::gradient_cost(int w) {
   const double clip_flops =
       s_.train.clip_norm > 0 ? 3.0 * static_cast<double>(model_.num_params()) : 0.0;
-  const SimTime cost =
-      job_time(wk.node, model_.forward_flops(b) + model_.backward_flops(b) + clip_flops, b);
+  return job_time(workers_[static_cast<std::size_t>(w)].node,
+                  model_.forward_flops(batch_) + model_.backward_flops(batch_) + clip_flops,
+                  batch_);
+}
+
+Task<> TrainingRun::gradient(int w, std::optional<SimTime> cost, std::span<const float> params) {
+  Worker& wk = workers_[static_cast<std::size_t>(w)];
+  wk.sampler->next(wk.rows);
+  const SimTime time = cost ? *cost : gradient_cost(w);
   if (!numerics_) {
-    co_await sim_.compute(wk.node, cost, {}, "gradient");
+    co_await sim_.compute(wk.node, time, {}, "gradient");
     ++wk.steps;
     co_return;
   }
+  if (params.empty()) params = wk.params;
   double loss = 0;
   co_await sim_.compute(
-      wk.node, cost,
-      [this, &wk, &loss] {
+      wk.node, time,
+      [this, &wk, &loss, params] {
         const Batch batch = gather_batch(data_.train, wk.rows, *wk.ws);
-        loss = model_.gradient(wk.params, batch, wk.grads, *wk.ws);
+        loss = model_.gradient(params, batch, wk.grads, *wk.ws);
         if (s_.train.clip_norm > 0) clip_global_norm(wk.grads, s_.train.clip_norm);
       },
       "gradient");
   wk.loss_sum += loss;
   ++wk.loss_count;
-  if (!std::isfinite(loss) && wk.steps < first_bad_step_) {
+  if (!std::isfinite(loss) && !stop_) {
+    stop_ = true;
     first_bad_step_ = wk.steps;
     first_bad_loss_ = loss;
+    first_bad_worker_ = w;
   }
   ++wk.steps;
 }
 
-Task<> TrainingRun::allreduce_worker(int w) {
-  Worker& wk = workers_[static_cast<std::size_t>(w)];
-  const std::size_t n = model_.num_params();
-  // The update: averaging the summed gradient (p > 1) and the optimizer step; clipping was
-  // charged with the gradient. The same charge with or without numerics.
-  const double update_flops =
-      optimizer_step_flops(s_.train.optimizer.kind, n) + (p_ > 1 ? static_cast<double>(n) : 0.0);
-  for (std::uint64_t step = 0; step < total_steps_; ++step) {
-    co_await gradient(w);
-    const CollBuf buf = numerics_ ? CollBuf::real(wk.grads) : CollBuf::sized(n);
-    co_await allreduce(CollContext{&sim_, worker_nodes_, w, step_tag(step),
-                                   flops_per_s_[static_cast<std::size_t>(w)]},
-                       buf, s_.strategy.collective, s_.network.nodes_per_machine);
-    if (diverged_at(step)) {
-      if (w == 0) step_done(step + 1);
-      co_return;
-    }
-    const double lr = learning_rate(s_.train.schedule, step, total_steps_);
-    // (Built as a named local: GCC 12 destroys a temporary std::function built in a
-    // conditional inside a co_await expression twice.)
-    std::function<void()> work;
-    if (numerics_) {
-      work = [this, &wk, lr] {
-        if (p_ > 1) {
-          const float inv = 1.0f / static_cast<float>(p_);
-          for (float& g : wk.grads) g *= inv;
-        }
-        wk.optimizer->step(wk.params, wk.grads, lr);
-      };
-    }
-    co_await sim_.compute(wk.node, job_time(wk.node, update_flops), std::move(work), "update");
-    if (w == 0) step_done(step + 1);
-  }
+double TrainingRun::lr_at(std::uint64_t step) const {
+  return learning_rate(s_.train.schedule, step, total_steps_);
 }
 
-Task<> TrainingRun::ps_worker(int w) {
-  Worker& wk = workers_[static_cast<std::size_t>(w)];
-  const std::size_t n = model_.num_params();
-  for (std::uint64_t step = 0; step < total_steps_; ++step) {
-    co_await gradient(w);
-    // The pull overwrites the gradient buffer with the servers' new parameters.
-    const CollBuf buf = numerics_ ? CollBuf::real(wk.grads) : CollBuf::sized(n);
-    co_await ps_push_pull(CollContext{&sim_, worker_nodes_, w, step_tag(step),
-                                      flops_per_s_[static_cast<std::size_t>(w)]},
-                          buf, server_nodes_);
-    if (numerics_) std::swap(wk.params, wk.grads);
-    if (w == 0) step_done(step + 1);
-    if (diverged_at(step)) co_return;
-  }
+void TrainingRun::record_staleness(std::uint64_t s) {
+  ++staleness_[s];
+  window_staleness_sum_ += static_cast<double>(s);
+  ++window_staleness_count_;
+  window_staleness_max_ = std::max(window_staleness_max_, s);
 }
 
-Task<> TrainingRun::ps_server(int sv) {
-  Server& server = servers_[static_cast<std::size_t>(sv)];
-  const std::uint64_t n = server.end - server.begin;
-  const double update_flops =
-      optimizer_step_flops(s_.train.optimizer.kind, n) + static_cast<double>(n);
-  for (std::uint64_t step = 0; step < total_steps_; ++step) {
-    const double lr = learning_rate(s_.train.schedule, step, total_steps_);
-    auto update = [this, &server, update_flops, lr]() -> Task<> {
-      std::function<void()> work;
-      if (numerics_) {
-        work = [this, &server, lr] {
-          const float inv = 1.0f / static_cast<float>(p_);
-          for (float& g : server.buffer) g *= inv;
-          server.optimizer->step(server.params, server.buffer, lr);
-          std::copy(server.params.begin(), server.params.end(), server.buffer.begin());
-        };
-      }
-      co_await sim_.compute(server.node, job_time(server.node, update_flops), std::move(work),
-                            "update");
-    };
-    const PsServerStep ps{&sim_,
-                          server.node,
-                          worker_nodes_,
-                          sv,
-                          k_,
-                          model_.num_params(),
-                          step_tag(step),
-                          flops_per_s_[static_cast<std::size_t>(server.node)],
-                          numerics_};
-    co_await ps_serve_step(ps, server.buffer, update);
-    if (diverged_at(step)) co_return;
-  }
-}
-
-void TrainingRun::step_done(std::uint64_t step) {
-  steps_done_ = step;
-  sim_.step_end(step);
-  const bool diverged = diverged_at(step - 1);
-  if (diverged) {
+void TrainingRun::progress(std::uint64_t updates, std::uint64_t samples, EvalNow when) {
+  updates_done_ = updates;
+  samples_done_ = samples;
+  sim_.step_end(updates);
+  const bool first_divergence = stop_ && !result_.diverged;
+  if (first_divergence) {
     result_.diverged = true;
-    result_.diverged_reason = fmt::format(
-        "the training loss became {} at step {} (lr {}); lower train.lr or set train.clip_norm",
-        std::isnan(first_bad_loss_) ? "NaN" : (first_bad_loss_ > 0 ? "+inf" : "-inf"),
-        first_bad_step_ + 1, learning_rate(s_.train.schedule, first_bad_step_, total_steps_));
+    result_.diverged_reason = divergence_reason();
   }
-  if (diverged || step % s_.train.eval_every == 0 || step == total_steps_) evaluate(step);
+  const bool due = first_divergence || samples >= next_eval_samples_ || updates >= total_updates_;
+  if (when == EvalNow::kYes || (when == EvalNow::kIfDue && due)) evaluate(updates, samples);
 }
 
-void TrainingRun::evaluate(std::uint64_t step) {
+std::string TrainingRun::divergence_reason() const {
+  const char* value = std::isnan(first_bad_loss_) ? "NaN" : (first_bad_loss_ > 0 ? "+inf" : "-inf");
+  if (st_.sync == SyncMode::kBsp || st_.sync == SyncMode::kLocalSgd ||
+      st_.sync == SyncMode::kDPsgd) {
+    return fmt::format(
+        "the training loss became {} at step {} (lr {}); lower train.lr or set train.clip_norm",
+        value, first_bad_step_ + 1, lr_at(first_bad_step_));
+  }
+  return fmt::format(
+      "the training loss became {} on worker {} at its gradient {}, after {} updates (lr {}); "
+      "lower train.lr or set train.clip_norm",
+      value, first_bad_worker_, first_bad_step_ + 1, updates_done_, s_.train.schedule.lr);
+}
+
+void TrainingRun::replica_step_done(int w, std::uint64_t step, bool last) {
+  ReplicaStep& r = replica_steps_[step];
+  const bool snapshot =
+      numerics_ && (step % static_cast<std::uint64_t>(s_.train.eval_every) == 0 || last);
+  if (snapshot) {
+    r.snapshots.resize(static_cast<std::size_t>(p_));
+    r.snapshots[static_cast<std::size_t>(w)] = workers_[static_cast<std::size_t>(w)].params;
+  }
+  if (++r.arrived < p_) return;
+  // Every replica finished this step (steps complete in order: a later one needs everyone
+  // past this one). Evaluate their average if this is an evaluation step.
+  snapshots_ = std::move(r.snapshots);
+  replica_steps_.erase(step);
+  progress(step, step * static_cast<std::uint64_t>(p_) * static_cast<std::uint64_t>(batch_),
+           numerics_ ? (snapshot ? EvalNow::kYes : EvalNow::kNo) : EvalNow::kIfDue);
+}
+
+void TrainingRun::evaluate(std::uint64_t updates, std::uint64_t samples) {
+  evaluated_at_ = updates;
+  const std::uint64_t every = static_cast<std::uint64_t>(s_.train.eval_every) *
+                              static_cast<std::uint64_t>(p_) * static_cast<std::uint64_t>(batch_);
+  while (next_eval_samples_ <= samples) next_eval_samples_ += every;
   EvalPoint p;
-  p.step = step;
-  p.samples =
-      step * static_cast<std::uint64_t>(p_) * static_cast<std::uint64_t>(s_.train.batch_size);
+  p.step = updates;
+  p.samples = samples;
   p.epoch = static_cast<double>(p.samples) / static_cast<double>(data_.train.samples());
   p.virtual_time_s = sim_.now().seconds();
   double sum = 0;
@@ -351,13 +306,26 @@ void TrainingRun::evaluate(std::uint64_t step) {
     w.loss_count = 0;
   }
   p.train_loss = count > 0 && numerics_ ? sum / static_cast<double>(count) : kNaN;
+  const bool versioned =
+      st_.architecture != Architecture::kGossip && st_.sync != SyncMode::kLocalSgd;
+  p.mean_staleness = !versioned ? kNaN
+                     : window_staleness_count_ == 0
+                         ? 0.0
+                         : window_staleness_sum_ / static_cast<double>(window_staleness_count_);
+  p.max_staleness = window_staleness_max_;
+  window_staleness_sum_ = 0;
+  window_staleness_count_ = 0;
+  window_staleness_max_ = 0;
   if (numerics_) {
     const auto wall_start = std::chrono::steady_clock::now();
-    const EvalResult test = evaluate_global();
+    double consensus = kNaN;
+    const std::span<const float> params = global_params(consensus);
+    const EvalResult test = evaluate_params(params);
     result_.eval_wall_s +=
         std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
     p.test_loss = test.loss;
     p.test_accuracy = test.accuracy;
+    p.consensus_distance = consensus;
   } else {
     p.test_loss = kNaN;
     p.test_accuracy = kNaN;
@@ -371,14 +339,57 @@ void TrainingRun::evaluate(std::uint64_t step) {
   sim_.evaluated(p);
 }
 
-EvalResult TrainingRun::evaluate_global() {
+std::span<const float> TrainingRun::global_params(double& consensus) {
+  consensus = kNaN;
+  if (k_ > 0) {
+    // The servers' shards, side by side (for bsp the same as every worker's pulled copy).
+    eval_params_.resize(model_.num_params());
+    // Asynchronous servers may be in the middle of an update: read what they published.
+    const bool published = k_ > 1 && (st_.async_ps() || st_.backup_workers > 0);
+    for (const Server& sv : servers_) {
+      const std::vector<float>& part = published ? sv.published : sv.params;
+      std::copy(part.begin(), part.end(),
+                eval_params_.begin() + static_cast<std::ptrdiff_t>(sv.begin));
+    }
+    return eval_params_;
+  }
+  const bool replicas = st_.sync == SyncMode::kLocalSgd || st_.sync == SyncMode::kDPsgd ||
+                        st_.sync == SyncMode::kAdPsgd;
+  if (!replicas) return workers_[0].params;
+  // The average of the replicas (snapshots for the lock-step modes; ad-psgd's replicas
+  // change only on this thread), summed in worker order, and their spread.
+  std::vector<std::span<const float>> reps;
+  for (int w = 0; w < p_; ++w) {
+    // Before and after the simulation no job runs: the replicas themselves.
+    const bool live = st_.sync == SyncMode::kAdPsgd || !running_;
+    reps.emplace_back(live ? workers_[static_cast<std::size_t>(w)].params
+                           : snapshots_[static_cast<std::size_t>(w)]);
+  }
+  const std::size_t n = model_.num_params();
+  eval_params_.assign(n, 0.0f);
+  for (const auto& r : reps) {
+    for (std::size_t i = 0; i < n; ++i) eval_params_[i] += r[i];
+  }
+  const float inv = 1.0f / static_cast<float>(p_);
+  for (float& v : eval_params_) v *= inv;
+  double spread = 0;
+  for (const auto& r : reps) {
+    for (std::size_t i = 0; i < n; ++i) {
+      const double d = static_cast<double>(r[i]) - static_cast<double>(eval_params_[i]);
+      spread += d * d;
+    }
+  }
+  consensus = std::sqrt(spread / static_cast<double>(p_));
+  return eval_params_;
+}
+
+EvalResult TrainingRun::evaluate_params(std::span<const float> params) {
   // Chunks in parallel, sums added in chunk order: the result is evaluate()'s, for any
   // number of threads.
   const Dataset& test = data_.test;
   const std::size_t n = test.samples();
   const std::size_t chunks = (n + kEvalBatch - 1) / kEvalBatch;
   std::vector<std::pair<double, std::size_t>> sums(chunks);
-  const std::span<const float> params = workers_[0].params;
   std::vector<std::function<void()>> work;
   const std::size_t lanes = eval_ws_.size();
   for (std::size_t lane = 0; lane < lanes; ++lane) {
@@ -409,18 +420,48 @@ EvalResult TrainingRun::evaluate_global() {
 
 RunResult TrainingRun::run() {
   const auto wall_start = std::chrono::steady_clock::now();
-  sim_.run_starts(total_steps_);
-  evaluate(0);
+  sim_.run_starts(total_updates_);
+  evaluate(0, 0);
   for (int w = 0; w < p_; ++w) {
-    sim_.spawn(k_ > 0 ? ps_worker(w) : allreduce_worker(w));
+    switch (st_.sync) {
+      case SyncMode::kBsp:
+        if (k_ > 0) {
+          sim_.spawn(st_.backup_workers > 0 ? async_ps_worker(w) : ps_worker(w));
+        } else {
+          sim_.spawn(allreduce_worker(w));
+        }
+        break;
+      case SyncMode::kAsp:
+      case SyncMode::kSsp:
+      case SyncMode::kDelayed:
+        sim_.spawn(async_ps_worker(w));
+        break;
+      case SyncMode::kLocalSgd:
+        sim_.spawn(local_sgd_worker(w));
+        break;
+      case SyncMode::kDPsgd:
+        sim_.spawn(dpsgd_worker(w));
+        break;
+      case SyncMode::kAdPsgd:
+        sim_.spawn(adpsgd_worker(w));
+        sim_.spawn(adpsgd_listener(w));
+        break;
+    }
   }
-  for (int sv = 0; sv < k_; ++sv) sim_.spawn(ps_server(sv));
+  for (int sv = 0; sv < k_; ++sv) {
+    const bool async = st_.async_ps() || st_.backup_workers > 0;
+    sim_.spawn(async ? async_ps_server(sv) : ps_server(sv));
+  }
+  running_ = true;
   sim_.run();
+  running_ = false;
+  // Asynchronous runs end when the last request is served; evaluate that final state.
+  if (evaluated_at_ != updates_done_) evaluate(updates_done_, samples_done_);
 
-  result_.steps = steps_done_;
-  result_.samples = steps_done_ * static_cast<std::uint64_t>(p_) *
-                    static_cast<std::uint64_t>(s_.train.batch_size);
+  result_.steps = updates_done_;
+  result_.samples = samples_done_;
   result_.virtual_time_s = sim_.now().seconds();
+  result_.staleness_histogram.assign(staleness_.begin(), staleness_.end());
   for (int node = 0; node < sim_.nodes(); ++node) {
     const NodeAccount& a = sim_.account(node);
     NodeStats st;
@@ -433,7 +474,14 @@ RunResult TrainingRun::run() {
     st.idle_s = std::max(0.0, (sim_.now() - a.compute - a.comm).seconds());
     st.bytes_sent = a.bytes_sent;
     st.bytes_received = a.bytes_received;
-    st.steps = node < p_ ? workers_[static_cast<std::size_t>(node)].steps : steps_done_;
+    if (node < p_) {
+      st.steps = workers_[static_cast<std::size_t>(node)].steps;
+      st.dropped = workers_[static_cast<std::size_t>(node)].dropped;
+    } else {
+      st.steps = st_.async_ps() || st_.backup_workers > 0
+                     ? servers_[static_cast<std::size_t>(node - p_)].version
+                     : updates_done_;
+    }
     result_.nodes.push_back(st);
   }
   result_.threads = sim_.jobs().threads();
@@ -443,6 +491,11 @@ RunResult TrainingRun::run() {
   return result_;
 }
 
+}  // namespace detail
+
+namespace {
+constexpr std::size_t kSyntheticTrain = 4000;
+constexpr std::size_t kSyntheticTest = 1000;
 }  // namespace
 
 DatasetPair load_data(const Scenario& s) {
@@ -477,9 +530,9 @@ DatasetPair load_data(const Scenario& s) {
   return make_linreg(c, s.seed).data;
 }
 
-class Training::Run : public TrainingRun {
+class Training::Run : public detail::TrainingRun {
  public:
-  using TrainingRun::TrainingRun;
+  using detail::TrainingRun::TrainingRun;
 };
 
 Training::Training(const Scenario& scenario, const DatasetPair& data, int threads)

@@ -1,11 +1,13 @@
 // A training run: the scenario's model, data, cluster, network and strategy, simulated.
 //
 // Every worker is a node program (a coroutine) that really computes its gradients as oneTBB
-// jobs and exchanges real data through the simulated network:
+// jobs and exchanges real data through the simulated network, in the scenario's sync mode
+// (sim/training_run.hpp lists the programs; docs/simulator.md gives their rules), e.g.
 //   allreduce + bsp:  gradient -> allreduce (the scenario's collective) -> local update
 //   ps + bsp:         gradient -> push to k server shards -> servers sum, update -> pull
-// With one worker there is no communication. Evaluation of the global model (worker 0's
-// replica, identical on every worker in BSP) takes no virtual time.
+//   ps + asp:         gradient -> push; the shards apply it on arrival -> pull
+// With one worker there is no communication. Evaluation of the global model takes no virtual
+// time.
 #pragma once
 
 #include <memory>

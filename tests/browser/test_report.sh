@@ -70,6 +70,21 @@ fi
 [ -s "$out/report.png" ] || fail "empty screenshot"
 echo "report.html: 8 charts, $points points, no errors; screenshot $out/report.png"
 
+# A local-SGD run: replicas instead of a global version, so the staleness chart becomes the
+# replicas' spread (consensus distance) against time.
+"$exe" run "$out/scenario.toml" -o "$out/local" -q --set strategy.sync=local-sgd \
+  --set strategy.local_steps=4 >/dev/null
+lurl="file://$out/local/report.html"
+"$browser" "${flags[@]}" --user-data-dir="$out/profile5" --dump-dom "$lurl" >"$out/local-dom.html" 2>>"$out/chromium.log" ||
+  fail "chromium could not load the local-SGD report"
+lbody=$(grep -o '<body[^>]*>' "$out/local-dom.html" || true)
+echo "local-sgd body: $lbody"
+echo "$lbody" | grep -q 'data-charts="8"' || fail "local-sgd report: expected 8 charts"
+echo "$lbody" | grep -q 'data-errors=""' || fail "local-sgd report: page errors"
+lpoints=$(echo "$lbody" | sed -n 's/.*data-points="\([0-9]*\)".*/\1/p')
+[ -n "$lpoints" ] && [ "$lpoints" -gt "$points" ] || fail "local-sgd report: expected the spread's points too ('$lpoints')"
+echo "local-sgd report.html: 8 charts, $lpoints points, no errors"
+
 # compare.html from a two-point sweep.
 cat "$out/scenario.toml" > "$out/sweep.toml"
 printf '[sweep]\n"strategy.collective" = ["ring", "tree"]\n' >> "$out/sweep.toml"
@@ -89,4 +104,4 @@ grep -q '<h1 id="title">&lt;script&gt;alert(1)&lt;/script&gt;</h1>' "$out/compar
   fail "compare.html: the title is not shown as escaped text"
 [ -s "$out/compare.png" ] || fail "empty compare screenshot"
 echo "compare.html: 4 charts, $cpoints points, no errors; screenshot $out/compare.png"
-echo "2 passed, 0 failed"
+echo "3 passed, 0 failed"

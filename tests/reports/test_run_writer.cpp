@@ -9,6 +9,7 @@
 #include "reports/html_report.hpp"
 #include "reports/run_writer.hpp"
 #include "reports/trace_writer.hpp"
+#include "tests/test_support.hpp"
 
 using namespace dtsim;
 namespace fs = std::filesystem;
@@ -41,10 +42,15 @@ TEST_CASE("metrics rows: shortest round-trip numbers, NaN as an empty cell") {
   p.train_loss = std::numeric_limits<double>::quiet_NaN();
   p.test_loss = 0.25;
   p.test_accuracy = 0.8125;
-  CHECK(metrics_csv_row(p) == "200,0.5,0.1,12800,,0.25,0.8125,0,0,0\n");
-  CHECK(metrics_csv_header().rfind("step,epoch,virtual_time_s,samples,train_loss,test_loss,"
-                                   "test_accuracy,bytes_sent,mean_staleness,max_staleness",
-                                   0) == 0);
+  CHECK(metrics_csv_row(p) == "200,0.5,0.1,12800,,0.25,0.8125,0,0,0,\n");
+  CHECK(metrics_csv_header() ==
+        "step,epoch,virtual_time_s,samples,train_loss,test_loss,test_accuracy,bytes_sent,"
+        "mean_staleness,max_staleness,consensus_distance\n");
+  // Replicas without a global version: no staleness, a consensus distance.
+  p.mean_staleness = std::numeric_limits<double>::quiet_NaN();
+  p.max_staleness = 0;
+  p.consensus_distance = 0.125;
+  CHECK(metrics_csv_row(p) == "200,0.5,0.1,12800,,0.25,0.8125,0,,,0.125\n");
 }
 
 TEST_CASE("metrics.csv is readable while streaming and appears whole on commit") {
@@ -106,8 +112,13 @@ TEST_CASE("summary.json has the design's keys and values") {
   CHECK(j["time_to_target_s"].get<double>() == doctest::Approx(1.5));
   CHECK(j["throughput_samples_per_s"].get<double>() == doctest::Approx(500.0));
   CHECK(j["bytes_sent_total"] == 42);
-  CHECK(j["mean_staleness"] == 0.0);
-  CHECK(j["max_staleness"] == 0);
+  // No staleness recorded (replicas): null; otherwise over the whole histogram.
+  CHECK(j["mean_staleness"].is_null());
+  CHECK(j["max_staleness"].is_null());
+  r.staleness_histogram = {{0, 2}, {1, 1}, {5, 1}};
+  const auto k = nlohmann::json::parse(summary_json(s, r));
+  CHECK(k["mean_staleness"].get<double>() == doctest::Approx(1.5));
+  CHECK(k["max_staleness"] == 5);
   CHECK(j["wall"]["wall_time_s"].get<double>() == doctest::Approx(3.5));
   CHECK(j["wall"]["threads"] == 2);
   SUBCASE("never reaching the target gives null") {
@@ -124,10 +135,12 @@ TEST_CASE("nodes.csv has one row per node") {
   n.compute_flops_per_s = 5e12;
   n.compute_s = 0.25;
   n.steps = 7;
+  n.dropped = 2;
   r.nodes = {n};
   CHECK(nodes_csv(r) ==
-        "node,role,compute_flops_per_s,compute_s,comm_s,idle_s,bytes_sent,bytes_received,steps\n"
-        "0,worker,5000000000000,0.25,0,0,0,0,7\n");
+        "node,role,compute_flops_per_s,compute_s,comm_s,idle_s,bytes_sent,bytes_received,steps,"
+        "dropped\n"
+        "0,worker,5000000000000,0.25,0,0,0,0,7,2\n");
 }
 
 TEST_CASE("trace.json is Chrome trace-event JSON, bounded in size") {
@@ -219,6 +232,44 @@ TEST_CASE("the account of where time went") {
   CHECK(lines[1] == "Worker 1 computed longest (1.5 s), 3.0x worker 0 (500 ms).");
   CHECK(lines[2] == "1 kB crossed the network in all: 100 B per step.");
   CHECK(lines[3] == "Test accuracy never reached the target 0.9.");
+}
+
+TEST_CASE("the account tells dropped gradients, staleness and replica spread") {
+  Scenario s;
+  RunResult r;
+  r.virtual_time_s = 1.0;
+  r.steps = 4;
+  NodeStats a, b;
+  a.role = b.role = "worker";
+  a.node = 0;
+  b.node = 1;
+  a.compute_s = b.compute_s = 0.5;
+  a.steps = b.steps = 4;
+  b.dropped = 3;
+  r.nodes = {a, b};
+  r.staleness_histogram = {{0, 1}, {2, 3}};
+  EvalPoint p;
+  p.consensus_distance = 0.5;
+  EvalPoint q;
+  q.consensus_distance = 0.25;
+  r.evals = {p, q};
+  const auto lines = time_account(s, r);
+  REQUIRE(lines.size() == 4);
+  CHECK(lines[1] ==
+        "3 of the 8 gradients computed were dropped (backup workers: each step used only the "
+        "first to arrive); their compute time was wasted.");
+  CHECK(lines[2] ==
+        "Updates were applied 1.50 versions late on average (at most 2): each gradient was "
+        "computed on parameters that other workers' updates had since changed.");
+  CHECK(lines[3] ==
+        "The workers keep their own replicas; the model evaluated is their average. The "
+        "replicas' spread (consensus distance) was at most 0.5, and 0.25 at the end.");
+  // The page charts the histogram: labels and counts in the data.
+  const std::string page = report_html(s, r);
+  // (Not CHECK_CONTAINS: it would print the whole page, chart library included.)
+  CHECK(page.find("\"labels\":[\"0\",\"2\"]") != std::string::npos);
+  CHECK(page.find("\"counts\":[1,3]") != std::string::npos);
+  CHECK(page.find("\"consensus\":[0.5,0.25]") != std::string::npos);
 }
 
 TEST_CASE("placeholders in scenario text are not filled in") {

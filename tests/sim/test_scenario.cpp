@@ -223,11 +223,57 @@ TEST_CASE("errors name file, line, column and key") {
   }
   SUBCASE("strategies of later versions are named as such") {
     const auto e =
-        errors_of("name = \"x\"\n[strategy]\nsync = \"asp\"\narchitecture = \"gossip\"\n");
+        errors_of("name = \"x\"\n[strategy]\nsync = \"gpipe\"\narchitecture = \"pipeline\"\n");
     REQUIRE(e.size() == 2);
     CHECK(e[0].key() == "strategy.sync");
     CHECK_CONTAINS(e[0].message(), "not implemented yet");
     CHECK(e[1].key() == "strategy.architecture");
+  }
+  SUBCASE("a sync mode needs its architecture") {
+    auto e = errors_of("name = \"x\"\n[strategy]\nsync = \"asp\"\n");
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].key() == "strategy.sync");
+    CHECK(e[0].place().line == 3);
+    CHECK_CONTAINS(e[0].message(), "\"asp\" needs architecture = \"ps\"");
+    e = errors_of("name = \"x\"\n[strategy]\narchitecture = \"gossip\"\n");
+    REQUIRE(e.size() == 1);
+    CHECK_CONTAINS(e[0].message(), "runs sync = d-psgd | ad-psgd");
+    e = errors_of(
+        "name = \"x\"\n[cluster]\nservers = 1\n[strategy]\narchitecture = \"ps\"\n"
+        "sync = \"local-sgd\"\nlocal_steps = 4\n");
+    REQUIRE(e.size() == 1);
+    CHECK_CONTAINS(e[0].message(), "\"local-sgd\" needs architecture = \"allreduce\"");
+  }
+  SUBCASE("a sync mode's own keys: required when it needs them, checked when given") {
+    auto e = errors_of(
+        "name = \"x\"\n[cluster]\nservers = 1\n[strategy]\narchitecture = \"ps\"\n"
+        "sync = \"ssp\"\n");
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].key() == "strategy.staleness");
+    CHECK_CONTAINS(e[0].message(), "missing: sync = \"ssp\" needs the bound s");
+    e = errors_of("name = \"x\"\n[strategy]\nsync = \"local-sgd\"\n");
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].key() == "strategy.local_steps");
+    e = errors_of("name = \"x\"\n[strategy]\nlocal_steps = 0\nstaleness = -1\n");
+    REQUIRE(e.size() == 2);
+    e = errors_of("name = \"x\"\n[cluster]\nworkers = 4\n[strategy]\nbackup_workers = 4\n");
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].key() == "strategy.backup_workers");
+    CHECK(e[0].place().line == 5);
+    CHECK_CONTAINS(e[0].message(), "use at most 3");
+    e = errors_of(
+        "name = \"x\"\n[cluster]\nworkers = 4\nservers = 1\n[strategy]\narchitecture = \"ps\"\n"
+        "sync = \"asp\"\nbackup_workers = 1\nstaleness_lr = 1\n");
+    REQUIRE(e.size() == 2);
+    CHECK(e[0].key() == "strategy.backup_workers");
+    CHECK_CONTAINS(e[0].message(), "go with sync = \"bsp\"");
+    CHECK(e[1].key() == "strategy.staleness_lr");
+  }
+  SUBCASE("keys a mode does not use may stay (sweeps share one file)") {
+    const Scenario s =
+        parse_scenario("name = \"x\"\n[strategy]\nstaleness = 3\nlocal_steps = 2\n", "s.toml");
+    CHECK(s.strategy.sync == SyncMode::kBsp);
+    CHECK(s.strategy.staleness == 3);
   }
   SUBCASE("a parameter server needs servers, and servers need a parameter server") {
     auto e = errors_of("name = \"x\"\n[cluster]\nworkers = 4\n[strategy]\narchitecture = \"ps\"\n");
@@ -308,13 +354,17 @@ TEST_CASE("an unreadable file is an input error naming it") {
                        doctest::Contains("/nonexistent/x.toml"), InputError);
 }
 
-TEST_CASE("the shipped scenarios load") {
-  for (const char* name : {"quickstart.toml", "fashion-mlp.toml", "fashion-cnn.toml",
-                           "bench/bsp8-fashion.toml", "teaching/sync-bsp.toml"}) {
-    CAPTURE(name);
-    const Scenario s = load_scenario(std::string(DTSIM_SOURCE_DIR) + "/scenarios/" + name);
+TEST_CASE("the shipped scenarios load, every sweep point too") {
+  int count = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(
+           std::filesystem::path(DTSIM_SOURCE_DIR) / "scenarios")) {
+    if (entry.path().extension() != ".toml") continue;
+    CAPTURE(entry.path().string());
+    const Scenario s = load_scenario(entry.path().string(), {}, /*check_sweep=*/true);
     CHECK_FALSE(s.name.empty());
+    ++count;
   }
+  CHECK(count >= 8);
 }
 
 TEST_CASE("a key's place in the file is found for errors raised after loading") {
@@ -454,10 +504,52 @@ TEST_CASE("a sweep value that does not work is an error at load time") {
   REQUIRE(e.size() == 1);
   CHECK(e[0].key() == "sweep.strategy.sync");
   CHECK(e[0].place().line == 3);
-  CHECK_CONTAINS(e[0].message(), "the value \"asp\" does not work");
+  CHECK_CONTAINS(e[0].message(), "the value sync=asp does not work");
   e = errors_of("name = \"x\"\n[sweep]\n\"train.lr\" = []\n");
   REQUIRE(e.size() == 1);
   CHECK(e[0].key() == "sweep.train.lr");
+}
+
+TEST_CASE("a sweep value may be a table: several keys of a section, one point") {
+  const Scenario s = parse_scenario(R"(
+name = "x"
+[cluster]
+servers = 1
+[strategy]
+architecture = "ps"
+[sweep]
+strategy = [{ sync = "bsp" }, { sync = "ssp", staleness = 2 }, { sync = "bsp", backup_workers = 1 }]
+"cluster.workers" = [4, 8]
+)",
+                                    "s.toml", {}, /*check_sweep=*/true);
+  const std::vector<SweepPoint> points = expand_sweep(s);
+  REQUIRE(points.size() == 6);
+  CHECK(points[0].label == "sync=bsp,workers=4");
+  CHECK(points[2].label == "sync=ssp,staleness=2,workers=4");
+  CHECK(points[2].overrides == std::vector<std::string>{"strategy.sync=\"ssp\"",
+                                                        "strategy.staleness=2",
+                                                        "cluster.workers=4"});
+  const Scenario point = parse_scenario(R"(
+name = "x"
+[cluster]
+servers = 1
+[strategy]
+architecture = "ps"
+)",
+                                        "s.toml", points[5].overrides);
+  CHECK(point.strategy.backup_workers == 1);
+  CHECK(point.cluster.workers == 8);
+  // A point that does not work names its table.
+  try {
+    parse_scenario("name = \"x\"\n[sweep]\nstrategy = [{ sync = \"ssp\" }, { nope = 1 }]\n",
+                   "s.toml", {}, /*check_sweep=*/true);
+    FAIL("loaded");
+  } catch (const ScenarioError& e) {
+    REQUIRE(e.errors().size() == 3);  // ssp: needs a ps, and a staleness; nope: unknown
+    CHECK_CONTAINS(e.errors()[0].message(), "the value sync=ssp does not work");
+    CHECK_CONTAINS(e.errors()[1].message(), "the value sync=ssp does not work");
+    CHECK_CONTAINS(e.errors()[2].message(), "the value nope=1 does not work: unknown key");
+  }
 }
 
 TEST_CASE("[[cluster.group]] and [cluster.stragglers]") {

@@ -434,6 +434,14 @@ TEST_CASE("explain predicts the virtual time of an uncontended BSP run") {
       {"[strategy]\narchitecture = \"ps\"\n", "servers = 2\n"},
       {"[network]\ntopology = \"ring\"\n[strategy]\narchitecture = \"ps\"\n", "servers = 2\n"},
       {"[strategy]\narchitecture = \"ps\"\n", "servers = 1\n"},
+      // And the other lock-step modes.
+      {"[strategy]\nsync = \"local-sgd\"\nlocal_steps = 4\n", ""},
+      {"[strategy]\nsync = \"local-sgd\"\nlocal_steps = 3\ncollective = \"tree\"\n", ""},
+      {"[network]\ntopology = \"ring\"\n[strategy]\narchitecture = \"gossip\"\nsync = \"d-psgd\"\n",
+       ""},
+      {"[strategy]\narchitecture = \"gossip\"\nsync = \"d-psgd\"\n", ""},
+      {"[network]\ntopology = \"full\"\n[strategy]\narchitecture = \"gossip\"\nsync = \"d-psgd\"\n",
+       ""},
   };
   for (const auto& [strategy, cluster] : strategies) {
     CAPTURE(strategy);
