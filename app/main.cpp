@@ -417,8 +417,10 @@ int list_command() {
       "ad-psgd; bsp also with backup_workers\n"
       "collectives    allreduce: ring, tree, halving-doubling, hierarchical; allgather; "
       "reduce-scatter; broadcast; ps (dtsim collective --op)\n"
-      "codecs         none (compression comes in a later version)\n"
-      "aggregations   mean (robust rules come in a later version)\n"
+      "codecs         none, fp16, bf16, int8, qsgd, terngrad, onebit, sign, ef-sign, topk, "
+      "randomk, powersgd\n"
+      "aggregations   mean, weighted-mean, max, median, trimmed-mean, krum, multi-krum\n"
+      "faults         byzantine (sign-flip, noise, scale)\n"
       "expect keys    ");
   bool first = true;
   for (std::string_view k : dtsim::summary_keys()) {

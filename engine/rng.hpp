@@ -24,6 +24,7 @@ enum class RngPurpose : std::uint32_t {
   kJitter = 6,     // compute-time jitter (stragglers)
   kCodec = 7,      // stochastic compression
   kGossip = 8,     // gossip partner choice (ad-psgd)
+  kFault = 9,      // Byzantine noise
   kTest = 99,      // tests
 };
 

@@ -61,6 +61,8 @@ FinishedRun read_finished_run(const std::filesystem::path& dir) {
   run.time_to_target_s = number(summary, "time_to_target_s");
   run.throughput_samples_per_s = number(summary, "throughput_samples_per_s");
   run.bytes_sent_total = number(summary, "bytes_sent_total");
+  run.steps = number(summary, "steps");
+  run.mean_staleness = number(summary, "mean_staleness");
 
   const std::filesystem::path metrics_path = dir / "metrics.csv";
   std::istringstream lines(read_text(metrics_path));
@@ -106,8 +108,16 @@ std::string compare_html(const std::vector<FinishedRun>& runs, const std::string
   d["title"] = title;
   d["subtitle"] = fmt::format("{} runs compared; speed-up is against the first run ({}).",
                               runs.size(), runs.empty() ? "" : runs.front().label);
-  d["columns"] = {"run",          "final accuracy",         "best accuracy", "time to target",
-                  "virtual time", "throughput (samples/s)", "bytes sent",    "speed-up"};
+  d["columns"] = {"run",
+                  "final accuracy",
+                  "best accuracy",
+                  "time to target",
+                  "virtual time",
+                  "throughput (samples/s)",
+                  "bytes sent",
+                  "bytes per step",
+                  "mean staleness",
+                  "speed-up"};
   nlohmann::json rows = nlohmann::json::array();
   nlohmann::json curves = nlohmann::json::array();
   for (const FinishedRun& r : runs) {
@@ -115,7 +125,7 @@ std::string compare_html(const std::vector<FinishedRun>& runs, const std::string
     // Speed-up in time-to-target when both reached it, else in virtual time.
     std::string speedup = "—";
     if (!r.failed.empty()) {
-      rows.push_back({r.label, "—", "—", "—", "—", "—", "—", r.failed});
+      rows.push_back({r.label, "—", "—", "—", "—", "—", "—", "—", "—", r.failed});
       continue;
     }
     if (r.diverged) {
@@ -138,7 +148,10 @@ std::string compare_html(const std::vector<FinishedRun>& runs, const std::string
                     std::isfinite(r.throughput_samples_per_s)
                         ? fmt::format("{:.0f}", r.throughput_samples_per_s)
                         : "—",
-                    page::bytes(r.bytes_sent_total), speedup});
+                    page::bytes(r.bytes_sent_total),
+                    r.steps > 0 ? page::bytes(r.bytes_sent_total / r.steps) : "—",
+                    std::isfinite(r.mean_staleness) ? fmt::format("{:.2f}", r.mean_staleness) : "—",
+                    speedup});
     nlohmann::json step = nlohmann::json::array(), time = nlohmann::json::array(),
                    accuracy = nlohmann::json::array(), loss = nlohmann::json::array(),
                    sent = nlohmann::json::array();

@@ -24,6 +24,8 @@ struct FinishedRun {
   double time_to_target_s = 0;  // NaN if never reached
   double throughput_samples_per_s = 0;
   double bytes_sent_total = 0;
+  double steps = 0;
+  double mean_staleness = 0;  // NaN without a global version (local SGD, gossip)
   bool diverged = false;
   std::string failed;  // not empty: the run did not finish (a sweep point that failed)
 };

@@ -8,7 +8,6 @@ namespace {
 
 // Tags: a collective's messages use tag + phase * kPhase + step.
 constexpr std::uint64_t kPhase = 1ULL << 20;
-constexpr std::uint64_t kFloatBytes = sizeof(float);
 
 int mod(int a, int p) { return ((a % p) + p) % p; }
 
@@ -81,7 +80,7 @@ Task<> ring_pass(CollContext c, CollBuf b, std::uint64_t tag, bool add, SendOf s
   for (int k = 0; k < p - 1; ++k) {
     const auto [sb, se] = part_range(b.elements, p, send_of(k));
     if (k == 0) carry = copy_part(b, sb, se);
-    c.sim->send(me, next, tag + static_cast<std::uint64_t>(k), (se - sb) * kFloatBytes,
+    c.sim->send(me, next, tag + static_cast<std::uint64_t>(k), (se - sb) * b.element_bytes,
                 std::move(carry));
     const auto [rb, re] = part_range(b.elements, p, recv_of(k));
     Message m = co_await c.sim->recv(me, prev, tag + static_cast<std::uint64_t>(k));
@@ -119,7 +118,7 @@ Task<> ring_pass(CollContext c, CollBuf b, std::uint64_t tag, bool add, SendOf s
 Task<> tree_allreduce(CollContext c, CollBuf b) {
   const int p = c.size();
   const int r = c.rank;
-  const std::uint64_t bytes = b.elements * kFloatBytes;
+  const std::uint64_t bytes = b.elements * b.element_bytes;
   // Binomial reduce to rank 0.
   for (int mask = 1; mask < p; mask <<= 1) {
     if (r & mask) {
@@ -145,7 +144,7 @@ Task<> halving_doubling_allreduce(CollContext c, CollBuf b) {
   int pof2 = 1;
   while (pof2 * 2 <= p) pof2 *= 2;
   const int rem = p - pof2;
-  const std::uint64_t all_bytes = b.elements * kFloatBytes;
+  const std::uint64_t all_bytes = b.elements * b.element_bytes;
   // Fold the first 2*rem ranks in pairs so that pof2 ranks remain (MPICH's scheme).
   int newrank = -1;
   if (r < 2 * rem) {
@@ -174,7 +173,8 @@ Task<> halving_doubling_allreduce(CollContext c, CollBuf b) {
       const std::uint64_t sb = part_range(b.elements, pof2, send_lo).first;
       const std::uint64_t se = part_range(b.elements, pof2, send_hi - 1).second;
       const std::uint64_t tag = c.tag + kPhase + static_cast<std::uint64_t>(step);
-      c.sim->send(c.node(r), c.node(partner), tag, (se - sb) * kFloatBytes, copy_part(b, sb, se),
+      c.sim->send(c.node(r), c.node(partner), tag, (se - sb) * b.element_bytes,
+                  copy_part(b, sb, se),
                   /*rendezvous=*/true);
       if (lower) {
         hi = mid;
@@ -194,7 +194,8 @@ Task<> halving_doubling_allreduce(CollContext c, CollBuf b) {
       const std::uint64_t sb = part_range(b.elements, pof2, lo).first;
       const std::uint64_t se = part_range(b.elements, pof2, hi - 1).second;
       const std::uint64_t tag = c.tag + 2 * kPhase + static_cast<std::uint64_t>(step);
-      c.sim->send(c.node(r), c.node(partner), tag, (se - sb) * kFloatBytes, copy_part(b, sb, se),
+      c.sim->send(c.node(r), c.node(partner), tag, (se - sb) * b.element_bytes,
+                  copy_part(b, sb, se),
                   /*rendezvous=*/true);
       const int width = hi - lo;
       const int plo = (partner_new & mask) ? lo + width : lo - width;
@@ -237,8 +238,8 @@ Task<> hierarchical_allreduce(CollContext c, CollBuf b, int g) {
   co_await ring_reduce_scatter(ic, b);
   // This rank now holds the machine's sum of part (local + 1) mod g; allreduce it across machines.
   const auto [pb, pe] = part_range(b.elements, g, mod(local + 1, g));
-  CollBuf part =
-      b.has_data() ? CollBuf::real(b.data.subspan(pb, pe - pb)) : CollBuf::sized(pe - pb);
+  CollBuf part = b.has_data() ? CollBuf::real(b.data.subspan(pb, pe - pb), b.element_bytes)
+                              : CollBuf::sized(pe - pb, b.element_bytes);
   CollContext xc = c;
   xc.group = inter;
   xc.rank = machine;
@@ -299,7 +300,7 @@ Task<> broadcast(CollContext c, CollBuf b, int root) {
   const int p = c.size();
   if (p == 1) co_return;
   const int vr = mod(c.rank - root, p);
-  const std::uint64_t bytes = b.elements * kFloatBytes;
+  const std::uint64_t bytes = b.elements * b.element_bytes;
   int mask = 1;
   while (mask < p) {
     if (vr & mask) {
@@ -345,7 +346,7 @@ Task<> ps_push_pull(CollContext c, CollBuf b, std::span<const int> servers) {
   const int me = c.node(c.rank);
   for (int s = 0; s < k; ++s) {
     const auto [pb, pe] = part_range(b.elements, k, s);
-    c.sim->send(me, servers[static_cast<std::size_t>(s)], c.tag, (pe - pb) * kFloatBytes,
+    c.sim->send(me, servers[static_cast<std::size_t>(s)], c.tag, (pe - pb) * b.element_bytes,
                 copy_part(b, pb, pe));
   }
   for (int s = 0; s < k; ++s) {
@@ -368,7 +369,31 @@ Task<> ps_serve_step(PsServerStep s, std::span<float> sum, std::function<Task<>(
   }
   if (update) co_await update();
   for (int w : s.workers) {
-    s.sim->send(s.node, w, s.tag + kPhase, n * kFloatBytes, copy_part(out, 0, n));
+    s.sim->send(s.node, w, s.tag + kPhase, n * out.element_bytes, copy_part(out, 0, n));
+  }
+}
+
+Task<> allgather_payloads(CollContext c, std::shared_ptr<const std::vector<std::uint8_t>> mine,
+                          std::uint64_t bytes, Gathered& out) {
+  const int p = c.size();
+  out.payloads.assign(static_cast<std::size_t>(p), nullptr);
+  out.bytes.assign(static_cast<std::size_t>(p), 0);
+  out.payloads[static_cast<std::size_t>(c.rank)] = std::move(mine);
+  out.bytes[static_cast<std::size_t>(c.rank)] = bytes;
+  const int me = c.node(c.rank);
+  const int next = c.node(mod(c.rank + 1, p));
+  const int prev = c.node(mod(c.rank - 1, p));
+  // Step k: pass on rank (r - k)'s payload, receive rank (r - k - 1)'s.
+  for (int k = 0; k < p - 1; ++k) {
+    const auto send_of = static_cast<std::size_t>(mod(c.rank - k, p));
+    const auto recv_of = static_cast<std::size_t>(mod(c.rank - k - 1, p));
+    Message m{me,      next,   c.tag + static_cast<std::uint64_t>(k), out.bytes[send_of],
+              nullptr, nullptr};
+    m.payload = out.payloads[send_of];
+    c.sim->send(std::move(m));
+    Message got = co_await c.sim->recv(me, prev, c.tag + static_cast<std::uint64_t>(k));
+    out.payloads[recv_of] = std::move(got.payload);
+    out.bytes[recv_of] = got.bytes;
   }
 }
 

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -23,8 +24,15 @@ namespace dtsim {
 struct CollBuf {
   std::span<float> data;       // empty in time-only mode
   std::uint64_t elements = 0;  // = data.size() with real data
-  static CollBuf real(std::span<float> d) { return {d, d.size()}; }
-  static CollBuf sized(std::uint64_t n) { return {{}, n}; }
+  // Bytes per element on the wire: 4, or 2 for values already rounded to fp16 / bf16 (the
+  // sums are computed in float; see docs/compression.md).
+  std::uint64_t element_bytes = 4;
+  static CollBuf real(std::span<float> d, std::uint64_t element_bytes = 4) {
+    return {d, d.size(), element_bytes};
+  }
+  static CollBuf sized(std::uint64_t n, std::uint64_t element_bytes = 4) {
+    return {{}, n, element_bytes};
+  }
   bool has_data() const { return !data.empty(); }
 };
 
@@ -79,6 +87,16 @@ struct PsServerStep {
   bool numerics = true;  // false: time-only, `sum` is not used
 };
 Task<> ps_serve_step(PsServerStep step, std::span<float> sum, std::function<Task<>()> update);
+
+// Ring allgather of opaque payloads of any size (compressed gradients): every rank ends with
+// every rank's payload, indexed by rank. `bytes` is this rank's payload size on the wire (the
+// payload may be null in time-only mode); forwarded payloads keep their sender's size.
+struct Gathered {
+  std::vector<std::shared_ptr<const std::vector<std::uint8_t>>> payloads;
+  std::vector<std::uint64_t> bytes;
+};
+Task<> allgather_payloads(CollContext ctx, std::shared_ptr<const std::vector<std::uint8_t>> mine,
+                          std::uint64_t bytes, Gathered& out);
 
 // [begin, end) of part i of n elements cut into q parts.
 std::pair<std::uint64_t, std::uint64_t> part_range(std::uint64_t n, int q, int i);

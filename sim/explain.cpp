@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <limits>
 
+#include "engine/compress.hpp"
 #include "engine/model.hpp"
 #include "engine/optimizer.hpp"
 #include "sim/topology.hpp"
@@ -46,6 +48,17 @@ Explanation explain(const Scenario& s, const DatasetPair& data) {
       fmt::format("{:.4g} (forward {:.4g}, backward {:.4g}; batch {})", gradient_flops,
                   model.forward_flops(b), model.backward_flops(b), b));
   e.lines.emplace_back("gradient bytes per worker and step", fmt::format("{:.4g}", bytes));
+  if (s.compression.kind != CodecKind::kNone) {
+    const Compressor c(s.compression, model.num_params(), s.seed, 0, &model.layout());
+    const auto sent =
+        static_cast<double>(c.payload_size(std::numeric_limits<std::uint64_t>::max()));
+    e.lines.emplace_back(
+        "compressed payload per worker and step",
+        fmt::format("{:.4g} bytes ({}, {:.1f}x smaller; {}); the prediction below is for "
+                    "uncompressed bsp",
+                    sent, to_string(s.compression.kind), bytes / std::max(1.0, sent),
+                    allreduce_compatible(s.compression.kind) ? "allreduced" : "gathered"));
+  }
   e.lines.emplace_back(
       "gradient time per worker and step",
       fmt::format("{} ({:.4g} FLOP/s{})", secs(gradient_s), speed,

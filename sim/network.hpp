@@ -29,6 +29,8 @@ struct Message {
   std::uint64_t tag = 0;
   std::uint64_t bytes = 0;                         // charged on the wire
   std::shared_ptr<const std::vector<float>> data;  // null in time-only mode
+  // Or opaque bytes (a compressed gradient); bytes == payload->size() with real data.
+  std::shared_ptr<const std::vector<std::uint8_t>> payload;
 };
 
 class Network {

@@ -57,10 +57,6 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
   return prev[b.size()];
 }
 
-// Sections of the scenario format that later versions implement; named so that a user gets
-// "not implemented yet" rather than "unknown key".
-constexpr std::string_view kPlannedSections[] = {"compression", "faults"};
-
 // Reads typed values out of a toml table, recording every problem instead of stopping at
 // the first.
 class Reader {
@@ -110,13 +106,6 @@ class Reader {
       const std::string_view k = key.str();
       if (std::find(allowed.begin(), allowed.end(), k) != allowed.end()) continue;
       const std::string path = prefix.empty() ? std::string(k) : prefix + "." + std::string(k);
-      if (prefix.empty() && std::find(std::begin(kPlannedSections), std::end(kPlannedSections),
-                                      k) != std::end(kPlannedSections)) {
-        error_at_key(
-            key, path,
-            "this section is not implemented yet in this version of dtsim (remove it to run)");
-        continue;
-      }
       std::string_view best;
       std::size_t best_distance = 3;
       for (std::string_view candidate : allowed) {
@@ -524,8 +513,19 @@ void read_strategy(Reader& r, const toml::table& t, StrategyConfig& s) {
   r.check_keys(t, "strategy",
                {"architecture", "sync", "collective", "time_only", "staleness", "local_steps",
                 "backup_workers", "staleness_lr", "delay_compensation", "aggregation", "trim",
-                "stages", "micro_batches"});
-  for (const char* key : {"aggregation", "trim", "stages", "micro_batches"}) {
+                "krum_m", "stages", "micro_batches"});
+  r.get_choice<AggregationKind>(t, "strategy", "aggregation",
+                                {{"mean", AggregationKind::kMean},
+                                 {"weighted-mean", AggregationKind::kWeightedMean},
+                                 {"max", AggregationKind::kMax},
+                                 {"median", AggregationKind::kMedian},
+                                 {"trimmed-mean", AggregationKind::kTrimmedMean},
+                                 {"krum", AggregationKind::kKrum},
+                                 {"multi-krum", AggregationKind::kMultiKrum}},
+                                s.aggregation.kind);
+  r.get_int(t, "strategy", "trim", s.aggregation.f, 0, 1'000'000);
+  r.get_int(t, "strategy", "krum_m", s.aggregation.m, 1, 1'000'000);
+  for (const char* key : {"stages", "micro_batches"}) {
     if (const auto* node = t.get(key)) {
       r.error(node, fmt::format("strategy.{}", key),
               "not implemented yet in this version of dtsim");
@@ -588,6 +588,114 @@ void read_strategy(Reader& r, const toml::table& t, StrategyConfig& s) {
     } else {
       r.error(node, "strategy.time_only", "expected true or false");
     }
+  }
+}
+
+void read_bool(Reader& r, const toml::table& t, const char* prefix, const char* key, bool& out) {
+  if (const auto* node = t.get(key)) {
+    if (const auto* b = node->as_boolean()) {
+      out = b->get();
+    } else {
+      r.error(node, fmt::format("{}.{}", prefix, key), "expected true or false");
+    }
+  }
+}
+
+void read_compression(Reader& r, const toml::table& t, CodecConfig& c) {
+  r.check_keys(
+      t, "compression",
+      {"codec", "ratio", "levels", "bucket", "rank", "error_feedback", "momentum_correction",
+       "momentum", "warmup_steps", "encode_flops_per_element", "decode_flops_per_element"});
+  r.get_choice<CodecKind>(t, "compression", "codec",
+                          {{"none", CodecKind::kNone},
+                           {"fp16", CodecKind::kFp16},
+                           {"bf16", CodecKind::kBf16},
+                           {"int8", CodecKind::kInt8},
+                           {"qsgd", CodecKind::kQsgd},
+                           {"terngrad", CodecKind::kTernGrad},
+                           {"onebit", CodecKind::kOneBit},
+                           {"sign", CodecKind::kSign},
+                           {"ef-sign", CodecKind::kEfSign},
+                           {"topk", CodecKind::kTopK},
+                           {"randomk", CodecKind::kRandomK},
+                           {"powersgd", CodecKind::kPowerSgd}},
+                          c.kind);
+  r.get_double(t, "compression", "ratio", c.ratio, 1e-9, 1.0);
+  r.get_int(t, "compression", "levels", c.levels, 1, 32767);
+  r.get_int(t, "compression", "bucket", c.bucket, 1, 1 << 30);
+  r.get_int(t, "compression", "rank", c.rank, 1, 1024);
+  if (t.get("error_feedback") != nullptr) {
+    bool ef = false;
+    read_bool(r, t, "compression", "error_feedback", ef);
+    c.error_feedback = ef;
+  }
+  read_bool(r, t, "compression", "momentum_correction", c.momentum_correction);
+  r.get_double(t, "compression", "momentum", c.momentum, 0.0, 1.0);
+  r.get_int(t, "compression", "warmup_steps", c.warmup_steps, 0);
+  double flops = -1;
+  r.get_double(t, "compression", "encode_flops_per_element", flops, 0.0, 1e9);
+  if (flops >= 0) c.encode_flops = flops;
+  flops = -1;
+  r.get_double(t, "compression", "decode_flops_per_element", flops, 0.0, 1e9);
+  if (flops >= 0) c.decode_flops = flops;
+}
+
+void read_faults(Reader& r, const toml::node& node, std::vector<FaultConfig>& out) {
+  const toml::array* arr = node.as_array();
+  if (arr == nullptr) {
+    r.error(&node, "faults", "expected [[faults]] tables");
+    return;
+  }
+  for (const auto& item : *arr) {
+    const toml::table* t = item.as_table();
+    if (t == nullptr) {
+      r.error(&item, "faults", "expected [[faults]] tables");
+      continue;
+    }
+    r.check_keys(*t, "faults", {"at", "node", "kind", "duration", "factor", "mode"});
+    FaultConfig f;
+    f.place = r.place(&item);
+    if (const auto* kind = t->get("kind")) {
+      const auto* v = kind->as_string();
+      if (v != nullptr && v->get() != "byzantine") {
+        const std::string_view k = v->get();
+        if (k == "crash" || k == "restart" || k == "slow" || k == "link-down") {
+          r.error(kind, "faults.kind",
+                  fmt::format("\"{}\" is not implemented yet; this version has byzantine", k));
+        } else {
+          r.error(kind, "faults.kind",
+                  "expected one of: byzantine (crash, restart, slow, link-down come later)");
+        }
+        continue;
+      }
+    } else {
+      r.error(&item, "faults.kind", "missing: kind = \"byzantine\"");
+      continue;
+    }
+    if (t->get("node") == nullptr) r.error(&item, "faults.node", "missing: the worker it hits");
+    r.get_int(*t, "faults", "node", f.node, 0, 1'000'000);
+    r.get_unit(*t, "faults", "at", f.at, parse_duration);
+    if (t->get("duration") != nullptr) {
+      SimTime d;
+      r.get_unit(*t, "faults", "duration", d, parse_duration);
+      f.duration = d;
+    }
+    if (t->get("mode") == nullptr) {
+      r.error(&item, "faults.mode", "missing: sign-flip | noise | scale");
+    }
+    r.get_choice<ByzantineMode>(*t, "faults", "mode",
+                                {{"sign-flip", ByzantineMode::kSignFlip},
+                                 {"noise", ByzantineMode::kNoise},
+                                 {"scale", ByzantineMode::kScale}},
+                                f.mode);
+    if (f.mode != ByzantineMode::kSignFlip && t->get("factor") == nullptr) {
+      r.error(&item, "faults.factor",
+              fmt::format("missing: mode = \"{}\" needs a factor (scale: g * factor; noise: "
+                          "standard deviation)",
+                          to_string(f.mode)));
+    }
+    r.get_double(*t, "faults", "factor", f.factor, -1e12, 1e12);
+    out.push_back(f);
   }
 }
 
@@ -861,6 +969,48 @@ void check_strategy(Reader& r, const toml::table& root, const Scenario& s) {
                           st.backup_workers, s.cluster.workers, s.cluster.workers - 1));
     }
   }
+  // Compression and aggregation rules meet the contributions of a bsp step.
+  const CodecConfig& c = s.compression;
+  const toml::node* codec_node = root["compression"]["codec"].node();
+  const toml::node* agg_node = root["strategy"]["aggregation"].node();
+  const bool coded = c.kind != CodecKind::kNone;
+  const bool robust = st.aggregation.kind != AggregationKind::kMean;
+  if ((coded || robust) && (st.sync != SyncMode::kBsp || st.backup_workers > 0)) {
+    r.error(coded ? codec_node : agg_node, coded ? "compression.codec" : "strategy.aggregation",
+            fmt::format("{} works with sync = \"bsp\" (without backup workers) in this version",
+                        coded ? "compression" : "an aggregation rule other than mean"));
+  }
+  if (c.kind == CodecKind::kPowerSgd && st.architecture != Architecture::kAllreduce) {
+    r.error(codec_node, "compression.codec",
+            "powersgd rides an allreduce (two rounds per step): use architecture = \"allreduce\"");
+  }
+  if (c.kind == CodecKind::kSign && robust) {
+    r.error(agg_node, "strategy.aggregation",
+            "codec = \"sign\" aggregates by majority vote; leave aggregation at mean");
+  }
+  if (c.kind == CodecKind::kPowerSgd && robust) {
+    r.error(agg_node, "strategy.aggregation",
+            "powersgd sums low-rank factors; it cannot feed a robust aggregation rule");
+  }
+  if (robust && s.cluster.workers < min_contributions(st.aggregation)) {
+    r.error(agg_node, "strategy.aggregation",
+            fmt::format("{} with trim = {} needs at least {} workers, the cluster has {}",
+                        to_string(st.aggregation.kind), st.aggregation.f,
+                        min_contributions(st.aggregation), s.cluster.workers));
+  }
+  if (st.aggregation.kind == AggregationKind::kMultiKrum && st.aggregation.m > 0 &&
+      st.aggregation.m > s.cluster.workers - st.aggregation.f - 2) {
+    r.error(root["strategy"]["krum_m"].node(), "strategy.krum_m",
+            fmt::format("multi-krum averages at most workers - trim - 2 = {} contributions",
+                        s.cluster.workers - st.aggregation.f - 2));
+  }
+  for (const FaultConfig& f : s.faults) {
+    if (f.node >= s.cluster.workers) {
+      r.errors().emplace_back(f.place, "faults.node",
+                              fmt::format("node {} is not a worker: the workers are 0-{}", f.node,
+                                          s.cluster.workers - 1));
+    }
+  }
 }
 
 }  // namespace
@@ -885,7 +1035,7 @@ static Scenario parse_impl(const std::string& text, const std::string& file,
   s.file = file;
   r.check_keys(root, "",
                {"name", "description", "seed", "model", "data", "train", "cluster", "network",
-                "strategy", "expect", "sweep"});
+                "strategy", "compression", "faults", "expect", "sweep"});
   if (root.get("name") == nullptr) {
     r.error(nullptr, "name", "missing: every scenario needs a name (name = \"...\")");
   }
@@ -898,6 +1048,8 @@ static Scenario parse_impl(const std::string& text, const std::string& file,
   if (const auto* t = r.table(root, "", "cluster")) read_cluster(r, *t, s.cluster);
   if (const auto* t = r.table(root, "", "network")) read_network(r, *t, s.network);
   if (const auto* t = r.table(root, "", "strategy")) read_strategy(r, *t, s.strategy);
+  if (const auto* t = r.table(root, "", "compression")) read_compression(r, *t, s.compression);
+  if (const toml::node* f = root.get("faults")) read_faults(r, *f, s.faults);
   if (const auto* t = r.table(root, "", "expect")) read_expect(r, *t, s.expect);
   if (const auto* t = r.table(root, "", "sweep")) read_sweep(r, *t, s.sweep);
 
@@ -1153,6 +1305,18 @@ const char* to_string(Architecture kind) {
       return "ps";
     case Architecture::kGossip:
       return "gossip";
+  }
+  return "?";
+}
+
+const char* to_string(ByzantineMode mode) {
+  switch (mode) {
+    case ByzantineMode::kSignFlip:
+      return "sign-flip";
+    case ByzantineMode::kNoise:
+      return "noise";
+    case ByzantineMode::kScale:
+      return "scale";
   }
   return "?";
 }

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/aggregate.hpp"
+#include "engine/compress.hpp"
 #include "engine/data/partition.hpp"
 #include "engine/data/synthetic.hpp"
 #include "engine/errors.hpp"
@@ -86,10 +88,23 @@ struct StrategyConfig {
   int backup_workers = 0;          // bsp: each step uses the first (workers - b) gradients
   bool staleness_lr = false;       // asp/ssp/delayed: lr / max(1, staleness)
   double delay_compensation = 0;   // asp/ssp/delayed: DC-ASGD lambda (0: off)
+  AggregationConfig aggregation;   // where contributions meet (bsp); trim = f
   // Whether the mode runs a parameter server that applies gradients as they arrive.
   bool async_ps() const {
     return sync == SyncMode::kAsp || sync == SyncMode::kSsp || sync == SyncMode::kDelayed;
   }
+};
+
+// [[faults]]: what goes wrong, where and when. This version implements kind = "byzantine".
+enum class ByzantineMode { kSignFlip, kNoise, kScale };
+struct FaultConfig {
+  int node = 0;
+  SimTime at;                       // from this virtual time on
+  std::optional<SimTime> duration;  // for this long (default: to the end)
+  ByzantineMode mode = ByzantineMode::kSignFlip;
+  // sign-flip: sends -factor * g; scale: factor * g; noise: N(0, factor^2) per element.
+  double factor = 1;
+  SourcePlace place;
 };
 
 // One [expect] check on a summary value: "key = \">= 0.84\"".
@@ -148,6 +163,8 @@ struct Scenario {
   ClusterConfig cluster;
   NetworkConfig network;
   StrategyConfig strategy;
+  CodecConfig compression;  // [compression]; kind none when absent
+  std::vector<FaultConfig> faults;
   std::vector<Expectation> expect;
   std::vector<SweepAxis> sweep;  // empty: no [sweep]
 };
@@ -189,5 +206,6 @@ const char* to_string(OptimizerKind kind);
 const char* to_string(ScheduleKind kind);
 const char* to_string(Architecture kind);
 const char* to_string(SyncMode mode);
+const char* to_string(ByzantineMode mode);
 
 }  // namespace dtsim

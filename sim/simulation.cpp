@@ -147,7 +147,12 @@ void Simulation::deliver(Message&& m, SimTime sent) {
 void Simulation::send(int src, int dst, std::uint64_t tag, std::uint64_t bytes,
                       std::shared_ptr<const std::vector<float>> data, bool rendezvous) {
   nodes_[static_cast<std::size_t>(src)].account.bytes_sent += bytes;
-  start_send(Message{src, dst, tag, bytes, std::move(data)}, 0, rendezvous);
+  start_send(Message{src, dst, tag, bytes, std::move(data), nullptr}, 0, rendezvous);
+}
+
+void Simulation::send(Message m) {
+  nodes_[static_cast<std::size_t>(m.src)].account.bytes_sent += m.bytes;
+  start_send(std::move(m), 0, false);
 }
 
 void Simulation::SendAwaiter::await_suspend(std::coroutine_handle<> h) {

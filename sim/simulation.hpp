@@ -144,6 +144,8 @@ class Simulation {
   // has posted the matching recv, and not before; the handshake itself costs no time here.
   void send(int src, int dst, std::uint64_t tag, std::uint64_t bytes,
             std::shared_ptr<const std::vector<float>> data = nullptr, bool rendezvous = false);
+  // Sends a message as it is (with a payload of bytes, say), eagerly.
+  void send(Message m);
 
   struct SendAwaiter {
     Simulation& sim;
@@ -159,7 +161,8 @@ class Simulation {
   SendAwaiter send_and_wait(int src, int dst, std::uint64_t tag, std::uint64_t bytes,
                             std::shared_ptr<const std::vector<float>> data = nullptr,
                             bool rendezvous = false) {
-    return {*this, Message{src, dst, tag, bytes, std::move(data)}, rendezvous, nullptr, {}};
+    return {
+        *this, Message{src, dst, tag, bytes, std::move(data), nullptr}, rendezvous, nullptr, {}};
   }
 
  private:

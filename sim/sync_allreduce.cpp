@@ -57,10 +57,14 @@ Task<> TrainingRun::allreduce_worker(int w) {
     } else {
       co_await gradient(w);
     }
-    const CollBuf buf = numerics_ ? CollBuf::real(wk.grads) : CollBuf::sized(n);
-    co_await allreduce(CollContext{&sim_, worker_nodes_, w, step_tag(step),
-                                   flops_per_s_[static_cast<std::size_t>(w)]},
-                       buf, st_.collective, s_.network.nodes_per_machine);
+    if (coded_) {
+      co_await coded_exchange(w, step);  // leaves the aggregated mean in wk.grads
+    } else {
+      const CollBuf buf = numerics_ ? CollBuf::real(wk.grads) : CollBuf::sized(n);
+      co_await allreduce(CollContext{&sim_, worker_nodes_, w, step_tag(step),
+                                     flops_per_s_[static_cast<std::size_t>(w)]},
+                         buf, st_.collective, s_.network.nodes_per_machine);
+    }
     if (diverged_at(step)) {
       if (w == 0) progress(step + 1, (step + 1) * static_cast<std::uint64_t>(counted * batch_));
       co_return;
@@ -71,7 +75,7 @@ Task<> TrainingRun::allreduce_worker(int w) {
     std::function<void()> work;
     if (numerics_) {
       work = [this, &wk, lr, counted] {
-        if (p_ > 1) {
+        if (p_ > 1 && !coded_) {
           const float inv = 1.0f / static_cast<float>(counted);
           for (float& g : wk.grads) g *= inv;
         }

@@ -86,6 +86,8 @@ TrainingRun::TrainingRun(const Scenario& s, const DatasetPair& data, int threads
       p_(s.cluster.workers),
       k_(s.strategy.architecture == Architecture::kParameterServer ? s.cluster.servers : 0),
       batch_(s.train.batch_size),
+      coded_(s.compression.kind != CodecKind::kNone ||
+             s.strategy.aggregation.kind != AggregationKind::kMean),
       model_(s.model, input_shape(data.train), data.train.task, data.train.outputs),
       speed_{s.cluster.compute_flops_per_s, s.data.load_cost},
       sim_(cluster_topology(s, p_ + k_), threads) {
@@ -143,6 +145,16 @@ TrainingRun::TrainingRun(const Scenario& s, const DatasetPair& data, int threads
       if (st_.sync == SyncMode::kAdPsgd) wk.compute_params = init;
     }
     wk.read_version.assign(static_cast<std::size_t>(k_), 0);
+    if (coded_) {
+      // One compressor for the whole vector (allreduce), or one per shard's part.
+      for (int sv = 0; sv < std::max(1, k_); ++sv) {
+        const auto [b, e] = k_ > 0
+                                ? part_range(model_.num_params(), k_, sv)
+                                : std::pair<std::uint64_t, std::uint64_t>(0, model_.num_params());
+        wk.codecs.push_back(std::make_unique<Compressor>(s.compression, e - b, s.seed, w,
+                                                         k_ > 0 ? nullptr : &model_.layout()));
+      }
+    }
     if (st_.architecture == Architecture::kGossip) {
       wk.neighbours = gossip_neighbours(s.network.topology, p_, w);
     }
@@ -162,6 +174,10 @@ TrainingRun::TrainingRun(const Scenario& s, const DatasetPair& data, int threads
       server.optimizer = std::make_unique<Optimizer>(s.train.optimizer, e - b);
       if (st_.sync == SyncMode::kDelayed) server.history.push_back(server.params);
       server.published = server.params;
+    }
+    if (coded_) {
+      server.decoder = std::make_unique<Compressor>(s.compression, e - b, s.seed, -1);
+      if (server.buffer.empty() && numerics_) server.buffer.assign(e - b, 0.0f);
     }
     server.clocks.assign(static_cast<std::size_t>(p_), 0);
     server.finished.assign(static_cast<std::size_t>(p_), false);
@@ -213,12 +229,15 @@ Task<> TrainingRun::gradient(int w, std::optional<SimTime> cost, std::span<const
   }
   if (params.empty()) params = wk.params;
   double loss = 0;
+  const FaultConfig* fault = s_.faults.empty() ? nullptr : active_fault(w);
   co_await sim_.compute(
       wk.node, time,
-      [this, &wk, &loss, params] {
+      [this, &wk, &loss, params, fault, w] {
         const Batch batch = gather_batch(data_.train, wk.rows, *wk.ws);
         loss = model_.gradient(params, batch, wk.grads, *wk.ws);
         if (s_.train.clip_norm > 0) clip_global_norm(wk.grads, s_.train.clip_norm);
+        // A Byzantine worker corrupts what it sends (after clipping: it does not play along).
+        if (fault != nullptr) corrupt(*fault, w, wk.steps, wk.grads);
       },
       "gradient");
   wk.loss_sum += loss;
@@ -426,7 +445,9 @@ RunResult TrainingRun::run() {
     switch (st_.sync) {
       case SyncMode::kBsp:
         if (k_ > 0) {
-          sim_.spawn(st_.backup_workers > 0 ? async_ps_worker(w) : ps_worker(w));
+          sim_.spawn(st_.backup_workers > 0 ? async_ps_worker(w)
+                     : coded_               ? coded_ps_worker(w)
+                                            : ps_worker(w));
         } else {
           sim_.spawn(allreduce_worker(w));
         }
@@ -450,7 +471,7 @@ RunResult TrainingRun::run() {
   }
   for (int sv = 0; sv < k_; ++sv) {
     const bool async = st_.async_ps() || st_.backup_workers > 0;
-    sim_.spawn(async ? async_ps_server(sv) : ps_server(sv));
+    sim_.spawn(async ? async_ps_server(sv) : coded_ ? coded_ps_server(sv) : ps_server(sv));
   }
   running_ = true;
   sim_.run();

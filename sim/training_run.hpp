@@ -16,9 +16,12 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <vector>
 
+#include "engine/aggregate.hpp"
+#include "engine/compress.hpp"
 #include "engine/data/batch_sampler.hpp"
 #include "engine/data/dataset.hpp"
 #include "engine/model.hpp"
@@ -31,7 +34,9 @@
 namespace dtsim::detail {
 
 // Collective tags: one range per global step.
-inline std::uint64_t step_tag(std::uint64_t step) { return (step + 1) << 24; }
+inline std::uint64_t step_tag(std::uint64_t step) { return (step + 1) << 28; }
+// Several collectives in one step (PowerSGD): the i-th uses step_tag + i * kCollectiveTags.
+inline constexpr std::uint64_t kCollectiveTags = 1ULL << 24;
 
 // Releases every program that waits on it once `count` have arrived, at the last arrival's
 // time. Reusable: the next `count` arrivals make the next round.
@@ -89,6 +94,9 @@ class TrainingRun {
     std::vector<float> compute_params;
     std::vector<int> neighbours;
     std::vector<float> mixing;  // d-psgd: weight of each neighbour; self weight last
+    // Compression: one compressor (and error-feedback memory) for the whole gradient, or one
+    // per server shard's part.
+    std::vector<std::unique_ptr<Compressor>> codecs;
   };
   // A gradient waiting at a server shard (ssp / delayed / backup workers).
   struct Pending {
@@ -114,7 +122,8 @@ class TrainingRun {
     std::vector<std::vector<float>> history;  // delayed: versions version-tau..version
     std::vector<std::uint64_t> clocks;        // ssp: gradients received per worker
     std::vector<bool> finished;               // workers that sent their last request
-    std::vector<float> published;  // k > 1: params as of the last update (for evaluation)
+    std::vector<float> published;         // k > 1: params as of the last update (for evaluation)
+    std::unique_ptr<Compressor> decoder;  // compression: decodes the workers' payloads
   };
 
   // ---- node programs ----
@@ -127,6 +136,14 @@ class TrainingRun {
   Task<> dpsgd_worker(int w);
   Task<> adpsgd_worker(int w);
   Task<> adpsgd_listener(int w);
+  // bsp with compression or an aggregation rule (sync_coded.cpp).
+  Task<> coded_exchange(int w, std::uint64_t step);
+  Task<> coded_ps_worker(int w);
+  Task<> coded_ps_server(int s);
+  AggregationConfig aggregation_rule() const;
+  // The Byzantine fault worker w is under now, if any, and what it does to a gradient.
+  const FaultConfig* active_fault(int w) const;
+  void corrupt(const FaultConfig& f, int w, std::uint64_t step, std::span<float> g) const;
 
   // ---- shared steps ----
   // Computes worker w's gradient on its next batch (into wk.grads) as a job on `params`
@@ -179,6 +196,7 @@ class TrainingRun {
   const int p_;
   const int k_;
   const int batch_;
+  const bool coded_;  // bsp with a codec or an aggregation rule other than mean
   Model model_;
   NodeSpeed speed_;                  // the scenario's default node
   std::vector<double> flops_per_s_;  // each node's speed ([[cluster.group]])
@@ -202,10 +220,19 @@ class TrainingRun {
   std::map<std::uint64_t, ReplicaStep> replica_steps_;
   std::vector<std::vector<float>> snapshots_;
   std::map<std::uint64_t, int> shards_at_;  // async PS: shards that reached each version
-  std::uint64_t gossip_gradients_ = 0;      // ad-psgd: gradients applied by all workers
-  std::unique_ptr<Barrier> barrier_;        // bsp with backup workers
-  std::vector<SimTime> backup_cost_;        // this step's gradient cost per worker (backup)
-  std::vector<bool> backup_counts_;         // whether its gradient is among the first p - b
+  // Gathered compression: every worker decodes and aggregates the same p payloads, so the
+  // first job of a step computes the result and the others copy it (each is still charged
+  // the full virtual time).
+  struct SharedAggregate {
+    std::once_flag once;
+    std::vector<float> result;
+    int taken = 0;
+  };
+  std::map<std::uint64_t, std::unique_ptr<SharedAggregate>> shared_aggregates_;
+  std::uint64_t gossip_gradients_ = 0;  // ad-psgd: gradients applied by all workers
+  std::unique_ptr<Barrier> barrier_;    // bsp with backup workers
+  std::vector<SimTime> backup_cost_;    // this step's gradient cost per worker (backup)
+  std::vector<bool> backup_counts_;     // whether its gradient is among the first p - b
   SimTime backup_cutoff_;
   RunResult result_;
   std::uint64_t updates_done_ = 0;

@@ -330,9 +330,15 @@ TEST_CASE("validate and list") {
   CHECK(box.run("explain " + good.string() + " --set cluster.workers=4") == 0);
   CHECK_CONTAINS(box.out, "expected bottleneck");
   CHECK_CONTAINS(box.out, "ring: 2(p-1)a");
+  CHECK(box.run("explain " + good.string() +
+                " --set compression.codec=topk --set compression.ratio=0.1") == 0);
+  // 12-32-16-5: 1,029 parameters, 4,116 bytes; top-k 10%: 102 pairs of 8 bytes and a count.
+  CHECK_CONTAINS(box.out, "820 bytes (topk, 5.0x smaller; gathered)");
   CHECK(box.run("explain " + bad.string()) == 2);
   CHECK(box.run("list") == 0);
   CHECK_CONTAINS(box.out, "halving-doubling");
+  CHECK_CONTAINS(box.out, "powersgd");
+  CHECK_CONTAINS(box.out, "ad-psgd");
   CHECK_CONTAINS(box.out, "final_test_accuracy");
 }
 

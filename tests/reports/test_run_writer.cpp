@@ -149,7 +149,7 @@ TEST_CASE("trace.json is Chrome trace-event JSON, bounded in size") {
     TraceWriter trace(dir.path, 2, 1, 3);
     trace.on_compute(0, "gradient", SimTime::from_ns(0), SimTime::from_ns(1500));
     trace.on_wait(1, SimTime::from_ns(0), SimTime::from_ns(2000));
-    trace.on_message(Message{0, 1, 7, 4096, nullptr}, SimTime::from_ns(1500),
+    trace.on_message(Message{0, 1, 7, 4096, nullptr, nullptr}, SimTime::from_ns(1500),
                      SimTime::from_ns(2500));
     trace.on_compute(1, "update", SimTime::from_ns(2500),
                      SimTime::from_ns(3000));  // over the bound

@@ -215,11 +215,12 @@ TEST_CASE("errors name file, line, column and key") {
     REQUIRE(e.size() == 1);
     CHECK(e[0].key() == "name");
   }
-  SUBCASE("sections of later versions are named as such") {
-    const auto e = errors_of("name = \"x\"\n[compression]\ncodec = \"topk\"\n");
+  SUBCASE("faults of later versions are named as such") {
+    const auto e = errors_of("name = \"x\"\n[[faults]]\nkind = \"crash\"\nnode = 0\n");
     REQUIRE(e.size() == 1);
-    CHECK(e[0].key() == "compression");
-    CHECK_CONTAINS(e[0].message(), "not implemented yet");
+    CHECK(e[0].key() == "faults.kind");
+    CHECK(e[0].place().line == 3);
+    CHECK_CONTAINS(e[0].message(), "\"crash\" is not implemented yet");
   }
   SUBCASE("strategies of later versions are named as such") {
     const auto e =

@@ -1,0 +1,182 @@
+// Compression, aggregation rules and Byzantine workers in training runs (sim/sync_coded.cpp).
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "sim/summary.hpp"
+#include "sim/trainer.hpp"
+#include "tests/test_support.hpp"
+
+using namespace dtsim;
+
+namespace {
+
+// Blobs, a small MLP (10-16-4: 244 parameters), 4 workers on a star.
+Scenario coded_scenario(std::vector<std::string> extra) {
+  return parse_scenario(R"(
+name = "coded"
+seed = 8
+[model]
+kind = "mlp"
+hidden = [16]
+[data]
+dataset = "blobs"
+features = 10
+classes = 4
+train_samples = 640
+test_samples = 300
+[train]
+optimizer = "momentum"
+lr = 0.05
+batch_size = 16
+epochs = 2
+eval_every = 5
+[cluster]
+workers = 4
+compute = "1 GFLOPS"
+[network]
+latency = "10us"
+bandwidth = "10Gbps"
+)",
+                        "coded.toml", extra);
+}
+
+RunResult run(const std::vector<std::string>& extra, int threads = 1) {
+  const Scenario s = coded_scenario(extra);
+  return run_training(s, load_data(s), threads);
+}
+
+constexpr std::uint64_t kParams = 10 * 16 + 16 + 16 * 4 + 4;
+constexpr std::uint64_t kSteps = 20;  // 640 / (4 * 16) per epoch, 2 epochs
+
+std::uint64_t bytes(const RunResult& r) {
+  return static_cast<std::uint64_t>(*summary_value(r, "bytes_sent_total"));
+}
+
+}  // namespace
+
+TEST_CASE("gathering the raw gradients and taking their weighted mean is bsp") {
+  const RunResult bsp = run({});
+  const RunResult gathered = run({"strategy.aggregation=\"weighted-mean\""});
+  REQUIRE(bsp.evals.size() == gathered.evals.size());
+  for (std::size_t i = 1; i < bsp.evals.size(); ++i) {
+    CAPTURE(i);
+    CHECK(gathered.evals[i].test_loss == doctest::Approx(bsp.evals[i].test_loss).epsilon(1e-4));
+  }
+  // A ring allgather of 4 * 244 bytes per worker and step: p (p - 1) payloads in all.
+  CHECK(bytes(gathered) == kSteps * 4 * 3 * kParams * 4);
+}
+
+TEST_CASE("the wire carries each codec's real payload") {
+  // Top-k of 10%: 24 (index, value) pairs and a count, gathered around the ring.
+  const RunResult topk = run({"compression.codec=\"topk\"", "compression.ratio=0.1"});
+  CHECK(bytes(topk) == kSteps * 4 * 3 * (4 + 8 * 24));
+  // Sign: a bit per element.
+  const RunResult sign = run({"compression.codec=\"sign\""});
+  CHECK(bytes(sign) == kSteps * 4 * 3 * ((kParams + 7) / 8));
+  // fp16 rides the ring allreduce at half the bytes of float.
+  const RunResult plain = run({});
+  const RunResult fp16 = run({"compression.codec=\"fp16\""});
+  CHECK(bytes(fp16) * 2 == bytes(plain));
+  // Random-k of 10%: 24 values, allreduced (the indices come from the shared seed).
+  const RunResult randomk = run({"compression.codec=\"randomk\"", "compression.ratio=0.1"});
+  CHECK(static_cast<double>(bytes(randomk)) ==
+        doctest::Approx(static_cast<double>(bytes(plain)) * 24 / kParams).epsilon(0.02));
+  // PowerSGD rank 1: the 16x10 and 4x16 weights become 16 + 10 and 4 + 16 floats (each
+  // (n + m) * 2 < n m), the 20 biases travel as they are; three allreduces instead of one.
+  const RunResult power = run({"compression.codec=\"powersgd\"", "compression.rank=1"});
+  CHECK(
+      static_cast<double>(bytes(power)) ==
+      doctest::Approx(static_cast<double>(bytes(plain)) * (26 + 20 + 20) / kParams).epsilon(0.02));
+  // To a parameter server: each worker pushes its payload, the server sends floats back.
+  const RunResult ps =
+      run({"strategy.architecture=\"ps\"", "cluster.servers=1", "compression.codec=\"int8\""});
+  CHECK(bytes(ps) == kSteps * 4 * ((8 + kParams) + kParams * 4));
+}
+
+TEST_CASE("codecs change the numbers, not whether the run learns") {
+  const RunResult plain = run({});
+  for (const char* codec : {"fp16", "bf16", "int8", "qsgd", "terngrad", "onebit", "sign", "ef-sign",
+                            "topk", "randomk", "powersgd"}) {
+    CAPTURE(codec);
+    const RunResult r =
+        run({std::string("compression.codec=\"") + codec + "\"", "compression.ratio=0.25"});
+    CHECK(r.evals.back().test_accuracy > 0.9);
+    if (std::string(codec) != "fp16" && std::string(codec) != "bf16") {
+      CHECK(r.evals.back().test_loss != plain.evals.back().test_loss);
+    }
+  }
+}
+
+TEST_CASE("time-only runs of every codec take the same virtual time as with numerics") {
+  for (const char* codec :
+       {"int8", "qsgd", "terngrad", "sign", "topk", "randomk", "powersgd", "fp16"}) {
+    CAPTURE(codec);
+    std::vector<std::string> m = {std::string("compression.codec=\"") + codec + "\"",
+                                  "compression.ratio=0.1", "compression.warmup_steps=5"};
+    const RunResult with = run(m);
+    m.push_back("strategy.time_only=true");
+    const RunResult without = run(m);
+    CHECK(without.virtual_time_s == with.virtual_time_s);
+    CHECK(bytes(without) == bytes(with));
+  }
+}
+
+TEST_CASE("compressed runs are the same for any number of threads") {
+  for (const std::vector<std::string>& m : std::vector<std::vector<std::string>>{
+           {"compression.codec=\"qsgd\""},
+           {"compression.codec=\"powersgd\""},
+           {"strategy.architecture=\"ps\"", "cluster.servers=2", "compression.codec=\"topk\"",
+            "strategy.aggregation=\"median\""}}) {
+    CAPTURE(m[0]);
+    const RunResult a = run(m, 1);
+    const RunResult b = run(m, 2);
+    REQUIRE(a.evals.size() == b.evals.size());
+    for (std::size_t i = 0; i < a.evals.size(); ++i)
+      CHECK(a.evals[i].test_loss == b.evals[i].test_loss);
+    CHECK(a.virtual_time_s == b.virtual_time_s);
+  }
+}
+
+TEST_CASE("encoding and decoding cost compute time, as the scenario says") {
+  const RunResult cheap =
+      run({"compression.codec=\"int8\"", "compression.encode_flops_per_element=0",
+           "compression.decode_flops_per_element=0"});
+  const RunResult dear =
+      run({"compression.codec=\"int8\"", "compression.encode_flops_per_element=1000",
+           "compression.decode_flops_per_element=0"});
+  // 1000 FLOPs per element at 1 GFLOP/s: 244 us more per step and worker.
+  CHECK(dear.nodes[0].compute_s - cheap.nodes[0].compute_s ==
+        doctest::Approx(kSteps * 1000.0 * kParams / 1e9).epsilon(1e-6));
+}
+
+TEST_CASE("one Byzantine worker of 8: the mean breaks, robust rules hold") {
+  const std::vector<std::string> attack = {"cluster.workers=8", "train.epochs=4",
+                                           "faults=[{kind=\"byzantine\", node=3, at=\"0s\", "
+                                           "mode=\"sign-flip\", factor=10}]"};
+  const auto with = [&](const char* rule) {
+    std::vector<std::string> m = attack;
+    m.push_back(std::string("strategy.aggregation=\"") + rule + "\"");
+    m.push_back("strategy.trim=1");
+    return run(m);
+  };
+  const RunResult mean = with("mean");
+  CHECK(mean.evals.back().test_accuracy < 0.6);
+  for (const char* rule : {"median", "trimmed-mean", "krum", "multi-krum"}) {
+    CAPTURE(rule);
+    CHECK(with(rule).evals.back().test_accuracy > 0.9);
+  }
+}
+
+TEST_CASE("a Byzantine fault starts at its time") {
+  const RunResult honest = run({});
+  const double half = honest.evals[2].virtual_time_s;  // after step 10
+  const RunResult late = run({"faults=[{kind=\"byzantine\", node=1, at=\"" +
+                              std::to_string(half * 1e6) + "us\", mode=\"scale\", factor=-50}]"});
+  // Identical until the fault, different after.
+  CHECK(late.evals[1].test_loss == honest.evals[1].test_loss);
+  CHECK(late.evals[2].test_loss == honest.evals[2].test_loss);
+  CHECK(late.evals.back().test_loss != honest.evals.back().test_loss);
+}
