@@ -13,7 +13,8 @@
 //   krum           the g_i with the lowest score, score(i) = sum of the squared L2 distances
 //                  to its p - f - 2 nearest other contributions (needs p >= 2f + 3); ties go
 //                  to the lower index
-//   multi-krum     the mean of the m lowest-score contributions (m = 1: krum; m = p: mean)
+//   multi-krum     the mean of the m lowest-score contributions (m = 1: krum); m is at most
+//                  p - f - 2 (the scenario checks it)
 //   sign-vote      sign of the sum of the contributions (signSGD's majority vote); a tie
 //                  gives 0, so that coordinate does not move
 #pragma once

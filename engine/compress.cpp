@@ -77,13 +77,16 @@ std::vector<bool> unpack_bits(Reader& r, std::size_t n) {
   return bits;
 }
 
-RngKey codec_key(std::uint64_t seed, int worker, std::uint64_t step) {
-  return {seed, RngPurpose::kCodec, static_cast<std::uint32_t>(worker + 1), step};
+// A worker's own stream (QSGD, TernGrad), and the one every worker shares (random-k indices,
+// PowerSGD's first Q); `stream` tells a parameter server's shards apart.
+RngKey codec_key(std::uint64_t seed, int worker, int stream, std::uint64_t step) {
+  return {seed, RngPurpose::kCodec,
+          static_cast<std::uint32_t>(worker + 1) | (static_cast<std::uint32_t>(stream) << 20),
+          step};
 }
 
-// Shared across workers (random-k indices, PowerSGD's Q): worker id 0.
-RngKey shared_key(std::uint64_t seed, std::uint64_t step) {
-  return {seed, RngPurpose::kCodec, 0, step};
+RngKey shared_key(std::uint64_t seed, int stream, std::uint64_t step) {
+  return {seed, RngPurpose::kCodec, static_cast<std::uint32_t>(stream) << 20, step};
 }
 
 int qsgd_width(int levels) { return levels < 128 ? 1 : 2; }
@@ -270,8 +273,8 @@ void orthogonalize(std::span<float> m, std::size_t rows, std::size_t r, float ep
 }
 
 Compressor::Compressor(const CodecConfig& config, std::size_t n, std::uint64_t seed, int worker,
-                       const ParamLayout* layout)
-    : config_(config), n_(n), seed_(seed), worker_(worker) {
+                       const ParamLayout* layout, int stream)
+    : config_(config), n_(n), seed_(seed), worker_(worker), stream_(stream) {
   if (uses_error_feedback(config_)) memory_.assign(n, 0.0f);
   if (config_.kind == CodecKind::kTopK && config_.momentum_correction) velocity_.assign(n, 0.0f);
   if (config_.kind != CodecKind::kPowerSgd) return;
@@ -361,6 +364,7 @@ Payload Compressor::encode(std::span<const float> g, std::uint64_t step, double 
     for (std::size_t i = 0; i < n_; ++i) x[i] += memory_[i];
   }
   Payload out;
+  std::vector<std::uint32_t> picked;  // top-k: the indices sent (DGC masks them)
   {
     Writer w(out, payload_size(step));
     switch (config_.kind) {
@@ -396,7 +400,7 @@ Payload Compressor::encode(std::span<const float> g, std::uint64_t step, double 
       case CodecKind::kQsgd: {
         // Per bucket: its L2 norm, then sign * level with level = floor(a) + Bernoulli(a -
         // floor(a)), a = s |x| / norm (unbiased).
-        CounterRng rng(codec_key(seed_, worker_, step));
+        CounterRng rng(codec_key(seed_, worker_, stream_, step));
         const int s = config_.levels;
         const auto bucket = static_cast<std::size_t>(config_.bucket);
         for (std::size_t b = 0; b < n_; b += bucket) {
@@ -439,7 +443,7 @@ Payload Compressor::encode(std::span<const float> g, std::uint64_t step, double 
           s = std::max(s, std::fabs(v));
         }
         w.f32(s);
-        CounterRng rng(codec_key(seed_, worker_, step));
+        CounterRng rng(codec_key(seed_, worker_, stream_, step));
         std::vector<bool> bits(2 * n_);
         for (std::size_t i = 0; i < n_; ++i) {
           const bool on = s > 0 && rng.uniform() < std::fabs(x[i]) / s;
@@ -503,6 +507,7 @@ Payload Compressor::encode(std::span<const float> g, std::uint64_t step, double 
           w.u32(i);
           w.f32(x[i]);
         }
+        picked = std::move(idx);
         break;
       }
       case CodecKind::kRandomK: {
@@ -518,18 +523,10 @@ Payload Compressor::encode(std::span<const float> g, std::uint64_t step, double 
     std::vector<float> sent(n_);
     decode(out, sent, step);
     for (std::size_t i = 0; i < n_; ++i) memory_[i] = x[i] - sent[i];
-    if (!velocity_.empty()) {
-      // DGC's momentum factor masking: what was sent leaves the velocity too.
-      for (std::size_t i = 0; i < n_; ++i) {
-        if (sent[i] != 0.0f) velocity_[i] = 0.0f;
-      }
-    }
-  } else if (!velocity_.empty()) {
-    std::vector<float> sent(n_);
-    decode(out, sent, step);
-    for (std::size_t i = 0; i < n_; ++i) {
-      if (sent[i] != 0.0f) velocity_[i] = 0.0f;
-    }
+  }
+  // DGC's momentum factor masking: what was sent leaves the velocity (the memory is 0 there).
+  if (!velocity_.empty()) {
+    for (std::uint32_t i : picked) velocity_[i] = 0.0f;
   }
   return out;
 }
@@ -640,7 +637,7 @@ void Compressor::finish_cast(std::span<float> sum) const {
 std::vector<std::uint32_t> Compressor::randomk_indices(std::uint64_t step) const {
   // The same k indices on every worker: a partial Fisher-Yates from the shared seed, sorted.
   const std::size_t k = k_at(step);
-  CounterRng rng(shared_key(seed_, step));
+  CounterRng rng(shared_key(seed_, stream_, step));
   std::vector<std::uint32_t> all(n_);
   std::iota(all.begin(), all.end(), 0u);
   for (std::size_t i = 0; i < k; ++i) {
@@ -689,7 +686,7 @@ std::vector<float> Compressor::powersgd_p(std::span<const float> g, std::uint64_
     // A fresh Q ~ N(0, 1) from the shared seed, the same on every worker; later steps start
     // from the last Q (warm start).
     q_.assign(q_size_, 0.0f);
-    CounterRng rng(shared_key(seed_, step));
+    CounterRng rng(shared_key(seed_, stream_, step));
     for (float& v : q_) v = static_cast<float>(rng.normal());
     have_q_ = true;
   }

@@ -77,11 +77,11 @@ using Payload = std::vector<std::uint8_t>;
 
 class Compressor {
  public:
-  // `n` elements; `layout` (PowerSGD's matrices) may be null for the other codecs. `seed` and
-  // `worker` key the stochastic codecs' random streams; random-k and PowerSGD share theirs
-  // across workers (keyed by the seed and step only).
+  // `n` elements; `layout` (PowerSGD's matrices) may be null for the other codecs. `seed`,
+  // `worker` and `stream` (a parameter-server shard, < 4096) key the stochastic codecs'
+  // random streams; random-k and PowerSGD share theirs across workers (seed, stream, step).
   Compressor(const CodecConfig& config, std::size_t n, std::uint64_t seed, int worker,
-             const ParamLayout* layout = nullptr);
+             const ParamLayout* layout = nullptr, int stream = 0);
 
   const CodecConfig& config() const { return config_; }
   std::size_t size() const { return n_; }
@@ -148,6 +148,7 @@ class Compressor {
   std::size_t n_;
   std::uint64_t seed_;
   int worker_;
+  int stream_;
   std::vector<float> memory_;    // error feedback e (and DGC's accumulated v)
   std::vector<float> velocity_;  // DGC's momentum u
   // PowerSGD

@@ -657,7 +657,11 @@ void read_faults(Reader& r, const toml::node& node, std::vector<FaultConfig>& ou
     f.place = r.place(&item);
     if (const auto* kind = t->get("kind")) {
       const auto* v = kind->as_string();
-      if (v != nullptr && v->get() != "byzantine") {
+      if (v == nullptr) {
+        r.error(kind, "faults.kind", "expected a string: byzantine");
+        continue;
+      }
+      if (v->get() != "byzantine") {
         const std::string_view k = v->get();
         if (k == "crash" || k == "restart" || k == "slow" || k == "link-down") {
           r.error(kind, "faults.kind",
@@ -979,6 +983,19 @@ void check_strategy(Reader& r, const toml::table& root, const Scenario& s) {
     r.error(coded ? codec_node : agg_node, coded ? "compression.codec" : "strategy.aggregation",
             fmt::format("{} works with sync = \"bsp\" (without backup workers) in this version",
                         coded ? "compression" : "an aggregation rule other than mean"));
+  }
+  if (c.momentum_correction && s.train.optimizer.kind != OptimizerKind::kSgd) {
+    r.error(root["compression"]["momentum_correction"].node(), "compression.momentum_correction",
+            "DGC's momentum correction replaces the optimizer's momentum: set train.optimizer = "
+            "\"sgd\" (the correction's momentum is compression.momentum)");
+  }
+  if (c.momentum_correction && c.kind != CodecKind::kTopK) {
+    r.error(root["compression"]["momentum_correction"].node(), "compression.momentum_correction",
+            "momentum correction is a top-k option (DGC): set codec = \"topk\"");
+  }
+  if (coded && st.architecture == Architecture::kParameterServer && s.cluster.servers > 4096) {
+    r.error(root["cluster"]["servers"].node(), "cluster.servers",
+            "compression to a parameter server supports at most 4096 shards");
   }
   if (c.kind == CodecKind::kPowerSgd && st.architecture != Architecture::kAllreduce) {
     r.error(codec_node, "compression.codec",

@@ -66,7 +66,9 @@ Task<> TrainingRun::allreduce_worker(int w) {
                          buf, st_.collective, s_.network.nodes_per_machine);
     }
     if (diverged_at(step)) {
-      if (w == 0) progress(step + 1, (step + 1) * static_cast<std::uint64_t>(counted * batch_));
+      if (w == 0)
+        progress(step + 1, (step + 1) * static_cast<std::uint64_t>(counted) *
+                               static_cast<std::uint64_t>(batch_));
       co_return;
     }
     const double lr = lr_at(step);
@@ -84,8 +86,9 @@ Task<> TrainingRun::allreduce_worker(int w) {
     }
     co_await sim_.compute(wk.node, job_time(wk.node, update_flops), std::move(work), "update");
     if (w == 0) {
-      record_staleness(0);
-      progress(step + 1, (step + 1) * static_cast<std::uint64_t>(counted * batch_));
+      for (int i = 0; i < counted; ++i) record_staleness(0);  // every counted gradient
+      progress(step + 1, (step + 1) * static_cast<std::uint64_t>(counted) *
+                             static_cast<std::uint64_t>(batch_));
     }
   }
 }

@@ -60,7 +60,7 @@ Task<> TrainingRun::ps_worker(int w) {
                           buf, server_nodes_);
     if (numerics_) std::swap(wk.params, wk.grads);
     if (w == 0) {
-      record_staleness(0);
+      for (int i = 0; i < p_; ++i) record_staleness(0);  // every gradient of the step
       progress(step + 1,
                (step + 1) * static_cast<std::uint64_t>(p_) * static_cast<std::uint64_t>(batch_));
     }

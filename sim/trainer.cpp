@@ -152,7 +152,7 @@ TrainingRun::TrainingRun(const Scenario& s, const DatasetPair& data, int threads
                                 ? part_range(model_.num_params(), k_, sv)
                                 : std::pair<std::uint64_t, std::uint64_t>(0, model_.num_params());
         wk.codecs.push_back(std::make_unique<Compressor>(s.compression, e - b, s.seed, w,
-                                                         k_ > 0 ? nullptr : &model_.layout()));
+                                                         k_ > 0 ? nullptr : &model_.layout(), sv));
       }
     }
     if (st_.architecture == Architecture::kGossip) {
@@ -176,7 +176,7 @@ TrainingRun::TrainingRun(const Scenario& s, const DatasetPair& data, int threads
       server.published = server.params;
     }
     if (coded_) {
-      server.decoder = std::make_unique<Compressor>(s.compression, e - b, s.seed, -1);
+      server.decoder = std::make_unique<Compressor>(s.compression, e - b, s.seed, -1, nullptr, sv);
       if (server.buffer.empty() && numerics_) server.buffer.assign(e - b, 0.0f);
     }
     server.clocks.assign(static_cast<std::size_t>(p_), 0);

@@ -154,9 +154,11 @@ class TrainingRun {
   // Virtual time of a job of `flops` on `node` over `samples` samples: its speed, straggler
   // slowdown and seeded lognormal jitter, plus the per-sample loading cost.
   SimTime job_time(int node, double flops, int samples = 0);
-  // Whether some worker's loss at `step` (0-based) or earlier was not finite. Lock-step
-  // programs check this after finishing the step, when every worker's loss of that step is
-  // known, so all of them stop together. Asynchronous ones check stop_.
+  // Whether some worker's loss at `step` (0-based) or earlier was not finite. The allreduce
+  // and parameter-server lock-step programs check this after the step's collective, when
+  // every worker's loss of that step is known, so all of them stop together (local SGD: after
+  // an average). Asynchronous ones check stop_. d-psgd runs on to its last step: a worker
+  // knows only its neighbours, so it cannot tell when everyone has seen the divergence.
   bool diverged_at(std::uint64_t step) const { return first_bad_step_ <= step; }
   // The async PS modes' run length: takes the next gradient of the run for worker w (and its
   // slot, for delayed), or says the run has all its gradients.

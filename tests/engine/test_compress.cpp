@@ -129,6 +129,18 @@ TEST_CASE("qsgd: the reference vector, unbiased, with its variance") {
   CHECK(big.encode(std::vector<float>(300, 0.5f), 0).size() == 3 * 4 + 300);
 }
 
+TEST_CASE("each worker and each shard draws its own random stream") {
+  CodecConfig cfg = codec(CodecKind::kQsgd);
+  cfg.levels = 1;
+  const std::vector<float> g(64, 0.5f);  // norm 4: each level is 1 w.p. 1/8
+  Compressor a(cfg, 64, 3, 0, nullptr, 0), b(cfg, 64, 3, 1, nullptr, 0),
+      c(cfg, 64, 3, 0, nullptr, 1), a2(cfg, 64, 3, 0, nullptr, 0);
+  const Payload pa = a.encode(g, 5);
+  CHECK(pa == a2.encode(g, 5));  // the same key, the same draws
+  CHECK(pa != b.encode(g, 5));
+  CHECK(pa != c.encode(g, 5));
+}
+
 TEST_CASE("terngrad: the reference vector, unbiased") {
   Compressor c(codec(CodecKind::kTernGrad), 4, 3, 1);
   const std::vector<float> g = {0.1f, -0.3f, 0.2f, 0.0f};

@@ -215,6 +215,39 @@ TEST_CASE("errors name file, line, column and key") {
     REQUIRE(e.size() == 1);
     CHECK(e[0].key() == "name");
   }
+  SUBCASE("a fault's kind must be a string, a Byzantine fault its mode and factor") {
+    auto e = errors_of("name = \"x\"\n[[faults]]\nkind = 3\nnode = 0\n");
+    REQUIRE(e.size() == 1);
+    CHECK_CONTAINS(e[0].message(), "expected a string");
+    e = errors_of(
+        "name = \"x\"\n[cluster]\nworkers = 2\n[[faults]]\nkind = \"byzantine\"\nnode = 2\n"
+        "mode = \"scale\"\n");
+    REQUIRE(e.size() == 2);
+    CHECK(e[0].key() == "faults.factor");
+    CHECK(e[1].key() == "faults.node");
+    CHECK_CONTAINS(e[1].message(), "the workers are 0-1");
+  }
+  SUBCASE("compression's options are checked against the rest") {
+    auto e =
+        errors_of("name = \"x\"\n[compression]\ncodec = \"topk\"\nmomentum_correction = true\n");
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].key() == "compression.momentum_correction");
+    CHECK_CONTAINS(e[0].message(), "train.optimizer = \"sgd\"");
+    e = errors_of(
+        "name = \"x\"\n[cluster]\nservers = 1\n[strategy]\narchitecture = \"ps\"\n"
+        "[compression]\ncodec = \"powersgd\"\n");
+    REQUIRE(e.size() == 1);
+    CHECK_CONTAINS(e[0].message(), "powersgd rides an allreduce");
+    e = errors_of(
+        "name = \"x\"\n[cluster]\nworkers = 4\n[strategy]\naggregation = \"krum\"\ntrim = 1\n");
+    REQUIRE(e.size() == 1);
+    CHECK_CONTAINS(e[0].message(), "krum with trim = 1 needs at least 5 workers");
+    e = errors_of(
+        "name = \"x\"\n[cluster]\nservers = 1\n[strategy]\narchitecture = \"ps\"\n"
+        "sync = \"asp\"\n[compression]\ncodec = \"fp16\"\n");
+    REQUIRE(e.size() == 1);
+    CHECK_CONTAINS(e[0].message(), "compression works with sync = \"bsp\"");
+  }
   SUBCASE("faults of later versions are named as such") {
     const auto e = errors_of("name = \"x\"\n[[faults]]\nkind = \"crash\"\nnode = 0\n");
     REQUIRE(e.size() == 1);

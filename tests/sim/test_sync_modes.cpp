@@ -356,6 +356,16 @@ TEST_CASE("a diverging asynchronous run stops with a diagnosis") {
   const RunResult ad =
       run({"strategy.architecture=gossip", "strategy.sync=ad-psgd", "train.lr=1e4"});
   CHECK(ad.diverged);
+  CHECK(ad.steps < 4 * 20);
+  // Lock-step replicas: local SGD stops at the next average, d-psgd runs to the end.
+  const RunResult local =
+      run({"strategy.sync=local-sgd", "strategy.local_steps=4", "train.lr=1e4"});
+  CHECK(local.diverged);
+  CHECK(local.steps % 4 == 0);
+  CHECK(local.steps < 20);
+  const RunResult d = run({"strategy.architecture=gossip", "strategy.sync=d-psgd", "train.lr=1e4"});
+  CHECK(d.diverged);
+  CHECK_CONTAINS(d.diverged_reason, "lower train.lr");
 }
 
 namespace {
