@@ -72,6 +72,11 @@ std::string summary_json(const Scenario& scenario, const RunResult& result) {
                                  : nlohmann::json(nullptr);
     }
   }
+  nlohmann::json histogram = nlohmann::json::array();
+  for (const auto& [staleness, updates] : result.staleness_histogram) {
+    histogram.push_back({staleness, updates});
+  }
+  j["staleness_histogram"] = histogram;
   j["diverged"] = result.diverged;
   j["diverged_reason"] =
       result.diverged ? nlohmann::json(result.diverged_reason) : nlohmann::json(nullptr);

@@ -119,6 +119,7 @@ TEST_CASE("summary.json has the design's keys and values") {
   const auto k = nlohmann::json::parse(summary_json(s, r));
   CHECK(k["mean_staleness"].get<double>() == doctest::Approx(1.5));
   CHECK(k["max_staleness"] == 5);
+  CHECK(k["staleness_histogram"].dump() == "[[0,2],[1,1],[5,1]]");
   CHECK(j["wall"]["wall_time_s"].get<double>() == doctest::Approx(3.5));
   CHECK(j["wall"]["threads"] == 2);
   SUBCASE("never reaching the target gives null") {
