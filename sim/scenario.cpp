@@ -1284,12 +1284,64 @@ std::vector<std::pair<std::string, std::string>> resolved_settings(const Scenari
     add("network.intra_latency", secs(s.network.intra.latency));
     add("network.intra_bandwidth", fmt::format("{} B/s", s.network.intra.bandwidth));
   }
-  add("strategy.architecture", to_string(s.strategy.architecture));
-  add("strategy.sync", "bsp");
-  if (s.strategy.architecture == Architecture::kAllreduce) {
-    add("strategy.collective", to_string(s.strategy.collective));
+  const StrategyConfig& st = s.strategy;
+  add("strategy.architecture", to_string(st.architecture));
+  add("strategy.sync", to_string(st.sync));
+  if (st.architecture == Architecture::kAllreduce) {
+    add("strategy.collective", to_string(st.collective));
   }
-  add("strategy.time_only", s.strategy.time_only ? "true" : "false");
+  // Only the keys the mode uses.
+  if ((st.sync == SyncMode::kSsp || st.sync == SyncMode::kDelayed) && st.staleness) {
+    add("strategy.staleness", fmt::format("{}", *st.staleness));
+  }
+  if (st.sync == SyncMode::kLocalSgd && st.local_steps) {
+    add("strategy.local_steps", fmt::format("{}", *st.local_steps));
+  }
+  if (st.sync == SyncMode::kBsp && st.backup_workers > 0) {
+    add("strategy.backup_workers", fmt::format("{}", st.backup_workers));
+  }
+  if (st.async_ps()) {
+    add("strategy.staleness_lr", st.staleness_lr ? "true" : "false");
+    add("strategy.delay_compensation", fmt::format("{}", st.delay_compensation));
+  }
+  if (st.sync == SyncMode::kBsp && st.backup_workers == 0) {
+    add("strategy.aggregation", to_string(st.aggregation.kind));
+    if (st.aggregation.kind == AggregationKind::kTrimmedMean ||
+        st.aggregation.kind == AggregationKind::kKrum ||
+        st.aggregation.kind == AggregationKind::kMultiKrum) {
+      add("strategy.trim", fmt::format("{}", st.aggregation.f));
+    }
+    if (st.aggregation.kind == AggregationKind::kMultiKrum) {
+      add("strategy.krum_m", st.aggregation.m > 0 ? fmt::format("{}", st.aggregation.m)
+                                                  : std::string("workers - trim - 2"));
+    }
+  }
+  add("strategy.time_only", st.time_only ? "true" : "false");
+  const CodecConfig& c = s.compression;
+  if (c.kind != CodecKind::kNone) {
+    add("compression.codec", to_string(c.kind));
+    if (c.kind == CodecKind::kTopK || c.kind == CodecKind::kRandomK) {
+      add("compression.ratio", fmt::format("{}", c.ratio));
+    }
+    if (c.kind == CodecKind::kQsgd) {
+      add("compression.levels", fmt::format("{}", c.levels));
+      add("compression.bucket", fmt::format("{}", c.bucket));
+    }
+    if (c.kind == CodecKind::kPowerSgd) add("compression.rank", fmt::format("{}", c.rank));
+    add("compression.error_feedback", uses_error_feedback(c) ? "true" : "false");
+    if (c.kind == CodecKind::kTopK) {
+      add("compression.momentum_correction", c.momentum_correction ? "true" : "false");
+      add("compression.warmup_steps", fmt::format("{}", c.warmup_steps));
+    }
+    add("compression.encode_flops_per_element", fmt::format("{}", encode_flops_per_element(c)));
+    add("compression.decode_flops_per_element", fmt::format("{}", decode_flops_per_element(c)));
+  }
+  for (const FaultConfig& f : s.faults) {
+    out.emplace_back(
+        fmt::format("faults (node {})", f.node),
+        fmt::format("byzantine {} x {} from {} s{}", to_string(f.mode), f.factor, f.at.seconds(),
+                    f.duration ? fmt::format(" for {} s", f.duration->seconds()) : ""));
+  }
   for (const Expectation& e : s.expect) {
     out.emplace_back("expect." + e.key, e.text);
   }

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 
 #include "sim/scenario.hpp"
@@ -542,6 +543,32 @@ TEST_CASE("a sweep value that does not work is an error at load time") {
   e = errors_of("name = \"x\"\n[sweep]\n\"train.lr\" = []\n");
   REQUIRE(e.size() == 1);
   CHECK(e[0].key() == "sweep.train.lr");
+}
+
+TEST_CASE("the resolved settings name the mode and the keys it uses") {
+  const auto settings = [](const std::string& text) {
+    std::map<std::string, std::string> m;
+    for (const auto& [k, v] : resolved_settings(parse_scenario(text, "s.toml"))) m[k] = v;
+    return m;
+  };
+  auto m = settings(
+      "name = \"x\"\n[cluster]\nservers = 1\n[strategy]\narchitecture = \"ps\"\n"
+      "sync = \"asp\"\nstaleness_lr = true\nlocal_steps = 4\n");
+  CHECK(m["strategy.sync"] == "asp");
+  CHECK(m["strategy.staleness_lr"] == "true");
+  CHECK(m.count("strategy.local_steps") == 0);  // not asp's
+  CHECK(m.count("compression.codec") == 0);
+  m = settings(
+      "name = \"x\"\n[cluster]\nworkers = 8\n[strategy]\naggregation = \"krum\"\ntrim = 2\n"
+      "[compression]\ncodec = \"topk\"\nratio = 0.05\n"
+      "[[faults]]\nkind = \"byzantine\"\nnode = 3\nat = \"1s\"\nmode = \"sign-flip\"\n");
+  CHECK(m["strategy.sync"] == "bsp");
+  CHECK(m["strategy.aggregation"] == "krum");
+  CHECK(m["strategy.trim"] == "2");
+  CHECK(m["compression.codec"] == "topk");
+  CHECK(m["compression.ratio"] == "0.05");
+  CHECK(m["compression.error_feedback"] == "true");
+  CHECK(m["faults (node 3)"] == "byzantine sign-flip x 1 from 1 s");
 }
 
 TEST_CASE("a sweep value may be a table: several keys of a section, one point") {
