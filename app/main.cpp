@@ -615,8 +615,9 @@ int main(int argc, char** argv) {
       ->allow_extra_args(false)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
 
-  auto* list_cmd = app.add_subcommand(
-      "list", "What a scenario can choose: models, datasets, topologies, strategies, collectives");
+  auto* list_cmd = app.add_subcommand("list",
+                                      "What a scenario can choose: models, datasets, topologies, "
+                                      "strategies, collectives, codecs, aggregation rules, faults");
 
   CollectiveOptions coll;
   auto* coll_cmd = app.add_subcommand(
