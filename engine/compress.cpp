@@ -8,6 +8,7 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "engine/kernels.hpp"
 #include "engine/rng.hpp"
 
 namespace dtsim {
@@ -299,8 +300,6 @@ Compressor::Compressor(const CodecConfig& config, std::size_t n, std::uint64_t s
     if (!in_matrix[i]) rest_index_.push_back(i);
   }
 }
-
-std::size_t Compressor::k() const { return k_at(std::numeric_limits<std::uint64_t>::max()); }
 
 std::size_t Compressor::k_at(std::uint64_t step) const {
   double density = config_.ratio;
@@ -690,20 +689,14 @@ std::vector<float> Compressor::powersgd_p(std::span<const float> g, std::uint64_
     for (float& v : q_) v = static_cast<float>(rng.normal());
     have_q_ = true;
   }
+  // P and Q are kept column by column: a rows x r matrix is stored as its r x rows transpose.
   std::vector<float> p(p_size_, 0.0f);
   for (const Matrix& m : matrices_) {
     float* q = q_.data() + m.q_offset;
     orthogonalize({q, m.cols * m.rank}, m.cols, m.rank);
-    // P = M Q: M row-major rows x cols, Q and P column-major.
-    const float* mat = corrected_.data() + m.offset;
-    for (std::size_t c = 0; c < m.rank; ++c) {
-      for (std::size_t i = 0; i < m.rows; ++i) {
-        double dot = 0;
-        for (std::size_t j = 0; j < m.cols; ++j)
-          dot += static_cast<double>(mat[i * m.cols + j]) * q[c * m.cols + j];
-        p[m.p_offset + c * m.rows + i] = static_cast<float>(dot);
-      }
-    }
+    // P = M Q, i.e. P^T [r, rows] = Q^T [r, cols] * M^T (M is row-major [rows, cols]).
+    gemm(false, true, static_cast<int>(m.rank), static_cast<int>(m.rows), static_cast<int>(m.cols),
+         1.0f, q, corrected_.data() + m.offset, 0.0f, p.data() + m.p_offset);
   }
   return p;
 }
@@ -715,15 +708,9 @@ std::vector<float> Compressor::powersgd_q(std::span<float> p_sum) {
   for (const Matrix& m : matrices_) {
     float* p = p_.data() + m.p_offset;
     orthogonalize({p, m.rows * m.rank}, m.rows, m.rank);
-    const float* mat = corrected_.data() + m.offset;
-    for (std::size_t c = 0; c < m.rank; ++c) {
-      for (std::size_t j = 0; j < m.cols; ++j) {
-        double dot = 0;
-        for (std::size_t i = 0; i < m.rows; ++i)
-          dot += static_cast<double>(mat[i * m.cols + j]) * p[c * m.rows + i];
-        q[m.q_offset + c * m.cols + j] = static_cast<float>(dot);
-      }
-    }
+    // Q = M^T P, i.e. Q^T [r, cols] = P^T [r, rows] * M [rows, cols].
+    gemm(false, false, static_cast<int>(m.rank), static_cast<int>(m.cols), static_cast<int>(m.rows),
+         1.0f, p, corrected_.data() + m.offset, 0.0f, q.data() + m.q_offset);
   }
   return q;
 }
@@ -734,16 +721,9 @@ void Compressor::powersgd_finish(std::span<const float> q_sum, std::span<const f
   for (std::size_t j = 0; j < q_size_; ++j) q_[j] = q_sum[j] * inv;  // kept: warm start
   std::fill(out.begin(), out.end(), 0.0f);
   for (const Matrix& m : matrices_) {
-    const float* pm = p_.data() + m.p_offset;
-    const float* qm = q_.data() + m.q_offset;
-    for (std::size_t i = 0; i < m.rows; ++i) {
-      for (std::size_t j = 0; j < m.cols; ++j) {
-        double v = 0;
-        for (std::size_t c = 0; c < m.rank; ++c)
-          v += static_cast<double>(pm[c * m.rows + i]) * qm[c * m.cols + j];
-        out[m.offset + i * m.cols + j] = static_cast<float>(v);
-      }
-    }
+    // M = P Q^T: [rows, cols] = (P^T)^T [rows, r] * Q^T [r, cols].
+    gemm(true, false, static_cast<int>(m.rows), static_cast<int>(m.cols), static_cast<int>(m.rank),
+         1.0f, p_.data() + m.p_offset, q_.data() + m.q_offset, 0.0f, out.data() + m.offset);
   }
   for (std::size_t j = 0; j < rest_index_.size(); ++j) out[rest_index_[j]] = rest_sum[j] * inv;
   // e = (g + e) - the mean's approximation (PyTorch: input copy minus the output).

@@ -110,7 +110,7 @@ class Compressor {
   void randomk_expand(std::span<const float> sum, int p, std::uint64_t step,
                       std::span<float> out) const;
   std::vector<std::uint32_t> randomk_indices(std::uint64_t step) const;
-  std::size_t k() const;  // top-k / random-k elements sent at `step` (topk: after warm-up)
+  // Top-k / random-k: the elements sent at `step` (top-k's warm-up sends more at first).
   std::size_t k_at(std::uint64_t step) const;
 
   // PowerSGD (PyTorch's powerSGD_hook semantics): matrices n x m (a tensor's first dimension

@@ -85,11 +85,7 @@ Task<> TrainingRun::allreduce_worker(int w) {
       };
     }
     co_await sim_.compute(wk.node, job_time(wk.node, update_flops), std::move(work), "update");
-    if (w == 0) {
-      for (int i = 0; i < counted; ++i) record_staleness(0);  // every counted gradient
-      progress(step + 1, (step + 1) * static_cast<std::uint64_t>(counted) *
-                             static_cast<std::uint64_t>(batch_));
-    }
+    if (w == 0) bsp_step_done(step, counted);
   }
 }
 

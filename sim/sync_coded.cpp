@@ -24,12 +24,6 @@
 #include "sim/training_run.hpp"
 
 namespace dtsim::detail {
-namespace {
-
-constexpr std::uint64_t kFloatBytes = sizeof(float);
-
-}  // namespace
-
 AggregationConfig TrainingRun::aggregation_rule() const {
   AggregationConfig a = st_.aggregation;
   if (s_.compression.kind == CodecKind::kSign) a.kind = AggregationKind::kSignVote;
@@ -204,11 +198,7 @@ Task<> TrainingRun::coded_ps_worker(int w) {
                   wk.params.begin() + static_cast<std::ptrdiff_t>(server.begin));
       }
     }
-    if (w == 0) {
-      for (int i = 0; i < p_; ++i) record_staleness(0);  // every gradient of the step
-      progress(step + 1,
-               (step + 1) * static_cast<std::uint64_t>(p_) * static_cast<std::uint64_t>(batch_));
-    }
+    if (w == 0) bsp_step_done(step, p_);
     if (diverged_at(step)) co_return;
   }
 }

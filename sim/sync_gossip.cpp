@@ -29,8 +29,6 @@ namespace {
 
 constexpr std::uint64_t kAverageTag = 1;
 constexpr std::uint64_t kAnswerTag = 2;
-constexpr std::uint64_t kHeaderBytes = 8;
-constexpr std::uint64_t kFloatBytes = sizeof(float);
 
 }  // namespace
 

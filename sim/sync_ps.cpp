@@ -43,8 +43,6 @@ namespace {
 
 constexpr std::uint64_t kRequestTag = 1;
 constexpr std::uint64_t kAnswerTag = 2;
-constexpr std::uint64_t kHeaderBytes = 8;
-constexpr std::uint64_t kFloatBytes = sizeof(float);
 
 }  // namespace
 
@@ -59,11 +57,7 @@ Task<> TrainingRun::ps_worker(int w) {
                                       flops_per_s_[static_cast<std::size_t>(w)]},
                           buf, server_nodes_);
     if (numerics_) std::swap(wk.params, wk.grads);
-    if (w == 0) {
-      for (int i = 0; i < p_; ++i) record_staleness(0);  // every gradient of the step
-      progress(step + 1,
-               (step + 1) * static_cast<std::uint64_t>(p_) * static_cast<std::uint64_t>(batch_));
-    }
+    if (w == 0) bsp_step_done(step, p_);
     if (diverged_at(step)) co_return;
   }
 }
@@ -185,7 +179,7 @@ Task<> TrainingRun::async_ps_server(int s) {
       ++finished;
     }
     co_await ps_absorb(sv, s);
-    co_await ps_answer_pulls(sv);
+    co_await ps_answer_pulls(sv, s);
   }
 }
 
@@ -296,7 +290,7 @@ Task<> TrainingRun::ps_apply(Server& sv, int s, std::vector<Pending> group, doub
   }
 }
 
-bool TrainingRun::ps_may_answer(const Server& sv, int w) const {
+bool TrainingRun::ps_may_answer(const Server& sv, int s, int w) const {
   const Worker& wk = workers_[static_cast<std::size_t>(w)];
   if (stop_) return true;  // diverged: let everyone finish
   switch (st_.sync) {
@@ -309,18 +303,17 @@ bool TrainingRun::ps_may_answer(const Server& sv, int w) const {
     }
     case SyncMode::kBsp:  // backup workers
       return !wk.req_gradient || sv.version >= total_steps_ ||
-             sv.version > wk.read_version[static_cast<std::size_t>(&sv - servers_.data())];
+             sv.version > wk.read_version[static_cast<std::size_t>(s)];
     default:
       return true;
   }
 }
 
-Task<> TrainingRun::ps_answer_pulls(Server& sv) {
-  const auto s = static_cast<std::size_t>(&sv - servers_.data());
+Task<> TrainingRun::ps_answer_pulls(Server& sv, int s) {
   const std::uint64_t n = sv.end - sv.begin;
   for (auto it = sv.pulls.begin(); it != sv.pulls.end();) {
     const int w = *it;
-    if (!ps_may_answer(sv, w)) {
+    if (!ps_may_answer(sv, s, w)) {
       ++it;
       continue;
     }
@@ -338,7 +331,7 @@ Task<> TrainingRun::ps_answer_pulls(Server& sv) {
               : sv.params;
       data = std::make_shared<const std::vector<float>>(params);
     }
-    wk.read_version[s] = served;
+    wk.read_version[static_cast<std::size_t>(s)] = served;
     sim_.send(sv.node, wk.node, kAnswerTag, n * kFloatBytes, std::move(data));
     it = sv.pulls.erase(it);
   }

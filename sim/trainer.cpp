@@ -89,7 +89,6 @@ TrainingRun::TrainingRun(const Scenario& s, const DatasetPair& data, int threads
       coded_(s.compression.kind != CodecKind::kNone ||
              s.strategy.aggregation.kind != AggregationKind::kMean),
       model_(s.model, input_shape(data.train), data.train.task, data.train.outputs),
-      speed_{s.cluster.compute_flops_per_s, s.data.load_cost},
       sim_(cluster_topology(s, p_ + k_), threads) {
   flops_per_s_.assign(static_cast<std::size_t>(p_ + k_), s.cluster.compute_flops_per_s);
   slowdown_.assign(static_cast<std::size_t>(p_ + k_), 1.0);
@@ -260,6 +259,12 @@ void TrainingRun::record_staleness(std::uint64_t s) {
   window_staleness_sum_ += static_cast<double>(s);
   ++window_staleness_count_;
   window_staleness_max_ = std::max(window_staleness_max_, s);
+}
+
+void TrainingRun::bsp_step_done(std::uint64_t step, int counted) {
+  for (int i = 0; i < counted; ++i) record_staleness(0);
+  progress(step + 1,
+           (step + 1) * static_cast<std::uint64_t>(counted) * static_cast<std::uint64_t>(batch_));
 }
 
 void TrainingRun::progress(std::uint64_t updates, std::uint64_t samples, EvalNow when) {

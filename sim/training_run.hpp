@@ -26,7 +26,6 @@
 #include "engine/data/dataset.hpp"
 #include "engine/model.hpp"
 #include "engine/optimizer.hpp"
-#include "sim/cost_model.hpp"
 #include "sim/run_result.hpp"
 #include "sim/scenario.hpp"
 #include "sim/simulation.hpp"
@@ -35,6 +34,9 @@ namespace dtsim::detail {
 
 // Collective tags: one range per global step.
 inline std::uint64_t step_tag(std::uint64_t step) { return (step + 1) << 28; }
+// Bytes on the wire: a float, and a request that carries no data (a header).
+inline constexpr std::uint64_t kFloatBytes = sizeof(float);
+inline constexpr std::uint64_t kHeaderBytes = 8;
 // Several collectives in one step (PowerSGD): the i-th uses step_tag + i * kCollectiveTags.
 inline constexpr std::uint64_t kCollectiveTags = 1ULL << 24;
 
@@ -88,7 +90,9 @@ class TrainingRun {
     bool req_pull = false;
     std::uint64_t slot = 0;       // delayed: the update its next gradient will be
     std::uint64_t grad_slot = 0;  // delayed: the update its last gradient will be
-    bool done = false;            // bsp with backup workers: the servers said the run is over
+    // Finished: bsp with backup workers, the servers said the run is over; ad-psgd, the
+    // worker took its last gradient (its next message to a neighbour is a goodbye).
+    bool done = false;
     // Gossip: the parameters a gradient is computed on (ad-psgd: a copy, since neighbours
     // average into `params` while the gradient job runs).
     std::vector<float> compute_params;
@@ -166,12 +170,15 @@ class TrainingRun {
   double lr_at(std::uint64_t step) const;
   // Staleness of one applied gradient, in updates.
   void record_staleness(std::uint64_t s);
+  // Worker 0 of a bsp program finished step `step` (0-based) with `counted` gradients in it:
+  // each counts at staleness 0, and the run progresses.
+  void bsp_step_done(std::uint64_t step, int counted);
 
   // Async PS server: what happens to a request that arrived, and which pulls can be answered.
   Task<> ps_absorb(Server& sv, int s);
   Task<> ps_apply(Server& sv, int s, std::vector<Pending> group, double lr);
-  Task<> ps_answer_pulls(Server& sv);
-  bool ps_may_answer(const Server& sv, int w) const;
+  Task<> ps_answer_pulls(Server& sv, int s);
+  bool ps_may_answer(const Server& sv, int s, int w) const;
 
   // ---- progress and evaluation ----
   // The global model reached `updates` updates over `samples` training samples. Evaluates it
@@ -200,7 +207,6 @@ class TrainingRun {
   const int batch_;
   const bool coded_;  // bsp with a codec or an aggregation rule other than mean
   Model model_;
-  NodeSpeed speed_;                  // the scenario's default node
   std::vector<double> flops_per_s_;  // each node's speed ([[cluster.group]])
   std::vector<double> slowdown_;     // each node's straggler multiplier
   std::vector<std::uint64_t> jobs_;  // jobs charged so far per node (keys the jitter)
