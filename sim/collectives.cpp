@@ -11,6 +11,22 @@ constexpr std::uint64_t kPhase = 1ULL << 20;
 
 int mod(int a, int p) { return ((a % p) + p) % p; }
 
+// The parts of n elements cut into q (see part_range), dividing once for many lookups.
+class Parts {
+ public:
+  Parts(std::uint64_t n, int q)
+      : base_(n / static_cast<std::uint64_t>(q)), extra_(n % static_cast<std::uint64_t>(q)) {}
+  std::pair<std::uint64_t, std::uint64_t> range(int i) const {
+    const auto ii = static_cast<std::uint64_t>(i);
+    const std::uint64_t begin = ii * base_ + std::min(ii, extra_);
+    return {begin, begin + base_ + (ii < extra_ ? 1 : 0)};
+  }
+
+ private:
+  std::uint64_t base_;
+  std::uint64_t extra_;
+};
+
 std::shared_ptr<const std::vector<float>> copy_part(const CollBuf& b, std::uint64_t begin,
                                                     std::uint64_t end) {
   if (!b.has_data()) return nullptr;
@@ -63,33 +79,24 @@ Task<> absorb(Simulation* sim, int node, double flops_per_s, CollBuf b, std::uin
       node, cost, [&] { take_part(b, begin, end, m, add); }, what);
 }
 
-// One ring pass of p - 1 steps: at step k, send part send_of(k) to the next rank and receive
-// part recv_of(k) from the previous one, adding it to this rank's part (reduce-scatter) or
-// taking it (allgather). In every ring pass send_of(k + 1) == recv_of(k): what a rank sends
-// is what it just received (or summed), so that vector is forwarded as it is, without a copy.
-// Sums and copies into the rank's buffer are jobs charged at reduce_flops_per_s (one operation
-// per element), so they run on the job threads like any other local work.
-template <typename SendOf, typename RecvOf>
-Task<> ring_pass(CollContext c, CollBuf b, std::uint64_t tag, bool add, SendOf send_of,
-                 RecvOf recv_of) {
+// ring_pass (below) with real data.
+Task<> ring_pass_data(CollContext c, CollBuf b, std::uint64_t tag, bool add, int first) {
   const int p = c.size();
   const int me = c.node(c.rank);
   const int next = c.node(mod(c.rank + 1, p));
   const int prev = c.node(mod(c.rank - 1, p));
+  const Parts parts(b.elements, p);
   std::shared_ptr<const std::vector<float>> carry;
+  int send_part = mod(first, p);
   for (int k = 0; k < p - 1; ++k) {
-    const auto [sb, se] = part_range(b.elements, p, send_of(k));
+    const int recv_part = send_part == 0 ? p - 1 : send_part - 1;
+    const auto [sb, se] = parts.range(send_part);
     if (k == 0) carry = copy_part(b, sb, se);
     c.sim->send(me, next, tag + static_cast<std::uint64_t>(k), (se - sb) * b.element_bytes,
                 std::move(carry));
-    const auto [rb, re] = part_range(b.elements, p, recv_of(k));
+    const auto [rb, re] = parts.range(recv_part);
     Message m = co_await c.sim->recv(me, prev, tag + static_cast<std::uint64_t>(k));
-    if (!b.has_data()) {
-      if (c.reduce_flops_per_s > 0) {
-        co_await c.sim->compute(me, reduce_time(c, re - rb), {}, add ? "reduce" : "copy");
-      }
-      continue;
-    }
+    send_part = recv_part;
     if (!m.data || m.data->size() != re - rb) {
       throw std::logic_error("collective: a message does not match the part it should fill");
     }
@@ -113,6 +120,40 @@ Task<> ring_pass(CollContext c, CollBuf b, std::uint64_t tag, bool add, SendOf s
       carry = std::move(m.data);
     }
   }
+}
+
+// ring_pass (below) in time-only mode: only sizes travel, and the sums and copies are charged
+// as time. A coroutine of its own so that its frame is small: with thousands of ranks, the
+// frames are most of the memory the event loop goes through.
+Task<> ring_pass_sized(CollContext c, CollBuf b, std::uint64_t tag, bool add, int first) {
+  const int p = c.size();
+  const int me = c.node(c.rank);
+  const int next = c.node(mod(c.rank + 1, p));
+  const int prev = c.node(mod(c.rank - 1, p));
+  const Parts parts(b.elements, p);
+  int send_part = mod(first, p);
+  for (int k = 0; k < p - 1; ++k) {
+    const int recv_part = send_part == 0 ? p - 1 : send_part - 1;
+    const auto [sb, se] = parts.range(send_part);
+    c.sim->send(me, next, tag + static_cast<std::uint64_t>(k), (se - sb) * b.element_bytes);
+    co_await c.sim->recv(me, prev, tag + static_cast<std::uint64_t>(k));
+    if (c.reduce_flops_per_s > 0) {
+      const auto [rb, re] = parts.range(recv_part);
+      co_await c.sim->compute(me, reduce_time(c, re - rb), {}, add ? "reduce" : "copy");
+    }
+    send_part = recv_part;
+  }
+}
+
+// One ring pass of p - 1 steps: at step k, send part (first - k) mod p to the next rank and
+// receive part (first - k - 1) mod p from the previous one, adding it to this rank's part
+// (reduce-scatter) or taking it (allgather). What a rank sends at step k + 1 is what it just
+// received (or summed), so that vector is forwarded as it is, without a copy. Sums and copies
+// into the rank's buffer are jobs charged at reduce_flops_per_s (one operation per element),
+// so they run on the job threads like any other local work.
+Task<> ring_pass(CollContext c, CollBuf b, std::uint64_t tag, bool add, int first) {
+  return b.has_data() ? ring_pass_data(c, b, tag, add, first)
+                      : ring_pass_sized(c, b, tag, add, first);
 }
 
 Task<> tree_allreduce(CollContext c, CollBuf b) {
@@ -252,48 +293,35 @@ Task<> hierarchical_allreduce(CollContext c, CollBuf b, int g) {
 }  // namespace
 
 std::pair<std::uint64_t, std::uint64_t> part_range(std::uint64_t n, int q, int i) {
-  const auto qq = static_cast<std::uint64_t>(q);
-  const auto ii = static_cast<std::uint64_t>(i);
-  const std::uint64_t base = n / qq;
-  const std::uint64_t extra = n % qq;
-  const std::uint64_t begin = ii * base + std::min(ii, extra);
-  return {begin, begin + base + (ii < extra ? 1 : 0)};
+  return Parts(n, q).range(i);
 }
 
 Task<> ring_reduce_scatter(CollContext c, CollBuf b) {
   const int p = c.size();
   if (p == 1) co_return;
   const int r = c.rank;
-  co_await ring_pass(
-      c, b, c.tag, true, [r, p](int k) { return mod(r - k, p); },
-      [r, p](int k) { return mod(r - k - 1, p); });
+  co_await ring_pass(c, b, c.tag, true, r);
 }
 
 Task<> ring_allgather_after_rs(CollContext c, CollBuf b) {
   const int p = c.size();
   if (p == 1) co_return;
   const int r = c.rank;
-  co_await ring_pass(
-      c, b, c.tag + kPhase, false, [r, p](int k) { return mod(r + 1 - k, p); },
-      [r, p](int k) { return mod(r - k, p); });
+  co_await ring_pass(c, b, c.tag + kPhase, false, r + 1);
 }
 
 Task<> allgather(CollContext c, CollBuf b) {
   const int p = c.size();
   if (p == 1) co_return;
   const int r = c.rank;
-  co_await ring_pass(
-      c, b, c.tag, false, [r, p](int k) { return mod(r - k, p); },
-      [r, p](int k) { return mod(r - k - 1, p); });
+  co_await ring_pass(c, b, c.tag, false, r);
 }
 
 Task<> reduce_scatter(CollContext c, CollBuf b) {
   const int p = c.size();
   if (p == 1) co_return;
   const int r = c.rank;
-  co_await ring_pass(
-      c, b, c.tag, true, [r, p](int k) { return mod(r - k - 1, p); },
-      [r, p](int k) { return mod(r - k - 2, p); });
+  co_await ring_pass(c, b, c.tag, true, r - 1);
 }
 
 Task<> broadcast(CollContext c, CollBuf b, int root) {

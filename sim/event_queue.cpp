@@ -2,25 +2,23 @@
 
 namespace dtsim {
 
-void EventQueue::schedule(SimTime t, Event e) {
+void EventQueue::schedule_slow(SimTime t, Event e) {
   const std::int64_t ns = t.ns();
-  if (ns != cached_time_ || cached_ == nullptr) {
-    auto [it, inserted] = buckets_.try_emplace(ns);
-    if (inserted) {
-      times_.push(ns);
-      if (!spare_.empty()) {
-        it->second.events = std::move(spare_.back());
-        spare_.pop_back();
-      }
+  auto [it, inserted] = buckets_.try_emplace(ns);
+  if (inserted) {
+    times_.push(ns);
+    if (!spare_.empty()) {
+      it->second.events = std::move(spare_.back());
+      spare_.pop_back();
     }
-    cached_time_ = ns;
-    cached_ = &it->second;
   }
+  cached_time_ = ns;
+  cached_ = &it->second;
   cached_->events.push_back(e);
   ++size_;
 }
 
-Event EventQueue::pop(SimTime& t) {
+Event EventQueue::pop_slow(SimTime& t) {
   const std::int64_t ns = times_.top();
   t = SimTime::from_ns(ns);
   if (ns != popping_time_ || popping_ == nullptr) {

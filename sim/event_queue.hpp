@@ -27,16 +27,36 @@ struct Event {
 class EventQueue {
  public:
   // Schedules `e` at time `t` (t >= the time of the event being run).
-  void schedule(SimTime t, Event e);
+  void schedule(SimTime t, Event e) {
+    if (t.ns() == cached_time_ && cached_ != nullptr) {
+      cached_->events.push_back(e);
+      ++size_;
+      return;
+    }
+    schedule_slow(t, e);
+  }
   bool empty() const { return size_ == 0; }
   std::size_t size() const { return size_; }
   // Time of the next event; precondition: !empty().
   SimTime next_time() const { return SimTime::from_ns(times_.top()); }
   // Removes and returns the next event, setting `t` to its time; precondition: !empty().
-  Event pop(SimTime& t);
+  Event pop(SimTime& t) {
+    // The bucket being drained stays the earliest until it is empty: nothing is scheduled
+    // before the current event's time.
+    if (popping_ != nullptr && popping_->next + 1 < popping_->events.size()) {
+      t = SimTime::from_ns(popping_time_);
+      --size_;
+      ++popped_;
+      return popping_->events[popping_->next++];
+    }
+    return pop_slow(t);
+  }
   std::uint64_t events_run() const { return popped_; }
 
  private:
+  void schedule_slow(SimTime t, Event e);
+  Event pop_slow(SimTime& t);
+
   struct Bucket {
     std::vector<Event> events;
     std::size_t next = 0;

@@ -7,52 +7,79 @@
 
 namespace dtsim {
 
-void Network::LinkList::assign(const std::vector<int>& links) {
-  count = static_cast<int>(links.size());
-  if (count <= 4) {
-    for (int i = 0; i < count; ++i) inline_links[i] = links[static_cast<std::size_t>(i)];
-  } else {
-    spill = links;
-  }
-}
-
 Network::Network(Topology topology, EventQueue& queue, const SimTime& now)
     : topology_(std::move(topology)), queue_(queue), now_(now) {
   links_.resize(topology_.num_links());
+  link_flows_.resize(topology_.num_links());
+  scratch_.resize(topology_.num_links());
   for (std::size_t i = 0; i < links_.size(); ++i) {
     links_[i].capacity = topology_.link(static_cast<int>(i)).bandwidth;
+    links_[i].latency = topology_.link(static_cast<int>(i)).latency;
   }
 }
 
-int Network::allocate_flow() {
-  if (!free_flows_.empty()) {
-    const int id = free_flows_.back();
-    free_flows_.pop_back();
-    return id;
-  }
+int Network::new_flow() {
   flows_.emplace_back();
   return static_cast<int>(flows_.size() - 1);
 }
 
-void Network::send(Message m, std::uint64_t token) {
+void Network::start(int id, std::uint64_t token) {
   ++flows_started_;
-  const int id = allocate_flow();
+  ++active_;
   Flow& f = flows_[static_cast<std::size_t>(id)];
-  route_.clear();
-  if (m.src != m.dst) topology_.route(m.src, m.dst, route_);
-  f.links.assign(route_);
-  f.latency = SimTime();
-  for (int l : f.links) f.latency += topology_.link(l).latency;
-  f.remaining = static_cast<double>(m.bytes);
+  const Message& m = f.msg;
+  LinkList& links = f.links;
+  links.count = 0;
+  if (m.src != m.dst) {
+    links.count = topology_.short_route(m.src, m.dst, links.inline_links);
+    if (links.count < 0) {
+      route_.clear();
+      topology_.route(m.src, m.dst, route_);
+      links.spill = route_;
+      links.count = static_cast<int>(route_.size());
+    }
+  }
+  SimTime latency;
+  bool alone = true;  // no other flow transfers over its links
+  double rate = std::numeric_limits<double>::infinity();
+  for (int l : links) {
+    const LinkState& ls = links_[static_cast<std::size_t>(l)];
+    latency += ls.latency;
+    alone = alone && ls.ordinary == 0 && !lazy_live(ls);
+    rate = std::min(rate, ls.capacity);
+  }
+  f.latency = latency;
+  f.sent = now_;
+  f.token = token;
+  ++f.version;
+  const auto bytes = static_cast<double>(m.bytes);
+  if (alone && token == 0 && bytes > 0 && links.count > 0) {
+    // The common case in structured collectives: nobody shares its links, so nothing else
+    // changes, its rate is its slowest link's, and its delivery is its only event. (Its
+    // remaining bytes are worked out if it ever has to share: see make_ordinary.)
+    f.transferring = true;
+    f.lazy = true;
+    f.rate = rate;
+    if (bytes != last_bytes_ || rate != last_rate_) {
+      last_bytes_ = bytes;
+      last_rate_ = rate;
+      last_transfer_ = SimTime::from_ns(static_cast<std::int64_t>(bytes / rate * 1e9 + 0.5));
+    }
+    f.finish = now_ + last_transfer_;
+    for (int l : links) {
+      LinkState& ls = links_[static_cast<std::size_t>(l)];
+      ls.lazy_flow = id;
+      ls.lazy_until = f.finish;
+    }
+    schedule_delivery(id, f.finish + latency);
+    return;
+  }
+  f.lazy = false;
+  f.remaining = bytes;
   f.rate = 0;
   f.last_update = now_;
-  f.sent = now_;
   f.finish = SimTime::from_ns(-1);  // no finish event scheduled yet
-  f.token = token;
-  f.msg = std::move(m);
-  ++f.version;
-  ++active_;
-  if (f.links.count == 0 || f.msg.bytes == 0) {
+  if (links.count == 0 || bytes == 0) {
     // Nothing to transfer: the message only pays its path latency.
     f.transferring = false;
     f.finish = now_;
@@ -60,89 +87,47 @@ void Network::send(Message m, std::uint64_t token) {
     return;
   }
   f.transferring = true;
-  f.lazy = false;
-  bool alone = true;
-  double rate = std::numeric_limits<double>::infinity();
-  for (int l : f.links) settle_lazy(l);
-  Flow& g = flows_[static_cast<std::size_t>(id)];
-  for (int l : g.links) {
-    LinkState& ls = links_[static_cast<std::size_t>(l)];
-    ls.flows.push_back(id);
-    alone = alone && ls.flows.size() == 1;
-    rate = std::min(rate, ls.capacity);
+  for (int l : links) {
+    const LinkState& ls = links_[static_cast<std::size_t>(l)];
+    if (lazy_live(ls)) make_ordinary(ls.lazy_flow);
   }
+  // (make_ordinary does not move flows_, so f is still valid.)
+  for (int l : links) join_link(l, id);
   if (alone) {
-    // The common case in structured collectives: nobody shares its links, so nothing else
-    // changes and its rate is its slowest link.
-    g.rate = rate;
-    if (g.token == 0) {
-      g.lazy = true;
-      g.finish =
-          now_ + SimTime::from_ns(static_cast<std::int64_t>(g.remaining / g.rate * 1e9 + 0.5));
-      ++g.version;
-      schedule_delivery(id, g.finish + g.latency);
-    } else {
-      schedule_finish(id, g);  // a blocking send must hear when its transfer ends
-    }
+    f.rate = rate;
+    schedule_finish(id, f);  // a blocking send must hear when its transfer ends
     return;
   }
-  reallocate(g.links.begin(), g.links.end());
+  reallocate(links.begin(), links.end());
 }
 
-void Network::schedule_delivery(int id, SimTime at) {
-  const Flow& f = flows_[static_cast<std::size_t>(id)];
-  queue_.schedule(
-      at, Event{&Network::deliver_event, this, (static_cast<std::uint64_t>(id) << 32) | f.version});
+void Network::join_link(int link, int id) {
+  link_flows_[static_cast<std::size_t>(link)].push_back(id);
+  ++links_[static_cast<std::size_t>(link)].ordinary;
 }
 
-void Network::FlowList::push_back(int id) {
-  if (count_ < kInline) {
-    inline_[count_++] = id;
-    return;
-  }
-  if (count_ == kInline) heap_.assign(inline_, inline_ + kInline);
-  heap_.push_back(id);
-  ++count_;
+void Network::leave_link(int link, int id) {
+  auto& list = link_flows_[static_cast<std::size_t>(link)];
+  *std::find(list.begin(), list.end(), id) = list.back();  // swap-remove
+  list.pop_back();
+  --links_[static_cast<std::size_t>(link)].ordinary;
 }
 
-void Network::FlowList::remove(int id) {
-  int* data = count_ <= kInline ? inline_ : heap_.data();
-  int* it = std::find(data, data + count_, id);
-  *it = data[count_ - 1];
-  if (count_ <= kInline) {
-    --count_;
-    return;
-  }
-  heap_.pop_back();
-  if (--count_ == kInline) std::copy(heap_.begin(), heap_.end(), inline_);
-}
-
-void Network::leave_links(int id) {
+void Network::make_ordinary(int id) {
   Flow& f = flows_[static_cast<std::size_t>(id)];
-  for (int l : f.links) links_[static_cast<std::size_t>(l)].flows.remove(id);
-  f.transferring = false;
-}
-
-void Network::settle_lazy(int l) {
-  auto& list = links_[static_cast<std::size_t>(l)].flows;
-  for (std::size_t i = 0; i < list.size();) {
-    const int fid = list[i];
-    Flow& f = flows_[static_cast<std::size_t>(fid)];
-    if (!f.lazy) {
-      ++i;
-      continue;
+  f.lazy = false;
+  f.remaining =
+      std::max(0.0, static_cast<double>(f.msg.bytes) - f.rate * (now_ - f.sent).seconds());
+  f.last_update = now_;
+  f.finish = SimTime::from_ns(-1);
+  ++f.version;  // supersedes its delivery event
+  for (int l : f.links) {
+    join_link(l, id);
+    LinkState& ls = links_[static_cast<std::size_t>(l)];
+    if (ls.lazy_flow == id) {
+      ls.lazy_flow = -1;
+      ls.lazy_until = SimTime::from_ns(-1);
     }
-    f.lazy = false;
-    if (f.finish <= now_) {
-      leave_links(fid);  // done transferring; its delivery event stands (removes list[i])
-      continue;
-    }
-    // Still sending: from now on it shares, so it needs an ordinary transfer-end event.
-    f.remaining = std::max(0.0, f.remaining - f.rate * (now_ - f.last_update).seconds());
-    f.last_update = now_;
-    f.finish = SimTime::from_ns(-1);
-    ++f.version;  // supersedes its delivery event
-    ++i;
   }
 }
 
@@ -169,14 +154,15 @@ void Network::finish_transfer(int id) {
   Flow& f = flows_[static_cast<std::size_t>(id)];
   if (f.transferring) {
     f.remaining = 0;
-    leave_links(id);
+    f.transferring = false;
+    for (int l : f.links) leave_link(l, id);
     bool shared = false;
-    for (int l : f.links) shared = shared || !links_[static_cast<std::size_t>(l)].flows.empty();
+    for (int l : f.links) shared = shared || links_[static_cast<std::size_t>(l)].ordinary > 0;
     // Only flows that shared a link with this one can speed up.
     if (shared) reallocate(f.links.begin(), f.links.end());
   }
   const Flow& done = flows_[static_cast<std::size_t>(id)];
-  if (sent_ && done.token != 0) sent_(done.token);
+  if (sent_ != nullptr && done.token != 0) sent_(sent_context_, done.token);
   schedule_delivery(id, now_ + flows_[static_cast<std::size_t>(id)].latency);
 }
 
@@ -185,16 +171,12 @@ void Network::deliver_event(void* self, std::uint64_t arg) {
   const int id = static_cast<int>(arg >> 32);
   Flow& f = net->flows_[static_cast<std::size_t>(id)];
   if (f.version != static_cast<std::uint32_t>(arg)) return;  // it joined others: re-timed
-  if (f.lazy) {
-    f.lazy = false;
-    net->leave_links(id);
-  }
-  Message m = std::move(f.msg);
-  const SimTime sent = f.sent;
-  f.msg = Message{};
+  // A lazy flow's links still name it, but only until its transfer end, which has passed.
+  f.lazy = false;
+  f.transferring = false;
   net->free_flows_.push_back(id);
   --net->active_;
-  net->deliver_(std::move(m), sent);
+  net->deliver_(net->deliver_context_, f.msg, f.sent);
 }
 
 void Network::reallocate(const int* seed_begin, const int* seed_end) {
@@ -204,24 +186,23 @@ void Network::reallocate(const int* seed_begin, const int* seed_end) {
   comp_links_.clear();
   for (const int* it = seed_begin; it != seed_end; ++it) {
     const int l = *it;
-    LinkState& ls = links_[static_cast<std::size_t>(l)];
+    LinkScratch& ls = scratch_[static_cast<std::size_t>(l)];
     if (ls.mark != epoch_) {
       ls.mark = epoch_;
-      settle_lazy(l);
       comp_links_.push_back(l);
     }
   }
+  // (No lazy flow is reached: a lazy flow's links carry no other flow.)
   for (std::size_t li = 0; li < comp_links_.size(); ++li) {
-    for (int fid : links_[static_cast<std::size_t>(comp_links_[li])].flows) {
+    for (int fid : link_flows_[static_cast<std::size_t>(comp_links_[li])]) {
       Flow& f = flows_[static_cast<std::size_t>(fid)];
       if (f.mark == epoch_) continue;
       f.mark = epoch_;
       comp_flows_.push_back(fid);
       for (int l : f.links) {
-        LinkState& ls = links_[static_cast<std::size_t>(l)];
+        LinkScratch& ls = scratch_[static_cast<std::size_t>(l)];
         if (ls.mark != epoch_) {
           ls.mark = epoch_;
-          settle_lazy(l);
           comp_links_.push_back(l);
         }
       }
@@ -239,16 +220,16 @@ void Network::reallocate(const int* seed_begin, const int* seed_end) {
 
   // 3. Progressive filling: repeatedly saturate the link with the smallest fair share.
   for (int l : comp_links_) {
-    LinkState& ls = links_[static_cast<std::size_t>(l)];
-    ls.left = ls.capacity;
-    ls.unfixed = static_cast<int>(ls.flows.size());
+    LinkScratch& ls = scratch_[static_cast<std::size_t>(l)];
+    ls.left = links_[static_cast<std::size_t>(l)].capacity;
+    ls.unfixed = links_[static_cast<std::size_t>(l)].ordinary;
   }
   std::size_t unfixed = comp_flows_.size();
   while (unfixed > 0) {
     double best = std::numeric_limits<double>::infinity();
     int best_link = -1;
     for (int l : comp_links_) {
-      const LinkState& ls = links_[static_cast<std::size_t>(l)];
+      const LinkScratch& ls = scratch_[static_cast<std::size_t>(l)];
       if (ls.unfixed == 0) continue;
       const double share = std::max(0.0, ls.left) / ls.unfixed;
       if (share < best) {
@@ -256,14 +237,14 @@ void Network::reallocate(const int* seed_begin, const int* seed_end) {
         best_link = l;
       }
     }
-    for (int fid : links_[static_cast<std::size_t>(best_link)].flows) {
+    for (int fid : link_flows_[static_cast<std::size_t>(best_link)]) {
       Flow& f = flows_[static_cast<std::size_t>(fid)];
       if (f.fixed) continue;
       f.fixed = true;
       --unfixed;
       f.rate = best;
       for (int l : f.links) {
-        LinkState& ls = links_[static_cast<std::size_t>(l)];
+        LinkScratch& ls = scratch_[static_cast<std::size_t>(l)];
         ls.left -= best;
         --ls.unfixed;
       }
@@ -276,7 +257,9 @@ void Network::reallocate(const int* seed_begin, const int* seed_end) {
 
 std::vector<double> Network::link_rates(int link) const {
   std::vector<double> rates;
-  for (int fid : links_[static_cast<std::size_t>(link)].flows) {
+  const LinkState& ls = links_[static_cast<std::size_t>(link)];
+  if (lazy_live(ls)) rates.push_back(flows_[static_cast<std::size_t>(ls.lazy_flow)].rate);
+  for (int fid : link_flows_[static_cast<std::size_t>(link)]) {
     rates.push_back(flows_[static_cast<std::size_t>(fid)].rate);
   }
   return rates;

@@ -14,7 +14,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <vector>
 
@@ -35,20 +34,45 @@ struct Message {
 
 class Network {
  public:
-  // Called with each message on arrival, and the time it was sent.
-  using DeliverFn = std::function<void(Message&&, SimTime sent)>;
-  using SentFn = std::function<void(std::uint64_t flow_token)>;
+  // Called with each message on arrival, and the time it was sent (plain function pointers:
+  // they run once per message). The message is the network's: the callback must move it
+  // away before it does anything that may send.
+  using DeliverFn = void (*)(void* context, Message& m, SimTime sent);
+  using SentFn = void (*)(void* context, std::uint64_t flow_token);
 
   // `now` is the simulation clock (read, never written); `queue` receives the network's events.
   Network(Topology topology, EventQueue& queue, const SimTime& now);
 
-  void on_deliver(DeliverFn fn) { deliver_ = std::move(fn); }
+  void on_deliver(DeliverFn fn, void* context) {
+    deliver_ = fn;
+    deliver_context_ = context;
+  }
   // Called when a flow's transfer ends (its bytes have left the sender), with the token given
   // to send(); used for blocking sends.
-  void on_sent(SentFn fn) { sent_ = std::move(fn); }
+  void on_sent(SentFn fn, void* context) {
+    sent_ = fn;
+    sent_context_ = context;
+  }
 
-  // Starts sending `m` now. `token` is passed back to on_sent when the transfer ends.
-  void send(Message m, std::uint64_t token = 0);
+  // Starts sending `m` now. `token` (not 0) asks for on_sent when the transfer ends.
+  void send(Message&& m, std::uint64_t token = 0) {
+    const int id = allocate_flow();
+    flows_[static_cast<std::size_t>(id)].msg = std::move(m);
+    start(id, token);
+  }
+  // The same for a message of floats (or of nothing), built in place.
+  void send(int src, int dst, std::uint64_t tag, std::uint64_t bytes,
+            std::shared_ptr<const std::vector<float>>&& data) {
+    const int id = allocate_flow();
+    Message& m = flows_[static_cast<std::size_t>(id)].msg;
+    m.src = src;
+    m.dst = dst;
+    m.tag = tag;
+    m.bytes = bytes;
+    m.data = std::move(data);
+    m.payload.reset();
+    start(id, 0);
+  }
 
   const Topology& topology() const { return topology_; }
   std::uint64_t flows_started() const { return flows_started_; }
@@ -64,10 +88,8 @@ class Network {
     std::vector<int> spill;
     const int* begin() const { return count <= 4 ? inline_links : spill.data(); }
     const int* end() const { return begin() + count; }
-    void assign(const std::vector<int>& links);
   };
   struct Flow {
-    Message msg;
     LinkList links;
     double remaining = 0;  // bytes
     double rate = 0;       // bytes per second
@@ -78,62 +100,77 @@ class Network {
     std::uint32_t version = 0;
     std::uint64_t token = 0;
     bool transferring = false;
-    // Alone on its path when it started, so it was given only a delivery event; it is
-    // converted to an ordinary flow if another flow joins one of its links before it ends.
+    // Alone on its path when it started, so it was given only a delivery event and is in no
+    // link's flow list (its links only point to it, until its transfer ends); it is made an
+    // ordinary flow if another flow joins one of its links before then.
     bool lazy = false;
     bool fixed = false;      // progressive-filling scratch
     std::uint32_t mark = 0;  // component-search scratch
+    Message msg;
   };
-  // The flows on one link: up to three inline (the usual case), more on the heap.
-  class FlowList {
-   public:
-    std::size_t size() const { return static_cast<std::size_t>(count_); }
-    bool empty() const { return count_ == 0; }
-    const int* begin() const { return count_ <= kInline ? inline_ : heap_.data(); }
-    const int* end() const { return begin() + count_; }
-    int operator[](std::size_t i) const { return begin()[i]; }
-    void push_back(int id);
-    void remove(int id);  // swap-remove; `id` must be present
-
-   private:
-    static constexpr int kInline = 3;
-    int count_ = 0;
-    int inline_[kInline] = {};
-    std::vector<int> heap_;  // holds every element while count_ > kInline
-  };
-  struct LinkState {
+  // What sending a message reads and writes about a link: 32 bytes, two links to a line.
+  struct alignas(32) LinkState {
     double capacity = 0;
-    FlowList flows;   // transferring flows on this link
-    double left = 0;  // progressive-filling scratch
+    SimTime latency;
+    // A lazy flow transferring over this link until lazy_until (it is alone on it then).
+    SimTime lazy_until = SimTime::from_ns(-1);
+    int lazy_flow = -1;
+    int ordinary = 0;  // the number of other flows transferring over it (in link_flows_)
+  };
+  struct LinkScratch {  // for reallocate()
+    double left = 0;
     int unfixed = 0;
     std::uint32_t mark = 0;
   };
 
+  // Starts the transfer of flow `id`, whose message is in place.
+  void start(int id, std::uint64_t token);
   static void flow_event(void* self, std::uint64_t arg);
   static void deliver_event(void* self, std::uint64_t arg);
   void finish_transfer(int id);
   // Recomputes the rates of every flow connected to `seed_links`.
   void reallocate(const int* seed_begin, const int* seed_end);
   void schedule_finish(int id, Flow& f);
-  // Settles the lazy flows on link l: finished ones leave their links, unfinished ones become
-  // ordinary flows (their delivery event is superseded) so that they can share the link.
-  void settle_lazy(int l);
-  void leave_links(int id);
-  void schedule_delivery(int id, SimTime at);
-  int allocate_flow();
+  // A lazy flow still transferring becomes an ordinary one, in its links' flow lists, so that
+  // it can share them; its delivery event is superseded.
+  void make_ordinary(int id);
+  void schedule_delivery(int id, SimTime at) {
+    queue_.schedule(at, Event{&Network::deliver_event, this,
+                              (static_cast<std::uint64_t>(id) << 32) |
+                                  flows_[static_cast<std::size_t>(id)].version});
+  }
+  int allocate_flow() {
+    if (free_flows_.empty()) return new_flow();
+    const int id = free_flows_.back();
+    free_flows_.pop_back();
+    return id;
+  }
+  int new_flow();
+  bool lazy_live(const LinkState& ls) const { return ls.lazy_until > now_; }
+  void join_link(int link, int id);
+  void leave_link(int link, int id);
 
   Topology topology_;
   EventQueue& queue_;
   const SimTime& now_;
-  DeliverFn deliver_;
-  SentFn sent_;
+  DeliverFn deliver_ = nullptr;
+  void* deliver_context_ = nullptr;
+  SentFn sent_ = nullptr;
+  void* sent_context_ = nullptr;
   std::vector<Flow> flows_;
   std::vector<int> free_flows_;
   std::vector<LinkState> links_;
+  std::vector<std::vector<int>> link_flows_;  // by link: its ordinary flows
+  std::vector<LinkScratch> scratch_;          // by link
   std::uint32_t epoch_ = 0;
   std::vector<int> comp_flows_;  // scratch
   std::vector<int> comp_links_;  // scratch
-  std::vector<int> route_;       // scratch
+  std::vector<int> route_;       // scratch for long routes
+  // The last transfer time worked out: collectives send runs of equal-sized messages over
+  // equal links, and a division is a good part of a message's cost.
+  double last_bytes_ = -1;
+  double last_rate_ = -1;
+  SimTime last_transfer_;
   std::uint64_t flows_started_ = 0;
   std::size_t active_ = 0;
 };

@@ -10,12 +10,15 @@ Simulation::Simulation(Topology topology, int threads)
     : network_(std::move(topology), queue_, now_), jobs_(threads) {
   const auto n = static_cast<std::size_t>(network_.topology().nodes());
   nodes_.resize(n);
-  network_.on_deliver([this](Message&& m, SimTime sent) { deliver(std::move(m), sent); });
-  network_.on_sent([this](std::uint64_t token) {
-    auto* awaiter = reinterpret_cast<SendAwaiter*>(token);
-    waited(awaiter->msg.src, awaiter->since);
-    schedule_resume(now_, awaiter->handle);
-  });
+  network_.on_deliver(&Simulation::deliver, this);
+  network_.on_sent(
+      [](void* self, std::uint64_t token) {
+        auto* sim = static_cast<Simulation*>(self);
+        auto* awaiter = reinterpret_cast<SendAwaiter*>(token);
+        sim->waited(awaiter->msg.src, awaiter->since);
+        sim->schedule_resume(sim->now_, awaiter->handle);
+      },
+      this);
 }
 
 Simulation::~Simulation() {
@@ -69,18 +72,15 @@ void Simulation::ComputeAwaiter::done(void* self, std::uint64_t) {
   a->handle.resume();
 }
 
-void Simulation::waited(int node, SimTime since) {
-  nodes_[static_cast<std::size_t>(node)].account.comm += now_ - since;
-  if (now_ > since) {
-    for (SimObserver* o : observers_) o->on_wait(node, since, now_);
-  }
+void Simulation::wait_observed(int node, SimTime since) {
+  for (SimObserver* o : observers_) o->on_wait(node, since, now_);
 }
 
-bool Simulation::RecvAwaiter::await_ready() {
-  auto& pending = sim.nodes_[static_cast<std::size_t>(node)].pending;
+bool Simulation::take_pending(RecvAwaiter& w) {
+  auto& pending = nodes_[static_cast<std::size_t>(w.node)].pending;
   for (std::size_t i = 0; i < pending.size(); ++i) {
-    if (matches(pending[i])) {
-      result = std::move(pending[i]);
+    if (w.matches(pending[i])) {
+      w.result = std::move(pending[i]);
       if (i + 1 == pending.size()) {
         pending.pop_back();
       } else {
@@ -92,27 +92,24 @@ bool Simulation::RecvAwaiter::await_ready() {
   return false;
 }
 
-void Simulation::RecvAwaiter::await_suspend(std::coroutine_handle<> h) {
-  handle = h;
-  since = sim.now_;
-  NodeState& box = sim.nodes_[static_cast<std::size_t>(node)];
-  box.waiting.push_back(this);
-  // Posting this receive releases a rendezvous message that was waiting for it.
+void Simulation::release_rendezvous(NodeState& box, const RecvAwaiter& w) {
   for (std::size_t i = 0; i < box.ready_to_send.size(); ++i) {
-    if (matches(box.ready_to_send[i].msg)) {
+    if (w.matches(box.ready_to_send[i].msg)) {
       NodeState::Ready r = std::move(box.ready_to_send[i]);
       box.ready_to_send.erase(box.ready_to_send.begin() + static_cast<std::ptrdiff_t>(i));
-      sim.network_.send(std::move(r.msg), r.token);
-      break;
+      network_.send(std::move(r.msg), r.token);
+      return;
     }
   }
 }
 
-void Simulation::start_send(Message m, std::uint64_t token, bool rendezvous) {
+void Simulation::start_send(Message&& m, std::uint64_t token, bool rendezvous) {
   if (rendezvous) {
     NodeState& box = nodes_[static_cast<std::size_t>(m.dst)];
     bool posted = false;
-    for (const RecvAwaiter* w : box.waiting) posted = posted || w->matches(m);
+    for (const RecvAwaiter* w = box.waiting_head; w != nullptr; w = w->next_waiting) {
+      posted = posted || w->matches(m);
+    }
     if (!posted) {
       box.ready_to_send.push_back({std::move(m), token});
       return;
@@ -121,20 +118,18 @@ void Simulation::start_send(Message m, std::uint64_t token, bool rendezvous) {
   network_.send(std::move(m), token);
 }
 
-void Simulation::deliver(Message&& m, SimTime sent) {
-  nodes_[static_cast<std::size_t>(m.dst)].account.bytes_received += m.bytes;
-  for (SimObserver* o : observers_) o->on_message(m, sent, now_);
-  NodeState& box = nodes_[static_cast<std::size_t>(m.dst)];
-  for (std::size_t i = 0; i < box.waiting.size(); ++i) {
-    RecvAwaiter* w = box.waiting[i];
+void Simulation::deliver(void* self, Message& m, SimTime sent) {
+  auto* sim = static_cast<Simulation*>(self);
+  NodeState& box = sim->nodes_[static_cast<std::size_t>(m.dst)];
+  box.account.bytes_received += m.bytes;
+  for (SimObserver* o : sim->observers_) o->on_message(m, sent, sim->now_);
+  for (RecvAwaiter *w = box.waiting_head, *before = nullptr; w != nullptr;
+       before = w, w = w->next_waiting) {
     if (w->matches(m)) {
+      (before != nullptr ? before->next_waiting : box.waiting_head) = w->next_waiting;
+      if (box.waiting_tail == w) box.waiting_tail = before;
       w->result = std::move(m);
-      if (w->accounted) waited(w->node, w->since);
-      if (i + 1 == box.waiting.size()) {
-        box.waiting.pop_back();
-      } else {
-        box.waiting.erase(box.waiting.begin() + static_cast<std::ptrdiff_t>(i));
-      }
+      if (w->accounted) sim->waited(w->node, w->since);
       // Safe to resume right here: the network has finished with this message's flow, and
       // the receiver runs as part of this delivery event (deterministically, in event order).
       w->handle.resume();
@@ -142,17 +137,6 @@ void Simulation::deliver(Message&& m, SimTime sent) {
     }
   }
   box.pending.push_back(std::move(m));
-}
-
-void Simulation::send(int src, int dst, std::uint64_t tag, std::uint64_t bytes,
-                      std::shared_ptr<const std::vector<float>> data, bool rendezvous) {
-  nodes_[static_cast<std::size_t>(src)].account.bytes_sent += bytes;
-  start_send(Message{src, dst, tag, bytes, std::move(data), nullptr}, 0, rendezvous);
-}
-
-void Simulation::send(Message m) {
-  nodes_[static_cast<std::size_t>(m.src)].account.bytes_sent += m.bytes;
-  start_send(std::move(m), 0, false);
 }
 
 void Simulation::SendAwaiter::await_suspend(std::coroutine_handle<> h) {

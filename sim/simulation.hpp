@@ -93,6 +93,8 @@ class Simulation {
   DelayAwaiter delay(SimTime d) { return {*this, d}; }
 
   struct ComputeAwaiter {
+    ComputeAwaiter(Simulation& s, int n, SimTime c, const char* w, std::function<void()>&& job_work)
+        : sim(s), node(n), cost(c), what(w), work(std::move(job_work)) {}
     Simulation& sim;
     int node;
     SimTime cost;
@@ -109,20 +111,35 @@ class Simulation {
   // static label for observers.
   ComputeAwaiter compute(int node, SimTime cost, std::function<void()> work = {},
                          const char* what = "compute") {
-    return {*this, node, cost, what, std::move(work), nullptr, nullptr};
+    return {*this, node, cost, what, std::move(work)};
   }
 
   struct RecvAwaiter {
+    // A constructor rather than aggregate initialization, which zeroes the whole object
+    // (padding too) on every receive.
+    RecvAwaiter(Simulation& s, int n, int from, std::uint64_t t, bool acc)
+        : sim(s), node(n), src(from), tag(t), accounted(acc) {}
     Simulation& sim;
     int node;
     int src;
     std::uint64_t tag;
+    bool accounted;  // blocked time counts as the node's communication
     Message result;
     std::coroutine_handle<> handle;
     SimTime since;
-    bool accounted = true;  // blocked time counts as the node's communication
-    bool await_ready();
-    void await_suspend(std::coroutine_handle<> h);
+    RecvAwaiter* next_waiting = nullptr;  // the node's posted receives form a list
+    bool await_ready() {
+      return !sim.nodes_[static_cast<std::size_t>(node)].pending.empty() && sim.take_pending(*this);
+    }
+    void await_suspend(std::coroutine_handle<> h) {
+      handle = h;
+      since = sim.now_;
+      NodeState& box = sim.nodes_[static_cast<std::size_t>(node)];
+      next_waiting = nullptr;
+      (box.waiting_tail != nullptr ? box.waiting_tail->next_waiting : box.waiting_head) = this;
+      box.waiting_tail = this;
+      if (!box.ready_to_send.empty()) sim.release_rendezvous(box, *this);
+    }
     Message await_resume() { return std::move(result); }
     bool matches(const Message& m) const {
       return (src == kAnySource || m.src == src) && m.tag == tag;
@@ -130,22 +147,34 @@ class Simulation {
   };
   // The next message from `src` (kAnySource: from anyone, in arrival order) with `tag` to
   // `node`.
-  RecvAwaiter recv(int node, int src, std::uint64_t tag) {
-    return {*this, node, src, tag, {}, nullptr, {}, true};
-  }
+  RecvAwaiter recv(int node, int src, std::uint64_t tag) { return {*this, node, src, tag, true}; }
   // A receive by a helper that waits beside the node's main program (a listener): its
   // waiting is not the node's communication time.
   RecvAwaiter listen(int node, int src, std::uint64_t tag) {
-    return {*this, node, src, tag, {}, nullptr, {}, false};
+    return {*this, node, src, tag, false};
   }
 
   // Sends without waiting: the program goes on at once. An eager message starts its transfer
   // now. A rendezvous message (MPI's protocol for large messages) starts when the receiver
   // has posted the matching recv, and not before; the handshake itself costs no time here.
   void send(int src, int dst, std::uint64_t tag, std::uint64_t bytes,
-            std::shared_ptr<const std::vector<float>> data = nullptr, bool rendezvous = false);
-  // Sends a message as it is (with a payload of bytes, say), eagerly.
-  void send(Message m);
+            std::shared_ptr<const std::vector<float>> data = nullptr, bool rendezvous = false) {
+    if (rendezvous) {
+      send(Message{src, dst, tag, bytes, std::move(data), nullptr}, true);
+      return;
+    }
+    nodes_[static_cast<std::size_t>(src)].account.bytes_sent += bytes;
+    network_.send(src, dst, tag, bytes, std::move(data));
+  }
+  // Sends a message as it is (with a payload of bytes, say).
+  void send(Message&& m, bool rendezvous = false) {
+    nodes_[static_cast<std::size_t>(m.src)].account.bytes_sent += m.bytes;
+    if (rendezvous) {
+      start_send(std::move(m), 0, true);
+    } else {
+      network_.send(std::move(m));
+    }
+  }
 
   struct SendAwaiter {
     Simulation& sim;
@@ -169,8 +198,10 @@ class Simulation {
   // Everything about one node, together: a message's receiver is usually the next sender.
   struct NodeState {
     NodeAccount account;
-    std::vector<Message> pending;       // arrived, not yet received
-    std::vector<RecvAwaiter*> waiting;  // posted receives
+    std::vector<Message> pending;  // arrived, not yet received
+    // Posted receives, in posting order (linked through the awaiters).
+    RecvAwaiter* waiting_head = nullptr;
+    RecvAwaiter* waiting_tail = nullptr;
     struct Ready {
       Message msg;
       std::uint64_t token;
@@ -178,10 +209,18 @@ class Simulation {
     std::vector<Ready> ready_to_send;  // rendezvous messages whose receive is not posted yet
   };
   // Starts the transfer of a message, or parks it until its receive is posted.
-  void start_send(Message m, std::uint64_t token, bool rendezvous);
+  void start_send(Message&& m, std::uint64_t token, bool rendezvous);
+  // await_ready's search of the messages that arrived before their receive (not empty).
+  bool take_pending(RecvAwaiter& w);
+  // Posting `w` releases the rendezvous message to `box` that waited for it, if any.
+  void release_rendezvous(NodeState& box, const RecvAwaiter& w);
   static void resume_event(void* address, std::uint64_t);
-  void deliver(Message&& m, SimTime sent);
-  void waited(int node, SimTime since);
+  static void deliver(void* self, Message& m, SimTime sent);
+  void waited(int node, SimTime since) {
+    nodes_[static_cast<std::size_t>(node)].account.comm += now_ - since;
+    if (now_ > since && !observers_.empty()) wait_observed(node, since);
+  }
+  void wait_observed(int node, SimTime since);
 
   SimTime now_;
   EventQueue queue_;

@@ -60,40 +60,54 @@ void Topology::set_node_links(int node, const LinkSpec& spec) {
   }
 }
 
-void Topology::route(int src, int dst, std::vector<int>& out) const {
+template <typename Add>
+bool Topology::walk_route(int src, int dst, Add add) const {
   const int p = nodes_;
   switch (config_.topology) {
     case TopologyKind::kStar:
-      out.push_back(2 * src);
-      out.push_back(2 * dst + 1);
-      return;
+      return add(2 * src) && add(2 * dst + 1);
     case TopologyKind::kRing: {
       const int forward = (dst - src + p) % p;
       if (forward <= p - forward) {
-        for (int i = 0, at = src; i < forward; ++i, at = (at + 1) % p) out.push_back(at);
+        for (int i = 0, at = src; i < forward; ++i, at = (at + 1) % p) {
+          if (!add(at)) return false;
+        }
       } else {
         // Link p + j carries j+1 -> j.
         for (int i = 0, at = src; i < p - forward; ++i, at = (at - 1 + p) % p) {
-          out.push_back(p + (at - 1 + p) % p);
+          if (!add(p + (at - 1 + p) % p)) return false;
         }
       }
-      return;
+      return true;
     }
     case TopologyKind::kFull:
-      out.push_back(src * p + dst);
-      return;
+      return add(src * p + dst);
     case TopologyKind::kHierarchical: {
-      out.push_back(2 * src);
       const int ms = machine_of(src);
       const int md = machine_of(dst);
-      if (ms != md) {
-        out.push_back(2 * p + 2 * ms);
-        out.push_back(2 * p + 2 * md + 1);
-      }
-      out.push_back(2 * dst + 1);
-      return;
+      if (!add(2 * src)) return false;
+      if (ms != md && !(add(2 * p + 2 * ms) && add(2 * p + 2 * md + 1))) return false;
+      return add(2 * dst + 1);
     }
   }
+  return true;
+}
+
+void Topology::route(int src, int dst, std::vector<int>& out) const {
+  walk_route(src, dst, [&](int l) {
+    out.push_back(l);
+    return true;
+  });
+}
+
+int Topology::other_short_route(int src, int dst, int out[4]) const {
+  int n = 0;
+  const bool fits = walk_route(src, dst, [&](int l) {
+    if (n == 4) return false;
+    out[n++] = l;
+    return true;
+  });
+  return fits ? n : -1;
 }
 
 SimTime Topology::path_latency(int src, int dst) const {

@@ -47,10 +47,26 @@ class Topology {
 
   // Appends the directed links from src to dst to `out` (src != dst).
   void route(int src, int dst, std::vector<int>& out) const;
+  // The same route written to out[0..3] when it has at most 4 links (always for star, full
+  // and hierarchical); returns its length, or -1 for a longer one (use the vector form).
+  int short_route(int src, int dst, int out[4]) const {
+    if (config_.topology == TopologyKind::kStar) {  // the common case, inline
+      out[0] = 2 * src;
+      out[1] = 2 * dst + 1;
+      return 2;
+    }
+    return other_short_route(src, dst, out);
+  }
   SimTime path_latency(int src, int dst) const;
   int machine_of(int node) const { return node / config_.nodes_per_machine; }
 
  private:
+  // Calls add(link) for each link from src to dst, in order, and stops early (returning
+  // false) when add returns false.
+  template <typename Add>
+  bool walk_route(int src, int dst, Add add) const;
+  int other_short_route(int src, int dst, int out[4]) const;
+
   NetworkConfig config_;
   int nodes_;
   std::vector<LinkSpec> links_;

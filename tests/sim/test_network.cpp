@@ -219,3 +219,58 @@ TEST_CASE("a flow that joins mid-transfer slows the first one down from then on"
   CHECK(times[0] == doctest::Approx(3e-3 + 2e-6).epsilon(1e-12));
   CHECK(times[1] == doctest::Approx(3e-3 + 2e-6).epsilon(1e-12));
 }
+
+TEST_CASE("posted receives are matched by source and tag, whatever the order they are met in") {
+  // Node 3 posts three receives at t = 0, in this order: (from 0, tag 7), (from 1, tag 7),
+  // (from anyone, tag 8). Messages of 1 kB (1 us, plus 2 us of latency) arrive, 10 us apart,
+  // in the order: 1's tag 7, 2's tag 8, 0's tag 7. Each must wake the receive it matches:
+  // the middle one, then the last, then the first. A fourth receive, posted once none is
+  // left, still gets its message.
+  Simulation sim(Topology(star(), 4), 1);
+  struct Got {
+    int program;
+    int src;
+    std::uint64_t tag;
+    double at;
+  };
+  std::vector<Got> got;
+  auto receiver = [](Simulation& s, int program, int src, std::uint64_t tag,
+                     std::vector<Got>& out) -> Task<> {
+    const Message m = co_await s.recv(3, src, tag);
+    out.push_back({program, m.src, m.tag, s.now().seconds()});
+    if (program == 0) {
+      const Message again = co_await s.recv(3, 0, 9);
+      out.push_back({program, again.src, again.tag, s.now().seconds()});
+    }
+  };
+  sim.spawn(receiver(sim, 0, 0, 7, got));
+  sim.spawn(receiver(sim, 1, 1, 7, got));
+  sim.spawn(receiver(sim, 2, kAnySource, 8, got));
+  auto sender = [](Simulation& s) -> Task<> {
+    co_await s.delay(SimTime::from_ns(1'000));
+    s.send(1, 3, 7, 1'000);  // arrives at 1 + 1 + 2 = 4 us
+    co_await s.delay(SimTime::from_ns(10'000));
+    s.send(2, 3, 8, 1'000);  // at 11 us: arrives at 14 us
+    co_await s.delay(SimTime::from_ns(10'000));
+    s.send(0, 3, 7, 1'000);  // at 21 us: arrives at 24 us
+    co_await s.delay(SimTime::from_ns(10'000));
+    s.send(0, 3, 9, 1'000);  // at 31 us: arrives at 34 us
+  };
+  sim.spawn(sender(sim));
+  sim.run();
+  REQUIRE(got.size() == 4);
+  CHECK(got[0].program == 1);
+  CHECK(got[0].src == 1);
+  CHECK(got[0].at == doctest::Approx(4e-6).epsilon(1e-9));
+  CHECK(got[1].program == 2);
+  CHECK(got[1].src == 2);
+  CHECK(got[1].tag == 8);
+  CHECK(got[1].at == doctest::Approx(14e-6).epsilon(1e-9));
+  CHECK(got[2].program == 0);
+  CHECK(got[2].src == 0);
+  CHECK(got[2].tag == 7);
+  CHECK(got[2].at == doctest::Approx(24e-6).epsilon(1e-9));
+  CHECK(got[3].program == 0);
+  CHECK(got[3].tag == 9);
+  CHECK(got[3].at == doctest::Approx(34e-6).epsilon(1e-9));
+}
