@@ -11,7 +11,8 @@ constexpr std::uint64_t kPhase = 1ULL << 20;
 
 int mod(int a, int p) { return ((a % p) + p) % p; }
 
-// The parts of n elements cut into q (see part_range), dividing once for many lookups.
+// The parts of n elements cut into q, as in collectives.hpp (part i is
+// [i*(n/q) + min(i, n%q), ...)), dividing once for many lookups.
 class Parts {
  public:
   Parts(std::uint64_t n, int q)

@@ -1,9 +1,13 @@
 #include "sim/event_queue.hpp"
 
+#include <stdexcept>
+
 namespace dtsim {
 
 void EventQueue::schedule_slow(SimTime t, Event e) {
   const std::int64_t ns = t.ns();
+  // pop()'s fast path relies on this (and the simulation on time never going back).
+  if (ns < popping_time_) throw std::logic_error("event queue: an event scheduled in the past");
   auto [it, inserted] = buckets_.try_emplace(ns);
   if (inserted) {
     times_.push(ns);

@@ -15,6 +15,8 @@ Network::Network(Topology topology, EventQueue& queue, const SimTime& now)
   for (std::size_t i = 0; i < links_.size(); ++i) {
     links_[i].capacity = topology_.link(static_cast<int>(i)).bandwidth;
     links_[i].latency = topology_.link(static_cast<int>(i)).latency;
+    // (Inputs are checked when scenarios are read; this guards what lazy flows rely on.)
+    if (links_[i].latency < SimTime()) throw std::logic_error("network: a negative latency");
   }
 }
 
@@ -171,7 +173,8 @@ void Network::deliver_event(void* self, std::uint64_t arg) {
   const int id = static_cast<int>(arg >> 32);
   Flow& f = net->flows_[static_cast<std::size_t>(id)];
   if (f.version != static_cast<std::uint32_t>(arg)) return;  // it joined others: re-timed
-  // A lazy flow's links still name it, but only until its transfer end, which has passed.
+  // A lazy flow's links still name it, but only until its transfer end, which has passed
+  // (latencies are >= 0), so they will not mistake the next flow given this id for it.
   f.lazy = false;
   f.transferring = false;
   net->free_flows_.push_back(id);

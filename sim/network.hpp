@@ -5,9 +5,12 @@
 // the flows connected to it through shared links, since no other flow's rate can change.
 // A message arrives at (end of its transfer) + (sum of its links' latencies), so alone on its
 // path it costs latency + bytes / bandwidth. Finish times are rounded to the nanosecond.
-// A flow alone on its path gets a single event, its delivery; only when another flow joins
-// one of its links does it become an ordinary flow with a transfer-end event. Structured
-// collectives, whose flows rarely share links, so cost one event per message.
+// A flow alone on its path gets a single event, its delivery, and stays out of its links'
+// flow lists (each link only notes which lazy flow occupies it until when); only when another
+// flow joins one of its links does it become an ordinary flow with a transfer-end event.
+// Structured collectives, whose flows rarely share links, so cost one event per message.
+// This relies on latencies >= 0: a lazy flow's links forget it by time, once its transfer
+// has ended, and it is delivered after that.
 //
 // Payloads are real data (a shared, immutable float vector) or, in time-only mode, just a size.
 // Single-threaded: owned by a Simulation and used from its event loop.
@@ -91,7 +94,7 @@ class Network {
   };
   struct Flow {
     LinkList links;
-    double remaining = 0;  // bytes
+    double remaining = 0;  // bytes (with last_update: not kept up to date while lazy)
     double rate = 0;       // bytes per second
     SimTime last_update;
     SimTime finish;
@@ -115,7 +118,7 @@ class Network {
     // A lazy flow transferring over this link until lazy_until (it is alone on it then).
     SimTime lazy_until = SimTime::from_ns(-1);
     int lazy_flow = -1;
-    int ordinary = 0;  // the number of other flows transferring over it (in link_flows_)
+    int ordinary = 0;  // the number of non-lazy flows transferring over it (link_flows_)
   };
   struct LinkScratch {  // for reallocate()
     double left = 0;
@@ -139,6 +142,7 @@ class Network {
                               (static_cast<std::uint64_t>(id) << 32) |
                                   flows_[static_cast<std::size_t>(id)].version});
   }
+  // (Both may grow flows_, which invalidates references into it.)
   int allocate_flow() {
     if (free_flows_.empty()) return new_flow();
     const int id = free_flows_.back();

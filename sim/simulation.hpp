@@ -115,8 +115,9 @@ class Simulation {
   }
 
   struct RecvAwaiter {
-    // A constructor rather than aggregate initialization, which zeroes the whole object
-    // (padding too) on every receive.
+    // (A constructor: GCC zero-fills an aggregate-initialized awaiter with `rep stos`, a
+    // measurable cost per message.) While posted, the awaiter is linked into its node's list,
+    // so it lives in the waiting coroutine's frame and does not move.
     RecvAwaiter(Simulation& s, int n, int from, std::uint64_t t, bool acc)
         : sim(s), node(n), src(from), tag(t), accounted(acc) {}
     Simulation& sim;
@@ -135,10 +136,11 @@ class Simulation {
       handle = h;
       since = sim.now_;
       NodeState& box = sim.nodes_[static_cast<std::size_t>(node)];
+      // Released first: if starting that transfer throws, this awaiter is not left linked.
+      if (!box.ready_to_send.empty()) sim.release_rendezvous(box, *this);
       next_waiting = nullptr;
       (box.waiting_tail != nullptr ? box.waiting_tail->next_waiting : box.waiting_head) = this;
       box.waiting_tail = this;
-      if (!box.ready_to_send.empty()) sim.release_rendezvous(box, *this);
     }
     Message await_resume() { return std::move(result); }
     bool matches(const Message& m) const {

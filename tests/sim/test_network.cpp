@@ -57,6 +57,20 @@ TEST_CASE("events run in (time, scheduling order)") {
   CHECK(times == std::vector<std::int64_t>{10, 10, 10, 20, 20});
 }
 
+TEST_CASE("an event scheduled before the current time is refused") {
+  EventQueue q;
+  std::vector<std::uint64_t> order;
+  q.schedule(SimTime::from_ns(10), {record, &order, 1});
+  q.schedule(SimTime::from_ns(10), {record, &order, 2});
+  SimTime t;
+  q.pop(t);
+  CHECK_THROWS_AS(q.schedule(SimTime::from_ns(9), {record, &order, 3}), std::logic_error);
+  q.schedule(SimTime::from_ns(10), {record, &order, 4});  // now is fine
+  CHECK(q.pop(t).arg == 2);
+  CHECK(q.pop(t).arg == 4);
+  CHECK(q.empty());
+}
+
 TEST_CASE("routes follow the shortest path") {
   SUBCASE("star: up link of the sender, down link of the receiver") {
     Topology t(star(), 4);
