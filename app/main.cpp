@@ -32,12 +32,12 @@ extern char** environ;
 #include "reports/html_report.hpp"
 #include "reports/run_writer.hpp"
 #include "reports/trace_writer.hpp"
-#include "sim/collective_run.hpp"
-#include "sim/explain.hpp"
-#include "sim/scenario.hpp"
-#include "sim/summary.hpp"
-#include "sim/trainer.hpp"
-#include "sim/units.hpp"
+#include "sim/net/collective_run.hpp"
+#include "sim/train/explain.hpp"
+#include "sim/scenario/scenario.hpp"
+#include "sim/train/summary.hpp"
+#include "sim/train/trainer.hpp"
+#include "sim/des/units.hpp"
 
 namespace {
 

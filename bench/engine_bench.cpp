@@ -9,7 +9,7 @@
 #include "engine/kernels.hpp"
 #include "engine/optimizer.hpp"
 #include "engine/rng.hpp"
-#include "sim/job_runner.hpp"
+#include "sim/des/job_runner.hpp"
 
 namespace dtsim {
 namespace {

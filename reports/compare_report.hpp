@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "sim/run_result.hpp"
+#include "sim/train/run_result.hpp"
 
 namespace dtsim {
 

@@ -8,7 +8,7 @@
 
 #include "reports/atomic_file.hpp"
 #include "reports/page.hpp"
-#include "sim/summary.hpp"
+#include "sim/train/summary.hpp"
 
 namespace dtsim::embedded {
 extern const unsigned char report_template[];

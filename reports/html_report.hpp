@@ -11,8 +11,8 @@
 #include <string_view>
 #include <vector>
 
-#include "sim/run_result.hpp"
-#include "sim/scenario.hpp"
+#include "sim/train/run_result.hpp"
+#include "sim/scenario/scenario.hpp"
 
 namespace dtsim {
 

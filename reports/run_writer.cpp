@@ -5,7 +5,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
-#include "sim/summary.hpp"
+#include "sim/train/summary.hpp"
 
 namespace dtsim {
 namespace {

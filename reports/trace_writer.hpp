@@ -16,7 +16,7 @@
 #include <string>
 
 #include "reports/atomic_file.hpp"
-#include "sim/observer.hpp"
+#include "sim/train/observer.hpp"
 
 namespace dtsim {
 

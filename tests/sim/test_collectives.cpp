@@ -13,7 +13,7 @@
 #include <numeric>
 #include <vector>
 
-#include "sim/collective_run.hpp"
+#include "sim/net/collective_run.hpp"
 
 using namespace dtsim;
 

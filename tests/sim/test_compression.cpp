@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "sim/summary.hpp"
-#include "sim/trainer.hpp"
+#include "sim/train/summary.hpp"
+#include "sim/train/trainer.hpp"
 #include "tests/test_support.hpp"
 
 using namespace dtsim;

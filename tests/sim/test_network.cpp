@@ -4,7 +4,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "sim/simulation.hpp"
+#include "sim/des/simulation.hpp"
 #include "tests/test_support.hpp"
 
 using namespace dtsim;

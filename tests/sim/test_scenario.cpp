@@ -6,7 +6,7 @@
 #include <map>
 #include <string>
 
-#include "sim/scenario.hpp"
+#include "sim/scenario/scenario.hpp"
 #include "tests/test_support.hpp"
 
 using namespace dtsim;

@@ -8,9 +8,9 @@
 #include "engine/model.hpp"
 #include "engine/optimizer.hpp"
 #include "engine/schedule.hpp"
-#include "sim/explain.hpp"
-#include "sim/summary.hpp"
-#include "sim/trainer.hpp"
+#include "sim/train/explain.hpp"
+#include "sim/train/summary.hpp"
+#include "sim/train/trainer.hpp"
 #include "tests/test_support.hpp"
 
 using namespace dtsim;

@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "sim/units.hpp"
+#include "sim/des/units.hpp"
 
 using namespace dtsim;
 

@@ -1,0 +1,28 @@
+// Parsing of quantities with units, as written in scenarios and on the command line.
+//
+// A quantity is a number, optional spaces, and a unit: "50us", "2 ms", "25Gbps", "1.25 GB/s",
+// "2 TFLOPS", "64 MiB". Decimal prefixes (K, M, G, T, P) are powers of 10, binary ones
+// (Ki, Mi, Gi, Ti) powers of 2. Bandwidth in bits ("bps") is divided by 8. A bare number,
+// an unknown unit or a negative value throws UnitError, whose message lists the accepted
+// units; callers add file, line and key.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "sim/des/sim_time.hpp"
+
+namespace dtsim {
+
+class UnitError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+SimTime parse_duration(std::string_view text);  // ns, us, ms, s, min, h
+double parse_flops(std::string_view text);      // FLOPS with K/M/G/T/P prefixes; -> FLOP/s
+double parse_bandwidth(std::string_view text);  // bps, Kbps..Tbps, B/s, KB/s.., KiB/s..; -> bytes/s
+double parse_bytes(std::string_view text);      // B, KB..TB, KiB..TiB; -> bytes
+
+}  // namespace dtsim

@@ -1,0 +1,271 @@
+#include "sim/net/network.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+namespace dtsim {
+
+Network::Network(Topology topology, EventQueue& queue, const SimTime& now)
+    : topology_(std::move(topology)), queue_(queue), now_(now) {
+  links_.resize(topology_.num_links());
+  link_flows_.resize(topology_.num_links());
+  scratch_.resize(topology_.num_links());
+  for (std::size_t i = 0; i < links_.size(); ++i) {
+    links_[i].capacity = topology_.link(static_cast<int>(i)).bandwidth;
+    links_[i].latency = topology_.link(static_cast<int>(i)).latency;
+    // (Inputs are checked when scenarios are read; this guards what lazy flows rely on.)
+    if (links_[i].latency < SimTime()) throw std::logic_error("network: a negative latency");
+  }
+}
+
+int Network::new_flow() {
+  flows_.emplace_back();
+  return static_cast<int>(flows_.size() - 1);
+}
+
+void Network::start(int id, std::uint64_t token) {
+  ++flows_started_;
+  ++active_;
+  Flow& f = flows_[static_cast<std::size_t>(id)];
+  const Message& m = f.msg;
+  LinkList& links = f.links;
+  links.count = 0;
+  if (m.src != m.dst) {
+    links.count = topology_.short_route(m.src, m.dst, links.inline_links);
+    if (links.count < 0) {
+      route_.clear();
+      topology_.route(m.src, m.dst, route_);
+      links.spill = route_;
+      links.count = static_cast<int>(route_.size());
+    }
+  }
+  SimTime latency;
+  bool alone = true;  // no other flow transfers over its links
+  double rate = std::numeric_limits<double>::infinity();
+  for (int l : links) {
+    const LinkState& ls = links_[static_cast<std::size_t>(l)];
+    latency += ls.latency;
+    alone = alone && ls.ordinary == 0 && !lazy_live(ls);
+    rate = std::min(rate, ls.capacity);
+  }
+  f.latency = latency;
+  f.sent = now_;
+  f.token = token;
+  ++f.version;
+  const auto bytes = static_cast<double>(m.bytes);
+  if (alone && token == 0 && bytes > 0 && links.count > 0) {
+    // The common case in structured collectives: nobody shares its links, so nothing else
+    // changes, its rate is its slowest link's, and its delivery is its only event. (Its
+    // remaining bytes are worked out if it ever has to share: see make_ordinary.)
+    f.transferring = true;
+    f.lazy = true;
+    f.rate = rate;
+    if (bytes != last_bytes_ || rate != last_rate_) {
+      last_bytes_ = bytes;
+      last_rate_ = rate;
+      last_transfer_ = SimTime::from_ns(static_cast<std::int64_t>(bytes / rate * 1e9 + 0.5));
+    }
+    f.finish = now_ + last_transfer_;
+    for (int l : links) {
+      LinkState& ls = links_[static_cast<std::size_t>(l)];
+      ls.lazy_flow = id;
+      ls.lazy_until = f.finish;
+    }
+    schedule_delivery(id, f.finish + latency);
+    return;
+  }
+  f.lazy = false;
+  f.remaining = bytes;
+  f.rate = 0;
+  f.last_update = now_;
+  f.finish = SimTime::from_ns(-1);  // no finish event scheduled yet
+  if (links.count == 0 || bytes == 0) {
+    // Nothing to transfer: the message only pays its path latency.
+    f.transferring = false;
+    f.finish = now_;
+    finish_transfer(id);
+    return;
+  }
+  f.transferring = true;
+  for (int l : links) {
+    const LinkState& ls = links_[static_cast<std::size_t>(l)];
+    if (lazy_live(ls)) make_ordinary(ls.lazy_flow);
+  }
+  // (make_ordinary does not move flows_, so f is still valid.)
+  for (int l : links) join_link(l, id);
+  if (alone) {
+    f.rate = rate;
+    schedule_finish(id, f);  // a blocking send must hear when its transfer ends
+    return;
+  }
+  reallocate(links.begin(), links.end());
+}
+
+void Network::join_link(int link, int id) {
+  link_flows_[static_cast<std::size_t>(link)].push_back(id);
+  ++links_[static_cast<std::size_t>(link)].ordinary;
+}
+
+void Network::leave_link(int link, int id) {
+  auto& list = link_flows_[static_cast<std::size_t>(link)];
+  *std::find(list.begin(), list.end(), id) = list.back();  // swap-remove
+  list.pop_back();
+  --links_[static_cast<std::size_t>(link)].ordinary;
+}
+
+void Network::make_ordinary(int id) {
+  Flow& f = flows_[static_cast<std::size_t>(id)];
+  f.lazy = false;
+  f.remaining =
+      std::max(0.0, static_cast<double>(f.msg.bytes) - f.rate * (now_ - f.sent).seconds());
+  f.last_update = now_;
+  f.finish = SimTime::from_ns(-1);
+  ++f.version;  // supersedes its delivery event
+  for (int l : f.links) {
+    join_link(l, id);
+    LinkState& ls = links_[static_cast<std::size_t>(l)];
+    if (ls.lazy_flow == id) {
+      ls.lazy_flow = -1;
+      ls.lazy_until = SimTime::from_ns(-1);
+    }
+  }
+}
+
+void Network::schedule_finish(int id, Flow& f) {
+  if (!(f.rate > 0)) throw std::logic_error("network: a flow got no bandwidth (a link of 0 B/s?)");
+  const SimTime finish = now_ + SimTime::from_seconds(f.remaining / f.rate);
+  if (finish == f.finish) return;  // its pending event is still right
+  ++f.version;
+  f.finish = finish;
+  queue_.schedule(finish, Event{&Network::flow_event, this,
+                                (static_cast<std::uint64_t>(id) << 32) | f.version});
+}
+
+void Network::flow_event(void* self, std::uint64_t arg) {
+  auto* net = static_cast<Network*>(self);
+  const int id = static_cast<int>(arg >> 32);
+  const auto version = static_cast<std::uint32_t>(arg);
+  Flow& f = net->flows_[static_cast<std::size_t>(id)];
+  if (!f.transferring || f.lazy || f.version != version) return;  // superseded
+  net->finish_transfer(id);
+}
+
+void Network::finish_transfer(int id) {
+  Flow& f = flows_[static_cast<std::size_t>(id)];
+  if (f.transferring) {
+    f.remaining = 0;
+    f.transferring = false;
+    for (int l : f.links) leave_link(l, id);
+    bool shared = false;
+    for (int l : f.links) shared = shared || links_[static_cast<std::size_t>(l)].ordinary > 0;
+    // Only flows that shared a link with this one can speed up.
+    if (shared) reallocate(f.links.begin(), f.links.end());
+  }
+  const Flow& done = flows_[static_cast<std::size_t>(id)];
+  if (sent_ != nullptr && done.token != 0) sent_(sent_context_, done.token);
+  schedule_delivery(id, now_ + flows_[static_cast<std::size_t>(id)].latency);
+}
+
+void Network::deliver_event(void* self, std::uint64_t arg) {
+  auto* net = static_cast<Network*>(self);
+  const int id = static_cast<int>(arg >> 32);
+  Flow& f = net->flows_[static_cast<std::size_t>(id)];
+  if (f.version != static_cast<std::uint32_t>(arg)) return;  // it joined others: re-timed
+  // A lazy flow's links still name it, but only until its transfer end, which has passed
+  // (latencies are >= 0), so they will not mistake the next flow given this id for it.
+  f.lazy = false;
+  f.transferring = false;
+  net->free_flows_.push_back(id);
+  --net->active_;
+  net->deliver_(net->deliver_context_, f.msg, f.sent);
+}
+
+void Network::reallocate(const int* seed_begin, const int* seed_end) {
+  // 1. The connected component: links and flows reachable through shared links.
+  ++epoch_;
+  comp_flows_.clear();
+  comp_links_.clear();
+  for (const int* it = seed_begin; it != seed_end; ++it) {
+    const int l = *it;
+    LinkScratch& ls = scratch_[static_cast<std::size_t>(l)];
+    if (ls.mark != epoch_) {
+      ls.mark = epoch_;
+      comp_links_.push_back(l);
+    }
+  }
+  // (No lazy flow is reached: a lazy flow's links carry no other flow.)
+  for (std::size_t li = 0; li < comp_links_.size(); ++li) {
+    for (int fid : link_flows_[static_cast<std::size_t>(comp_links_[li])]) {
+      Flow& f = flows_[static_cast<std::size_t>(fid)];
+      if (f.mark == epoch_) continue;
+      f.mark = epoch_;
+      comp_flows_.push_back(fid);
+      for (int l : f.links) {
+        LinkScratch& ls = scratch_[static_cast<std::size_t>(l)];
+        if (ls.mark != epoch_) {
+          ls.mark = epoch_;
+          comp_links_.push_back(l);
+        }
+      }
+    }
+  }
+  if (comp_flows_.empty()) return;
+
+  // 2. Settle each flow's progress at its old rate.
+  for (int fid : comp_flows_) {
+    Flow& f = flows_[static_cast<std::size_t>(fid)];
+    f.remaining = std::max(0.0, f.remaining - f.rate * (now_ - f.last_update).seconds());
+    f.last_update = now_;
+    f.fixed = false;
+  }
+
+  // 3. Progressive filling: repeatedly saturate the link with the smallest fair share.
+  for (int l : comp_links_) {
+    LinkScratch& ls = scratch_[static_cast<std::size_t>(l)];
+    ls.left = links_[static_cast<std::size_t>(l)].capacity;
+    ls.unfixed = links_[static_cast<std::size_t>(l)].ordinary;
+  }
+  std::size_t unfixed = comp_flows_.size();
+  while (unfixed > 0) {
+    double best = std::numeric_limits<double>::infinity();
+    int best_link = -1;
+    for (int l : comp_links_) {
+      const LinkScratch& ls = scratch_[static_cast<std::size_t>(l)];
+      if (ls.unfixed == 0) continue;
+      const double share = std::max(0.0, ls.left) / ls.unfixed;
+      if (share < best) {
+        best = share;
+        best_link = l;
+      }
+    }
+    for (int fid : link_flows_[static_cast<std::size_t>(best_link)]) {
+      Flow& f = flows_[static_cast<std::size_t>(fid)];
+      if (f.fixed) continue;
+      f.fixed = true;
+      --unfixed;
+      f.rate = best;
+      for (int l : f.links) {
+        LinkScratch& ls = scratch_[static_cast<std::size_t>(l)];
+        ls.left -= best;
+        --ls.unfixed;
+      }
+    }
+  }
+
+  // 4. New finish times; a changed one supersedes the flow's pending event.
+  for (int fid : comp_flows_) schedule_finish(fid, flows_[static_cast<std::size_t>(fid)]);
+}
+
+std::vector<double> Network::link_rates(int link) const {
+  std::vector<double> rates;
+  const LinkState& ls = links_[static_cast<std::size_t>(link)];
+  if (lazy_live(ls)) rates.push_back(flows_[static_cast<std::size_t>(ls.lazy_flow)].rate);
+  for (int fid : link_flows_[static_cast<std::size_t>(link)]) {
+    rates.push_back(flows_[static_cast<std::size_t>(fid)].rate);
+  }
+  return rates;
+}
+
+}  // namespace dtsim

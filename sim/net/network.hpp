@@ -1,0 +1,182 @@
+// The flow-level network model (the one SimGrid's default model uses).
+//
+// A message is a flow over its route. Flows that share a link share its bandwidth max-min
+// fairly (progressive filling); rates are recomputed when a flow starts or ends, but only for
+// the flows connected to it through shared links, since no other flow's rate can change.
+// A message arrives at (end of its transfer) + (sum of its links' latencies), so alone on its
+// path it costs latency + bytes / bandwidth. Finish times are rounded to the nanosecond.
+// A flow alone on its path gets a single event, its delivery, and stays out of its links'
+// flow lists (each link only notes which lazy flow occupies it until when); only when another
+// flow joins one of its links does it become an ordinary flow with a transfer-end event.
+// Structured collectives, whose flows rarely share links, so cost one event per message.
+// This relies on latencies >= 0: a lazy flow's links forget it by time, once its transfer
+// has ended, and it is delivered after that.
+//
+// Payloads are real data (a shared, immutable float vector) or, in time-only mode, just a size.
+// Single-threaded: owned by a Simulation and used from its event loop.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "sim/des/event_queue.hpp"
+#include "sim/net/topology.hpp"
+
+namespace dtsim {
+
+struct Message {
+  int src = 0;
+  int dst = 0;
+  std::uint64_t tag = 0;
+  std::uint64_t bytes = 0;                         // charged on the wire
+  std::shared_ptr<const std::vector<float>> data;  // null in time-only mode
+  // Or opaque bytes (a compressed gradient); bytes == payload->size() with real data.
+  std::shared_ptr<const std::vector<std::uint8_t>> payload;
+};
+
+class Network {
+ public:
+  // Called with each message on arrival, and the time it was sent (plain function pointers:
+  // they run once per message). The message is the network's: the callback must move it
+  // away before it does anything that may send.
+  using DeliverFn = void (*)(void* context, Message& m, SimTime sent);
+  using SentFn = void (*)(void* context, std::uint64_t flow_token);
+
+  // `now` is the simulation clock (read, never written); `queue` receives the network's events.
+  Network(Topology topology, EventQueue& queue, const SimTime& now);
+
+  void on_deliver(DeliverFn fn, void* context) {
+    deliver_ = fn;
+    deliver_context_ = context;
+  }
+  // Called when a flow's transfer ends (its bytes have left the sender), with the token given
+  // to send(); used for blocking sends.
+  void on_sent(SentFn fn, void* context) {
+    sent_ = fn;
+    sent_context_ = context;
+  }
+
+  // Starts sending `m` now. `token` (not 0) asks for on_sent when the transfer ends.
+  void send(Message&& m, std::uint64_t token = 0) {
+    const int id = allocate_flow();
+    flows_[static_cast<std::size_t>(id)].msg = std::move(m);
+    start(id, token);
+  }
+  // The same for a message of floats (or of nothing), built in place.
+  void send(int src, int dst, std::uint64_t tag, std::uint64_t bytes,
+            std::shared_ptr<const std::vector<float>>&& data) {
+    const int id = allocate_flow();
+    Message& m = flows_[static_cast<std::size_t>(id)].msg;
+    m.src = src;
+    m.dst = dst;
+    m.tag = tag;
+    m.bytes = bytes;
+    m.data = std::move(data);
+    m.payload.reset();
+    start(id, 0);
+  }
+
+  const Topology& topology() const { return topology_; }
+  std::uint64_t flows_started() const { return flows_started_; }
+  std::size_t active_flows() const { return active_; }
+  // The current rate of every transferring flow over `link`, bytes/s (for tests).
+  std::vector<double> link_rates(int link) const;
+
+ private:
+  // A flow's links: up to four inline (star, full, hierarchical), longer ring paths spill.
+  struct LinkList {
+    int count = 0;
+    int inline_links[4] = {};
+    std::vector<int> spill;
+    const int* begin() const { return count <= 4 ? inline_links : spill.data(); }
+    const int* end() const { return begin() + count; }
+  };
+  struct Flow {
+    LinkList links;
+    double remaining = 0;  // bytes (with last_update: not kept up to date while lazy)
+    double rate = 0;       // bytes per second
+    SimTime last_update;
+    SimTime finish;
+    SimTime latency;
+    SimTime sent;
+    std::uint32_t version = 0;
+    std::uint64_t token = 0;
+    bool transferring = false;
+    // Alone on its path when it started, so it was given only a delivery event and is in no
+    // link's flow list (its links only point to it, until its transfer ends); it is made an
+    // ordinary flow if another flow joins one of its links before then.
+    bool lazy = false;
+    bool fixed = false;      // progressive-filling scratch
+    std::uint32_t mark = 0;  // component-search scratch
+    Message msg;
+  };
+  // What sending a message reads and writes about a link: 32 bytes, two links to a line.
+  struct alignas(32) LinkState {
+    double capacity = 0;
+    SimTime latency;
+    // A lazy flow transferring over this link until lazy_until (it is alone on it then).
+    SimTime lazy_until = SimTime::from_ns(-1);
+    int lazy_flow = -1;
+    int ordinary = 0;  // the number of non-lazy flows transferring over it (link_flows_)
+  };
+  struct LinkScratch {  // for reallocate()
+    double left = 0;
+    int unfixed = 0;
+    std::uint32_t mark = 0;
+  };
+
+  // Starts the transfer of flow `id`, whose message is in place.
+  void start(int id, std::uint64_t token);
+  static void flow_event(void* self, std::uint64_t arg);
+  static void deliver_event(void* self, std::uint64_t arg);
+  void finish_transfer(int id);
+  // Recomputes the rates of every flow connected to `seed_links`.
+  void reallocate(const int* seed_begin, const int* seed_end);
+  void schedule_finish(int id, Flow& f);
+  // A lazy flow still transferring becomes an ordinary one, in its links' flow lists, so that
+  // it can share them; its delivery event is superseded.
+  void make_ordinary(int id);
+  void schedule_delivery(int id, SimTime at) {
+    queue_.schedule(at, Event{&Network::deliver_event, this,
+                              (static_cast<std::uint64_t>(id) << 32) |
+                                  flows_[static_cast<std::size_t>(id)].version});
+  }
+  // (Both may grow flows_, which invalidates references into it.)
+  int allocate_flow() {
+    if (free_flows_.empty()) return new_flow();
+    const int id = free_flows_.back();
+    free_flows_.pop_back();
+    return id;
+  }
+  int new_flow();
+  bool lazy_live(const LinkState& ls) const { return ls.lazy_until > now_; }
+  void join_link(int link, int id);
+  void leave_link(int link, int id);
+
+  Topology topology_;
+  EventQueue& queue_;
+  const SimTime& now_;
+  DeliverFn deliver_ = nullptr;
+  void* deliver_context_ = nullptr;
+  SentFn sent_ = nullptr;
+  void* sent_context_ = nullptr;
+  std::vector<Flow> flows_;
+  std::vector<int> free_flows_;
+  std::vector<LinkState> links_;
+  std::vector<std::vector<int>> link_flows_;  // by link: its ordinary flows
+  std::vector<LinkScratch> scratch_;          // by link
+  std::uint32_t epoch_ = 0;
+  std::vector<int> comp_flows_;  // scratch
+  std::vector<int> comp_links_;  // scratch
+  std::vector<int> route_;       // scratch for long routes
+  // The last transfer time worked out: collectives send runs of equal-sized messages over
+  // equal links, and a division is a good part of a message's cost.
+  double last_bytes_ = -1;
+  double last_rate_ = -1;
+  SimTime last_transfer_;
+  std::uint64_t flows_started_ = 0;
+  std::size_t active_ = 0;
+};
+
+}  // namespace dtsim

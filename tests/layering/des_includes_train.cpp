@@ -1,0 +1,2 @@
+// Must not compile: dtsim::des knows nothing of training.
+#include "sim/train/run_result.hpp"
