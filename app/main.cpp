@@ -35,6 +35,7 @@ extern char** environ;
 #include "sim/net/collective_run.hpp"
 #include "sim/train/explain.hpp"
 #include "sim/scenario/scenario.hpp"
+#include "sim/strategies/registry.hpp"
 #include "sim/train/summary.hpp"
 #include "sim/train/trainer.hpp"
 #include "sim/des/units.hpp"

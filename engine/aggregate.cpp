@@ -9,28 +9,6 @@
 
 namespace dtsim {
 
-const char* to_string(AggregationKind kind) {
-  switch (kind) {
-    case AggregationKind::kMean:
-      return "mean";
-    case AggregationKind::kWeightedMean:
-      return "weighted-mean";
-    case AggregationKind::kMax:
-      return "max";
-    case AggregationKind::kMedian:
-      return "median";
-    case AggregationKind::kTrimmedMean:
-      return "trimmed-mean";
-    case AggregationKind::kKrum:
-      return "krum";
-    case AggregationKind::kMultiKrum:
-      return "multi-krum";
-    case AggregationKind::kSignVote:
-      return "sign-vote";
-  }
-  return "?";
-}
-
 int min_contributions(const AggregationConfig& c) {
   switch (c.kind) {
     case AggregationKind::kTrimmedMean:

@@ -22,6 +22,8 @@
 #include <span>
 #include <vector>
 
+#include "engine/names.hpp"
+
 namespace dtsim {
 
 enum class AggregationKind {
@@ -41,7 +43,22 @@ struct AggregationConfig {
   int m = 0;  // multi-krum: how many to average; 0 means p - f - 2
 };
 
-const char* to_string(AggregationKind kind);
+// The rules a scenario can choose (sign-vote comes with codec = "sign").
+inline NameTable<AggregationKind> aggregation_names() {
+  static constexpr Named<AggregationKind> kNames[] = {
+      {"mean", AggregationKind::kMean},
+      {"weighted-mean", AggregationKind::kWeightedMean},
+      {"max", AggregationKind::kMax},
+      {"median", AggregationKind::kMedian},
+      {"trimmed-mean", AggregationKind::kTrimmedMean},
+      {"krum", AggregationKind::kKrum},
+      {"multi-krum", AggregationKind::kMultiKrum},
+  };
+  return kNames;
+}
+inline const char* to_string(AggregationKind kind) {
+  return kind == AggregationKind::kSignVote ? "sign-vote" : name_of(aggregation_names(), kind);
+}
 // The fewest contributions the rule works with for this f ("" if any number works), as a
 // requirement to print: e.g. "at least 2f + 3 = 5 workers".
 int min_contributions(const AggregationConfig& c);

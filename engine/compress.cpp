@@ -102,36 +102,6 @@ float round_even(float v) {
 
 }  // namespace
 
-const char* to_string(CodecKind kind) {
-  switch (kind) {
-    case CodecKind::kNone:
-      return "none";
-    case CodecKind::kFp16:
-      return "fp16";
-    case CodecKind::kBf16:
-      return "bf16";
-    case CodecKind::kInt8:
-      return "int8";
-    case CodecKind::kQsgd:
-      return "qsgd";
-    case CodecKind::kTernGrad:
-      return "terngrad";
-    case CodecKind::kOneBit:
-      return "onebit";
-    case CodecKind::kSign:
-      return "sign";
-    case CodecKind::kEfSign:
-      return "ef-sign";
-    case CodecKind::kTopK:
-      return "topk";
-    case CodecKind::kRandomK:
-      return "randomk";
-    case CodecKind::kPowerSgd:
-      return "powersgd";
-  }
-  return "?";
-}
-
 bool allreduce_compatible(CodecKind kind) {
   return kind == CodecKind::kNone || kind == CodecKind::kFp16 || kind == CodecKind::kBf16 ||
          kind == CodecKind::kRandomK || kind == CodecKind::kPowerSgd;

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/names.hpp"
 #include "engine/param_layout.hpp"
 
 namespace dtsim {
@@ -56,7 +57,18 @@ struct CodecConfig {
   std::optional<double> decode_flops;
 };
 
-const char* to_string(CodecKind kind);
+inline NameTable<CodecKind> codec_names() {
+  static constexpr Named<CodecKind> kNames[] = {
+      {"none", CodecKind::kNone},       {"fp16", CodecKind::kFp16},
+      {"bf16", CodecKind::kBf16},       {"int8", CodecKind::kInt8},
+      {"qsgd", CodecKind::kQsgd},       {"terngrad", CodecKind::kTernGrad},
+      {"onebit", CodecKind::kOneBit},   {"sign", CodecKind::kSign},
+      {"ef-sign", CodecKind::kEfSign},  {"topk", CodecKind::kTopK},
+      {"randomk", CodecKind::kRandomK}, {"powersgd", CodecKind::kPowerSgd},
+  };
+  return kNames;
+}
+inline const char* to_string(CodecKind kind) { return name_of(codec_names(), kind); }
 // Whether payloads can be summed by an allreduce (every worker uses the same code).
 bool allreduce_compatible(CodecKind kind);
 bool uses_error_feedback(const CodecConfig& c);

@@ -21,18 +21,6 @@ void require_positive(const std::vector<int>& widths, const char* key) {
 
 }  // namespace
 
-const char* to_string(ModelKind kind) {
-  switch (kind) {
-    case ModelKind::kMlp:
-      return "mlp";
-    case ModelKind::kCnn:
-      return "cnn";
-    case ModelKind::kSoftmax:
-      return "softmax";
-  }
-  return "?";
-}
-
 Model::Model(const ModelConfig& config, Shape input, LearningTask task, int outputs)
     : config_(config), input_(input), task_(task), outputs_(outputs) {
   if (outputs <= 0) throw InputError({}, "data", "the dataset has no outputs");

@@ -15,6 +15,7 @@
 
 #include "engine/data/dataset.hpp"
 #include "engine/layers.hpp"
+#include "engine/names.hpp"
 #include "engine/param_layout.hpp"
 
 namespace dtsim {
@@ -22,7 +23,23 @@ namespace dtsim {
 enum class ModelKind { kMlp, kCnn, kSoftmax };
 enum class Activation { kRelu, kTanh };
 
-const char* to_string(ModelKind kind);  // "mlp", "cnn", "softmax"
+inline NameTable<ModelKind> model_names() {
+  static constexpr Named<ModelKind> kNames[] = {
+      {"mlp", ModelKind::kMlp},
+      {"cnn", ModelKind::kCnn},
+      {"softmax", ModelKind::kSoftmax},
+  };
+  return kNames;
+}
+inline NameTable<Activation> activation_names() {
+  static constexpr Named<Activation> kNames[] = {
+      {"relu", Activation::kRelu},
+      {"tanh", Activation::kTanh},
+  };
+  return kNames;
+}
+inline const char* to_string(ModelKind kind) { return name_of(model_names(), kind); }
+inline const char* to_string(Activation kind) { return name_of(activation_names(), kind); }
 
 struct ModelConfig {
   ModelKind kind = ModelKind::kMlp;

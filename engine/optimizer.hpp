@@ -15,9 +15,22 @@
 #include <span>
 #include <vector>
 
+#include "engine/names.hpp"
+
 namespace dtsim {
 
 enum class OptimizerKind { kSgd, kMomentum, kNesterov, kAdam };
+
+inline NameTable<OptimizerKind> optimizer_names() {
+  static constexpr Named<OptimizerKind> kNames[] = {
+      {"sgd", OptimizerKind::kSgd},
+      {"momentum", OptimizerKind::kMomentum},
+      {"nesterov", OptimizerKind::kNesterov},
+      {"adam", OptimizerKind::kAdam},
+  };
+  return kNames;
+}
+inline const char* to_string(OptimizerKind kind) { return name_of(optimizer_names(), kind); }
 
 struct OptimizerConfig {
   OptimizerKind kind = OptimizerKind::kMomentum;

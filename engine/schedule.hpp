@@ -10,9 +10,21 @@
 
 #include <cstdint>
 
+#include "engine/names.hpp"
+
 namespace dtsim {
 
 enum class ScheduleKind { kConstant, kStep, kCosine };
+
+inline NameTable<ScheduleKind> schedule_names() {
+  static constexpr Named<ScheduleKind> kNames[] = {
+      {"constant", ScheduleKind::kConstant},
+      {"step", ScheduleKind::kStep},
+      {"cosine", ScheduleKind::kCosine},
+  };
+  return kNames;
+}
+inline const char* to_string(ScheduleKind kind) { return name_of(schedule_names(), kind); }
 
 struct ScheduleConfig {
   ScheduleKind kind = ScheduleKind::kConstant;

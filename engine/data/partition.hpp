@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/data/dataset.hpp"
+#include "engine/names.hpp"
 
 namespace dtsim {
 
@@ -27,6 +28,25 @@ enum class SplitKind {
   kDirichlet,  // label skew, class-wise Dirichlet(alpha) (see partition())
   kByLabel,    // samples sorted by label, then cut into equal pieces
 };
+
+inline NameTable<PartitionKind> partition_names() {
+  static constexpr Named<PartitionKind> kNames[] = {
+      {"rows", PartitionKind::kRows},
+      {"columns", PartitionKind::kColumns},
+      {"blocks", PartitionKind::kBlocks},
+  };
+  return kNames;
+}
+inline NameTable<SplitKind> split_names() {
+  static constexpr Named<SplitKind> kNames[] = {
+      {"iid", SplitKind::kIid},
+      {"dirichlet", SplitKind::kDirichlet},
+      {"by-label", SplitKind::kByLabel},
+  };
+  return kNames;
+}
+inline const char* to_string(PartitionKind kind) { return name_of(partition_names(), kind); }
+inline const char* to_string(SplitKind kind) { return name_of(split_names(), kind); }
 
 struct PartitionConfig {
   PartitionKind kind = PartitionKind::kRows;

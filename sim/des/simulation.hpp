@@ -24,11 +24,11 @@
 #include <memory>
 #include <vector>
 
+#include "sim/des/event_observer.hpp"
 #include "sim/des/event_queue.hpp"
 #include "sim/des/job_runner.hpp"
-#include "sim/net/network.hpp"
-#include "sim/des/event_observer.hpp"
 #include "sim/des/task.hpp"
+#include "sim/net/network.hpp"
 
 namespace dtsim {
 

@@ -60,20 +60,4 @@ CollectiveRun run_collective(const CollectiveSpec& spec, std::vector<std::vector
   return run;
 }
 
-const char* to_string(CollectiveOp op) {
-  switch (op) {
-    case CollectiveOp::kAllreduce:
-      return "allreduce";
-    case CollectiveOp::kAllgather:
-      return "allgather";
-    case CollectiveOp::kReduceScatter:
-      return "reduce-scatter";
-    case CollectiveOp::kBroadcast:
-      return "broadcast";
-    case CollectiveOp::kPs:
-      return "ps";
-  }
-  return "?";
-}
-
 }  // namespace dtsim

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/names.hpp"
 #include "sim/net/collectives.hpp"
 #include "sim/net/topology.hpp"
 
@@ -37,6 +38,16 @@ struct CollectiveRun {
 CollectiveRun run_collective(const CollectiveSpec& spec,
                              std::vector<std::vector<float>>* data = nullptr);
 
-const char* to_string(CollectiveOp op);
+inline NameTable<CollectiveOp> collective_op_names() {
+  static constexpr Named<CollectiveOp> kNames[] = {
+      {"allreduce", CollectiveOp::kAllreduce},
+      {"allgather", CollectiveOp::kAllgather},
+      {"reduce-scatter", CollectiveOp::kReduceScatter},
+      {"broadcast", CollectiveOp::kBroadcast},
+      {"ps", CollectiveOp::kPs},
+  };
+  return kNames;
+}
+inline const char* to_string(CollectiveOp op) { return name_of(collective_op_names(), op); }
 
 }  // namespace dtsim

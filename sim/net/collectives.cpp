@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "sim/net/tags.hpp"
+
 namespace dtsim {
 namespace {
 
-// Tags: a collective's messages use tag + phase * kPhase + step.
-constexpr std::uint64_t kPhase = 1ULL << 20;
+// A collective's messages use tag + phase * kPhase + round (sim/net/tags.hpp).
+constexpr std::uint64_t kPhase = tags::phase(0, 1);
 
 int mod(int a, int p) { return ((a % p) + p) % p; }
 
@@ -424,20 +426,6 @@ Task<> allgather_payloads(CollContext c, std::shared_ptr<const std::vector<std::
     out.payloads[recv_of] = std::move(got.payload);
     out.bytes[recv_of] = got.bytes;
   }
-}
-
-const char* to_string(AllreduceAlgo algo) {
-  switch (algo) {
-    case AllreduceAlgo::kRing:
-      return "ring";
-    case AllreduceAlgo::kTree:
-      return "tree";
-    case AllreduceAlgo::kHalvingDoubling:
-      return "halving-doubling";
-    case AllreduceAlgo::kHierarchical:
-      return "hierarchical";
-  }
-  return "?";
 }
 
 }  // namespace dtsim

@@ -3,6 +3,7 @@
 // network.hpp, collectives.hpp.
 #pragma once
 
+#include "engine/names.hpp"
 #include "sim/des/sim_time.hpp"
 
 namespace dtsim {
@@ -24,7 +25,25 @@ struct NetworkConfig {
 // The allreduce algorithms of sim/net/collectives.hpp.
 enum class AllreduceAlgo { kRing, kTree, kHalvingDoubling, kHierarchical };
 
-const char* to_string(TopologyKind kind);
-const char* to_string(AllreduceAlgo algo);
+inline NameTable<TopologyKind> topology_names() {
+  static constexpr Named<TopologyKind> kNames[] = {
+      {"star", TopologyKind::kStar},
+      {"ring", TopologyKind::kRing},
+      {"full", TopologyKind::kFull},
+      {"hierarchical", TopologyKind::kHierarchical},
+  };
+  return kNames;
+}
+inline NameTable<AllreduceAlgo> allreduce_algo_names() {
+  static constexpr Named<AllreduceAlgo> kNames[] = {
+      {"ring", AllreduceAlgo::kRing},
+      {"tree", AllreduceAlgo::kTree},
+      {"halving-doubling", AllreduceAlgo::kHalvingDoubling},
+      {"hierarchical", AllreduceAlgo::kHierarchical},
+  };
+  return kNames;
+}
+inline const char* to_string(TopologyKind kind) { return name_of(topology_names(), kind); }
+inline const char* to_string(AllreduceAlgo algo) { return name_of(allreduce_algo_names(), algo); }
 
 }  // namespace dtsim

@@ -118,18 +118,4 @@ SimTime Topology::path_latency(int src, int dst) const {
   return total;
 }
 
-const char* to_string(TopologyKind kind) {
-  switch (kind) {
-    case TopologyKind::kStar:
-      return "star";
-    case TopologyKind::kRing:
-      return "ring";
-    case TopologyKind::kFull:
-      return "full";
-    case TopologyKind::kHierarchical:
-      return "hierarchical";
-  }
-  return "?";
-}
-
 }  // namespace dtsim

@@ -59,5 +59,4 @@ class Topology {
   std::vector<LinkSpec> links_;
 };
 
-
 }  // namespace dtsim

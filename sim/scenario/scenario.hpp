@@ -22,6 +22,7 @@
 #include "engine/schedule.hpp"
 #include "sim/des/sim_time.hpp"
 #include "sim/net/network_config.hpp"
+#include "sim/scenario/strategy_config.hpp"
 
 namespace dtsim {
 
@@ -70,28 +71,6 @@ struct ClusterConfig {
   double compute_flops_per_s = 5e12;
   std::vector<NodeGroup> groups;
   StragglerConfig stragglers;
-};
-
-enum class Architecture { kAllreduce, kParameterServer, kGossip };
-// Which modes go with which architecture: docs/scenarios.md, and check_strategy() in
-// scenario.cpp.
-enum class SyncMode { kBsp, kAsp, kSsp, kDelayed, kLocalSgd, kDPsgd, kAdPsgd };
-
-struct StrategyConfig {
-  Architecture architecture = Architecture::kAllreduce;
-  SyncMode sync = SyncMode::kBsp;
-  AllreduceAlgo collective = AllreduceAlgo::kRing;
-  bool time_only = false;          // move sizes, not data; no numerics, no accuracy
-  std::optional<int> staleness;    // ssp: the clock bound s; delayed: the exact delay tau
-  std::optional<int> local_steps;  // local-sgd: average every H steps
-  int backup_workers = 0;          // bsp: each step uses the first (workers - b) gradients
-  bool staleness_lr = false;       // asp/ssp/delayed: lr / max(1, staleness)
-  double delay_compensation = 0;   // asp/ssp/delayed: DC-ASGD lambda (0: off)
-  AggregationConfig aggregation;   // where contributions meet (bsp); trim = f
-  // Whether the mode runs a parameter server that applies gradients as they arrive.
-  bool async_ps() const {
-    return sync == SyncMode::kAsp || sync == SyncMode::kSsp || sync == SyncMode::kDelayed;
-  }
 };
 
 // [[faults]]: what goes wrong, where and when. This version implements kind = "byzantine".
@@ -168,6 +147,12 @@ struct Scenario {
   std::vector<SweepAxis> sweep;  // empty: no [sweep]
 };
 
+// Parameter-server shards (extra nodes after the workers): cluster.servers with
+// architecture = "ps", else none.
+inline int server_count(const Scenario& s) {
+  return s.strategy.architecture == Architecture::kParameterServer ? s.cluster.servers : 0;
+}
+
 // The cartesian product of the sweep's axes, the first axis varying slowest (file order).
 std::vector<SweepPoint> expand_sweep(const Scenario& scenario);
 
@@ -200,11 +185,15 @@ SourcePlace locate_key(const std::string& path, const std::string& key);
 // `dtsim validate`.
 std::vector<std::pair<std::string, std::string>> resolved_settings(const Scenario& s);
 
-// Short names used in files and reports.
-const char* to_string(OptimizerKind kind);
-const char* to_string(ScheduleKind kind);
-const char* to_string(Architecture kind);
-const char* to_string(SyncMode mode);
-const char* to_string(ByzantineMode mode);
+inline NameTable<ByzantineMode> byzantine_mode_names() {
+  static constexpr Named<ByzantineMode> kNames[] = {{"sign-flip", ByzantineMode::kSignFlip},
+                                                    {"noise", ByzantineMode::kNoise},
+                                                    {"scale", ByzantineMode::kScale}};
+  return kNames;
+}
+inline const char* to_string(ByzantineMode mode) { return name_of(byzantine_mode_names(), mode); }
+
+// The datasets a scenario can name (data.dataset).
+inline constexpr const char* kDatasetNames[] = {"fashion-mnist", "blobs", "linreg"};
 
 }  // namespace dtsim

@@ -1,10 +1,11 @@
 // `dtsim explain`: what a scenario implies, computed before running it.
 //
 // Parameter count, FLOPs and gradient bytes per step, compute time per worker and step, the
-// communication time the chosen collective should take with no contention (the alpha-beta
-// formulas of docs/simulator.md, alpha = the path latency between two workers, beta = the
-// inverse link bandwidth, plus the per-float sums and copies), and so the predicted step time,
-// run time and bottleneck. A prediction: the run measures the real thing.
+// communication time the strategy should take with no contention (its prediction hook in the
+// strategy table: the alpha-beta formulas of docs/simulator.md, alpha = the path latency
+// between two workers, beta = the inverse link bandwidth, plus the per-float sums and copies),
+// and so the predicted step time, run time and bottleneck. A prediction: the run measures the
+// real thing.
 #pragma once
 
 #include <string>
@@ -12,6 +13,8 @@
 #include <vector>
 
 #include "engine/data/dataset.hpp"
+#include "engine/model.hpp"
+#include "sim/net/topology.hpp"
 #include "sim/scenario/scenario.hpp"
 
 namespace dtsim {
@@ -27,5 +30,40 @@ struct Explanation {
 };
 
 Explanation explain(const Scenario& scenario, const DatasetPair& data);
+
+// What every strategy's prediction starts from (the default node and links).
+struct PredictionBasis {
+  const Scenario& scenario;
+  const Model& model;
+  const Topology& topology;
+  int workers = 0;
+  int servers = 0;
+  double params = 0;           // n
+  double bytes = 0;            // a gradient's bytes, 4n
+  double flops_per_s = 0;      // a node's speed
+  double gradient_s = 0;       // one gradient job (loading included)
+  double optimizer_flops = 0;  // one optimizer step over the whole model
+  double alpha = 0;            // path latency between workers 0 and 1, s
+  double beta = 0;             // s per byte
+};
+
+// A strategy's prediction of one step, uncontended.
+struct StepPrediction {
+  double communicate_s = 0;
+  double update_s = 0;
+  std::string how;  // the formula used, for people
+  // false: the mode has no lock-step, its time emerges from who waits for whom (the
+  // prediction is then for the same cluster in bsp).
+  bool lock_step = true;
+};
+
+// The scenario's allreduce of the gradient among the workers (its collective), with each
+// replica's update.
+void predict_allreduce(const PredictionBasis& basis, StepPrediction& out);
+// A parameter server's push and pull, the shards' sums and update.
+void predict_parameter_server(const PredictionBasis& basis, StepPrediction& out);
+
+// "1.5 ms", "20 us", "3.2 s".
+std::string format_seconds(double s);
 
 }  // namespace dtsim

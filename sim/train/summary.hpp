@@ -6,8 +6,8 @@
 #include <string_view>
 #include <vector>
 
-#include "sim/train/run_result.hpp"
 #include "sim/scenario/scenario.hpp"
+#include "sim/train/run_result.hpp"
 
 namespace dtsim {
 

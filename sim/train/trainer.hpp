@@ -14,9 +14,9 @@
 #include <vector>
 
 #include "engine/data/dataset.hpp"
+#include "sim/scenario/scenario.hpp"
 #include "sim/train/observer.hpp"
 #include "sim/train/run_result.hpp"
-#include "sim/scenario/scenario.hpp"
 
 namespace dtsim {
 

@@ -1,0 +1,250 @@
+// Cross-checks: every combination of keys that cannot work, in one place. The sync modes'
+// own checks are their rows' (sim/strategies/registry.hpp).
+#include "sim/scenario/checks.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "engine/data/idx_reader.hpp"
+#include "sim/scenario/sections.hpp"
+#include "sim/strategies/registry.hpp"
+
+namespace dtsim {
+
+void ScenarioChecks::need(bool missing, std::string_view key, std::string_view what) {
+  if (!missing) return;
+  error(fmt::format("strategy.{}", key),
+        fmt::format("missing: sync = \"{}\" needs {}", to_string(scenario().strategy.sync), what),
+        {"strategy.sync", "strategy.architecture"});
+}
+
+namespace {
+
+class TomlChecks : public ScenarioChecks {
+ public:
+  TomlChecks(TomlReader& r, const toml::table& root, const Scenario& s)
+      : r_(r), root_(root), s_(s) {}
+  void error(const std::string& key, const std::string& message,
+             std::initializer_list<std::string_view> at) override {
+    const toml::node* node = nullptr;
+    if (at.size() == 0) node = root_.at_path(key).node();
+    for (std::string_view k : at) {
+      if (node == nullptr) node = root_.at_path(k).node();
+    }
+    r_.error(node, key, message);
+  }
+  void error_at(const SourcePlace& place, const std::string& key,
+                const std::string& message) override {
+    r_.errors().emplace_back(place, key, message);
+  }
+
+ protected:
+  const Scenario& scenario() const override { return s_; }
+
+ private:
+  TomlReader& r_;
+  const toml::table& root_;
+  const Scenario& s_;
+};
+
+std::string quoted_modes_reading(std::string_view key) {
+  std::vector<std::string> names;
+  for (const StrategyEntry& e : strategy_table()) {
+    const std::string name = fmt::format("\"{}\"", e.name);
+    if (e.reads(key) && std::find(names.begin(), names.end(), name) == names.end()) {
+      names.push_back(name);
+    }
+  }
+  return fmt::format("{}", fmt::join(names, " | "));
+}
+
+// The row of the scenario's sync mode: its architecture's, or, when that architecture does
+// not run it, the first that does (so that its own needs are still reported).
+const StrategyEntry& mode_of(const StrategyConfig& st) {
+  if (const StrategyEntry* e = find_strategy(st.architecture, st.sync)) return *e;
+  for (const StrategyEntry& e : strategy_table()) {
+    if (e.sync == st.sync) return e;
+  }
+  return strategy_table().front();
+}
+
+// Which sync modes each architecture runs, and what the scenario's mode needs.
+void check_sync_mode(ScenarioChecks& c, const Scenario& s) {
+  const StrategyConfig& st = s.strategy;
+  if (find_strategy(st.architecture, st.sync) == nullptr) {
+    std::vector<std::string> runs;
+    std::vector<std::string> homes;
+    for (const StrategyEntry& e : strategy_table()) {
+      if (e.architecture == st.architecture) runs.emplace_back(e.name);
+      if (e.sync == st.sync) homes.emplace_back(to_string(e.architecture));
+    }
+    c.error("strategy.sync",
+            fmt::format("architecture = \"{}\" runs sync = {}; \"{}\" {}",
+                        to_string(st.architecture), fmt::join(runs, " | "), to_string(st.sync),
+                        homes.size() == 1 ? fmt::format("needs architecture = \"{}\"", homes[0])
+                                          : std::string("needs another architecture")),
+            {"strategy.sync", "strategy.architecture"});
+  }
+  const StrategyEntry& mode = mode_of(st);
+  if (mode.check != nullptr) mode.check(s, c);
+  if (st.backup_workers > 0) {
+    if (!mode.reads("backup_workers")) {
+      c.error("strategy.backup_workers",
+              fmt::format("backup workers go with sync = {}, not \"{}\"; set it to 0",
+                          quoted_modes_reading("backup_workers"), to_string(st.sync)));
+    } else if (st.backup_workers >= s.cluster.workers) {
+      c.error("strategy.backup_workers",
+              fmt::format("{} backup workers of {}: at least one gradient must count; use at "
+                          "most {}",
+                          st.backup_workers, s.cluster.workers, s.cluster.workers - 1));
+    }
+  }
+}
+
+// Compression and aggregation rules meet the contributions of a step.
+void check_compression(ScenarioChecks& c, const Scenario& s) {
+  const StrategyConfig& st = s.strategy;
+  const CodecConfig& codec = s.compression;
+  const bool coded = codec.kind != CodecKind::kNone;
+  const bool robust = st.aggregation.kind != AggregationKind::kMean;
+  if ((coded || robust) && (!mode_of(st).takes_compression || st.backup_workers > 0)) {
+    std::vector<std::string> modes;
+    for (const StrategyEntry& e : strategy_table()) {
+      const std::string name = fmt::format("\"{}\"", e.name);
+      if (e.takes_compression && std::find(modes.begin(), modes.end(), name) == modes.end())
+        modes.push_back(name);
+    }
+    c.error(coded ? "compression.codec" : "strategy.aggregation",
+            fmt::format("{} works with sync = {} (without backup workers) in this version",
+                        coded ? "compression" : "an aggregation rule other than mean",
+                        fmt::join(modes, " | ")));
+  }
+  if (codec.momentum_correction && s.train.optimizer.kind != OptimizerKind::kSgd) {
+    c.error("compression.momentum_correction",
+            "DGC's momentum correction replaces the optimizer's momentum: set train.optimizer = "
+            "\"sgd\" (the correction's momentum is compression.momentum)");
+  }
+  if (codec.momentum_correction && codec.kind != CodecKind::kTopK) {
+    c.error("compression.momentum_correction",
+            "momentum correction is a top-k option (DGC): set codec = \"topk\"");
+  }
+  if (coded && st.architecture == Architecture::kParameterServer && s.cluster.servers > 4096) {
+    c.error("cluster.servers", "compression to a parameter server supports at most 4096 shards");
+  }
+  if (codec.kind == CodecKind::kPowerSgd && st.architecture != Architecture::kAllreduce) {
+    c.error("compression.codec",
+            "powersgd rides an allreduce (two rounds per step): use architecture = \"allreduce\"");
+  }
+  if (codec.kind == CodecKind::kSign && robust) {
+    c.error("strategy.aggregation",
+            "codec = \"sign\" aggregates by majority vote; leave aggregation at mean");
+  }
+  if (codec.kind == CodecKind::kPowerSgd && robust) {
+    c.error("strategy.aggregation",
+            "powersgd sums low-rank factors; it cannot feed a robust aggregation rule");
+  }
+  if (robust && s.cluster.workers < min_contributions(st.aggregation)) {
+    c.error("strategy.aggregation",
+            fmt::format("{} with trim = {} needs at least {} workers, the cluster has {}",
+                        to_string(st.aggregation.kind), st.aggregation.f,
+                        min_contributions(st.aggregation), s.cluster.workers));
+  }
+  if (st.aggregation.kind == AggregationKind::kMultiKrum && st.aggregation.m > 0 &&
+      st.aggregation.m > s.cluster.workers - st.aggregation.f - 2) {
+    c.error("strategy.krum_m",
+            fmt::format("multi-krum averages at most workers - trim - 2 = {} contributions",
+                        s.cluster.workers - st.aggregation.f - 2));
+  }
+}
+
+// Nodes, servers and topologies.
+void check_cluster(ScenarioChecks& c, const Scenario& s) {
+  const int nodes = s.cluster.workers + server_count(s);
+  for (const NodeGroup& g : s.cluster.groups) {
+    if (g.last >= nodes) {
+      c.error_at(g.place, "cluster.group.nodes",
+                 fmt::format("nodes {}-{} do not exist: the cluster has nodes 0-{}", g.first,
+                             g.last, nodes - 1));
+    }
+  }
+  if (s.strategy.architecture == Architecture::kParameterServer && s.cluster.servers < 1) {
+    c.error("cluster.servers",
+            "architecture = \"ps\" needs at least one server shard (cluster.servers >= 1)",
+            {"cluster.servers", "strategy.architecture"});
+  }
+  if (s.strategy.architecture != Architecture::kParameterServer && s.cluster.servers > 0) {
+    c.error("cluster.servers", "server shards are used only with strategy.architecture = \"ps\"");
+  }
+}
+
+void check_network(ScenarioChecks& c, const Scenario& s) {
+  if (s.strategy.architecture == Architecture::kAllreduce &&
+      s.strategy.collective == AllreduceAlgo::kHierarchical && s.cluster.workers > 1 &&
+      s.cluster.workers % s.network.nodes_per_machine != 0) {
+    c.error("strategy.collective",
+            fmt::format("the hierarchical allreduce needs whole machines: {} workers are not a "
+                        "multiple of network.nodes_per_machine = {}",
+                        s.cluster.workers, s.network.nodes_per_machine));
+  }
+  if (s.network.topology == TopologyKind::kFull && s.cluster.workers + s.cluster.servers > 1024) {
+    c.error("network.topology",
+            "a full mesh is limited to 1024 nodes; use a star or hierarchical topology");
+  }
+}
+
+void check_data(ScenarioChecks& c, const Scenario& s, bool alpha_given) {
+  if (s.data.partition.kind != PartitionKind::kRows && s.cluster.workers > 1) {
+    c.error("data.partition",
+            "data-parallel strategies split samples: use partition = \"rows\" (columns and "
+            "blocks come with the tensor-split strategy)");
+  }
+  if (s.data.partition.split != SplitKind::kDirichlet && alpha_given) {
+    c.error("data.alpha",
+            "alpha is the concentration of split = \"dirichlet\"; remove it or set that split");
+  }
+  if (s.strategy.time_only && s.train.target_accuracy) {
+    c.error("train.target_accuracy",
+            "a time-only run computes no accuracy; remove this key or strategy.time_only");
+  }
+  if (s.data.dataset != "fashion-mnist" &&
+      s.data.train_samples + s.data.test_samples > 10'000'000) {
+    c.error("data.train_samples",
+            "synthetic datasets are limited to 10,000,000 samples in all (train + test)");
+  }
+  if (s.data.dataset == "linreg" && s.train.target_accuracy) {
+    c.error("train.target_accuracy",
+            "linreg is a regression task and has no accuracy; remove this key");
+  }
+  if (s.model.kind == ModelKind::kCnn && s.data.dataset != "fashion-mnist") {
+    c.error("model.kind",
+            fmt::format("a cnn needs image data (fashion-mnist); {} samples are plain vectors",
+                        s.data.dataset));
+  }
+}
+
+void check_faults(ScenarioChecks& c, const Scenario& s) {
+  for (const FaultConfig& f : s.faults) {
+    if (f.node >= s.cluster.workers) {
+      c.error_at(f.place, "faults.node",
+                 fmt::format("node {} is not a worker: the workers are 0-{}", f.node,
+                             s.cluster.workers - 1));
+    }
+  }
+}
+
+}  // namespace
+
+void check_scenario(TomlReader& r, const toml::table& root, Scenario& s) {
+  TomlChecks c(r, root, s);
+  check_cluster(c, s);
+  check_sync_mode(c, s);
+  check_compression(c, s);
+  check_faults(c, s);
+  check_network(c, s);
+  check_data(c, s, root["data"]["alpha"].node() != nullptr);
+  if (s.data.path.empty()) s.data.path = kFashionMnistDefaultPath;
+  if (s.train.epochs == 0 && s.train.steps == 0) s.train.epochs = 1;
+}
+
+}  // namespace dtsim

@@ -1,0 +1,177 @@
+// allreduce, bsp: gradient -> allreduce (the scenario's collective) -> every replica takes the
+// same step. With a codec or an aggregation rule other than mean, the exchange is the coded
+// one (coded_exchange.hpp).
+//
+// With b backup workers, the workers meet at the start of every step (they are at most one
+// message apart after the allreduce) and the step counts only the first p - b gradients to
+// finish (ties go to the lower rank). The others stop computing when the last counted one is
+// done, their gradient thrown away (`dropped`, wasted work), and join the allreduce with
+// zeros; the sum is divided by p - b. This is the arrangement of Chen et al. (2016) on an
+// allreduce: nobody waits for the slowest b.
+#include <algorithm>
+#include <coroutine>
+#include <functional>
+#include <numeric>
+
+#include "sim/net/collectives.hpp"
+#include "sim/net/tags.hpp"
+#include "sim/strategies/coded_exchange.hpp"
+#include "sim/strategies/registry.hpp"
+#include "sim/strategies/replica.hpp"
+#include "sim/strategies/strategy.hpp"
+#include "sim/train/explain.hpp"
+
+namespace dtsim {
+namespace {
+
+// Releases every program that waits on it once `count` have arrived, at the last arrival's
+// time. Reusable: the next `count` arrivals make the next round.
+class Barrier {
+ public:
+  Barrier(Simulation& sim, int count) : sim_(sim), count_(count) {}
+  struct Awaiter {
+    Barrier& b;
+    bool await_ready() { return b.count_ <= 1; }
+    bool await_suspend(std::coroutine_handle<> h) {
+      b.waiting_.push_back(h);
+      if (static_cast<int>(b.waiting_.size()) < b.count_) return true;
+      if (b.on_release_) b.on_release_();
+      for (std::coroutine_handle<> w : b.waiting_) b.sim_.schedule_resume(b.sim_.now(), w);
+      b.waiting_.clear();
+      return true;
+    }
+    void await_resume() const noexcept {}
+  };
+  // Arrives; `on_release` (may be empty) runs once per round, when the last one arrives and
+  // before anyone resumes.
+  Awaiter arrive() { return {*this}; }
+  void on_release(std::function<void()> fn) { on_release_ = std::move(fn); }
+
+ private:
+  Simulation& sim_;
+  int count_;
+  std::vector<std::coroutine_handle<>> waiting_;
+  std::function<void()> on_release_;
+};
+
+class AllreduceBsp : public Strategy {
+ public:
+  explicit AllreduceBsp(RunCore& core) : Strategy(core), barrier_(core.sim(), core.workers()) {
+    const int p = core.workers();
+    for (int w = 0; w < p; ++w) replicas_.push_back(Replica::initial(core, true));
+    if (uses_coded_exchange(core.scenario())) coded_ = std::make_unique<CodedAllreduce>(core);
+    backup_cost_.assign(static_cast<std::size_t>(p), SimTime());
+    backup_counts_.assign(static_cast<std::size_t>(p), true);
+  }
+
+  void start() override {
+    for (int w = 0; w < core().workers(); ++w) core().sim().spawn(worker(w));
+  }
+
+  std::span<const float> global_params(double& /*consensus*/) override {
+    return replicas_[0].params;
+  }
+
+ private:
+  Task<> worker(int w);
+  // Backup workers: every worker's gradient time for this step, and which of them count.
+  void choose_counted(int counted);
+
+  std::vector<Replica> replicas_;
+  std::unique_ptr<CodedAllreduce> coded_;
+  Barrier barrier_;
+  std::vector<SimTime> backup_cost_;  // this step's gradient cost per worker
+  std::vector<bool> backup_counts_;   // whether its gradient is among the first p - b
+  SimTime backup_cutoff_;
+};
+
+void AllreduceBsp::choose_counted(int counted) {
+  RunCore& c = core();
+  const int p = c.workers();
+  std::vector<int> order(static_cast<std::size_t>(p));
+  std::iota(order.begin(), order.end(), 0);
+  for (int v = 0; v < p; ++v) backup_cost_[static_cast<std::size_t>(v)] = c.gradient_cost(v);
+  std::stable_sort(order.begin(), order.end(), [this](int x, int y) {
+    return backup_cost_[static_cast<std::size_t>(x)] < backup_cost_[static_cast<std::size_t>(y)];
+  });
+  backup_counts_.assign(static_cast<std::size_t>(p), false);
+  for (int i = 0; i < counted; ++i) backup_counts_[static_cast<std::size_t>(order[i])] = true;
+  backup_cutoff_ = backup_cost_[static_cast<std::size_t>(order[counted - 1])];
+}
+
+Task<> AllreduceBsp::worker(int w) {
+  RunCore& c = core();
+  Simulation& sim = c.sim();
+  GradientWorker& wk = c.worker(w);
+  Replica& rep = replicas_[static_cast<std::size_t>(w)];
+  const std::size_t n = c.num_params();
+  const int p = c.workers();
+  const int b = c.config().backup_workers;
+  const int counted = p - b;
+  const bool numerics = c.numerics();
+  // The update: averaging the summed gradient (p > 1) and the optimizer step; clipping was
+  // charged with the gradient. The same charge with or without numerics.
+  const double update_flops = optimizer_step_flops(c.scenario().train.optimizer.kind, n) +
+                              (p > 1 ? static_cast<double>(n) : 0.0);
+  if (b > 0 && w == 0) barrier_.on_release([this, counted] { choose_counted(counted); });
+  for (std::uint64_t step = 0; step < c.total_steps(); ++step) {
+    if (b > 0) {
+      co_await barrier_.arrive();
+      if (backup_counts_[static_cast<std::size_t>(w)]) {
+        co_await c.gradient(w, rep.params, backup_cost_[static_cast<std::size_t>(w)]);
+      } else {
+        // Its batch is used up, its gradient never finished: cut at the last counted one.
+        wk.sampler->next(wk.rows);
+        co_await sim.compute(wk.node, backup_cutoff_, {}, "dropped gradient");
+        if (numerics) std::fill(wk.grads.begin(), wk.grads.end(), 0.0f);
+        ++wk.steps;
+        ++wk.dropped;
+      }
+    } else {
+      co_await c.gradient(w, rep.params);
+    }
+    if (coded_) {
+      co_await coded_->exchange(w, step);  // leaves the aggregated mean in wk.grads
+    } else {
+      const CollBuf buf = numerics ? CollBuf::real(wk.grads) : CollBuf::sized(n);
+      co_await allreduce(
+          CollContext{&sim, c.worker_nodes(), w, tags::step_tag(step), c.flops_per_s(w)}, buf,
+          c.config().collective, c.scenario().network.nodes_per_machine);
+    }
+    if (c.diverged_at(step)) {
+      if (w == 0)
+        c.progress(step + 1, (step + 1) * static_cast<std::uint64_t>(counted) *
+                                 static_cast<std::uint64_t>(c.batch()));
+      co_return;
+    }
+    const double lr = c.lr_at(step);
+    // (Built as a named local: GCC 12 destroys a temporary std::function built in a
+    // conditional inside a co_await expression twice.)
+    std::function<void()> work;
+    if (numerics) {
+      const bool average = p > 1 && !coded_;
+      work = [&wk, &rep, lr, counted, average] {
+        if (average) {
+          const float inv = 1.0f / static_cast<float>(counted);
+          for (float& g : wk.grads) g *= inv;
+        }
+        rep.optimizer->step(rep.params, wk.grads, lr);
+      };
+    }
+    co_await sim.compute(wk.node, c.job_time(wk.node, update_flops), std::move(work), "update");
+    if (w == 0) c.bsp_step_done(step, counted);
+  }
+}
+
+}  // namespace
+
+void predict_allreduce_bsp(const PredictionBasis& basis, StepPrediction& out) {
+  predict_allreduce(basis, out);
+  out.lock_step = basis.scenario.strategy.backup_workers == 0;
+}
+
+std::unique_ptr<Strategy> make_allreduce_bsp(RunCore& core) {
+  return std::make_unique<AllreduceBsp>(core);
+}
+
+}  // namespace dtsim

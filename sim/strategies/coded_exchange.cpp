@@ -1,0 +1,220 @@
+#include "sim/strategies/coded_exchange.hpp"
+
+#include <algorithm>
+
+#include "sim/net/collectives.hpp"
+#include "sim/net/tags.hpp"
+
+namespace dtsim {
+
+bool uses_coded_exchange(const Scenario& s) {
+  return s.compression.kind != CodecKind::kNone ||
+         s.strategy.aggregation.kind != AggregationKind::kMean;
+}
+
+AggregationConfig aggregation_rule(const Scenario& s) {
+  AggregationConfig a = s.strategy.aggregation;
+  if (s.compression.kind == CodecKind::kSign) a.kind = AggregationKind::kSignVote;
+  return a;
+}
+
+CodedAllreduce::CodedAllreduce(RunCore& core) : core_(core) {
+  for (int w = 0; w < core.workers(); ++w) {
+    codecs_.push_back(std::make_unique<Compressor>(core.scenario().compression, core.num_params(),
+                                                   core.scenario().seed, w, &core.model().layout(),
+                                                   0));
+  }
+}
+
+Task<> CodedAllreduce::exchange(int w, std::uint64_t step) {
+  RunCore& c = core_;
+  Simulation& sim = c.sim();
+  GradientWorker& wk = c.worker(w);
+  Compressor& codec = *codecs_[static_cast<std::size_t>(w)];
+  const CodecConfig& cfg = c.scenario().compression;
+  const std::size_t n = c.num_params();
+  const int p = c.workers();
+  const int node = wk.node;
+  const bool numerics = c.numerics();
+  const AllreduceAlgo algo = c.config().collective;
+  const int per_machine = c.scenario().network.nodes_per_machine;
+  const auto ctx = [&](std::uint64_t i) {
+    return CollContext{&sim, c.worker_nodes(), w, tags::collective_tag(step, i), c.flops_per_s(w)};
+  };
+  const AggregationConfig rule = aggregation_rule(c.scenario());
+  const double enc = encode_flops_per_element(cfg) * static_cast<double>(n);
+  const double dec = decode_flops_per_element(cfg) * static_cast<double>(n);
+  const bool mean = rule.kind == AggregationKind::kMean;
+  std::function<void()> work;
+
+  if (mean && (cfg.kind == CodecKind::kFp16 || cfg.kind == CodecKind::kBf16)) {
+    std::vector<float> buf;
+    if (numerics) work = [&] { buf = codec.cast_for_allreduce(wk.grads, p); };
+    co_await sim.compute(node, c.job_time(node, enc), std::move(work), "encode");
+    co_await allreduce(ctx(0), numerics ? CollBuf::real(buf, 2) : CollBuf::sized(n, 2), algo,
+                       per_machine);
+    if (numerics) {
+      work = [&] {
+        codec.finish_cast(buf);
+        std::copy(buf.begin(), buf.end(), wk.grads.begin());
+      };
+    }
+    co_await sim.compute(node, c.job_time(node, dec), std::move(work), "decode");
+    co_return;
+  }
+  if (mean && cfg.kind == CodecKind::kRandomK) {
+    std::vector<float> buf;
+    if (numerics) work = [&] { buf = codec.randomk_values(wk.grads, step); };
+    co_await sim.compute(node, c.job_time(node, enc), std::move(work), "encode");
+    co_await allreduce(ctx(0), numerics ? CollBuf::real(buf) : CollBuf::sized(codec.k_at(step)),
+                       algo, per_machine);
+    if (numerics) work = [&] { codec.randomk_expand(buf, p, step, wk.grads); };
+    co_await sim.compute(node, c.job_time(node, dec), std::move(work), "decode");
+    co_return;
+  }
+  if (cfg.kind == CodecKind::kPowerSgd) {
+    const auto [p_size, q_size, rest_size] = codec.powersgd_sizes();
+    std::vector<float> pm, qm, rest;
+    if (numerics) work = [&] { pm = codec.powersgd_p(wk.grads, step); };
+    co_await sim.compute(node, c.job_time(node, enc / 2), std::move(work), "encode");
+    co_await allreduce(ctx(0), numerics ? CollBuf::real(pm) : CollBuf::sized(p_size), algo,
+                       per_machine);
+    if (numerics) {
+      work = [&] {
+        qm = codec.powersgd_q(pm);
+        rest = codec.powersgd_rest();
+      };
+    }
+    co_await sim.compute(node, c.job_time(node, enc / 2), std::move(work), "encode");
+    co_await allreduce(ctx(1), numerics ? CollBuf::real(qm) : CollBuf::sized(q_size), algo,
+                       per_machine);
+    if (rest_size > 0) {
+      co_await allreduce(ctx(2), numerics ? CollBuf::real(rest) : CollBuf::sized(rest_size), algo,
+                         per_machine);
+    }
+    if (numerics) work = [&] { codec.powersgd_finish(qm, rest, p, wk.grads); };
+    co_await sim.compute(node, c.job_time(node, dec), std::move(work), "decode");
+    co_return;
+  }
+  // Gathered: every worker decodes every payload and aggregates.
+  std::shared_ptr<const Payload> mine;
+  if (numerics) {
+    work = [&] { mine = std::make_shared<const Payload>(codec.encode(wk.grads, step)); };
+  }
+  co_await sim.compute(node, c.job_time(node, enc), std::move(work), "encode");
+  const std::uint64_t bytes = numerics ? mine->size() : codec.payload_size(step);
+  Gathered all;
+  co_await allgather_payloads(ctx(0), mine, bytes, all);
+  std::unique_ptr<SharedAggregate>& shared = shared_[step];
+  if (!shared) shared = std::make_unique<SharedAggregate>();
+  SharedAggregate* result = shared.get();
+  if (numerics) {
+    work = [&, result] {
+      std::call_once(result->once, [&] {
+        std::vector<std::vector<float>> decoded(static_cast<std::size_t>(p), std::vector<float>(n));
+        for (int v = 0; v < p; ++v) {
+          codec.decode(*all.payloads[static_cast<std::size_t>(v)],
+                       decoded[static_cast<std::size_t>(v)], step);
+        }
+        const std::vector<std::span<const float>> in(decoded.begin(), decoded.end());
+        const std::vector<double> weights(static_cast<std::size_t>(p),
+                                          static_cast<double>(c.batch()));
+        result->result.resize(n);
+        aggregate(rule, in, weights, result->result);
+      });
+      std::copy(result->result.begin(), result->result.end(), wk.grads.begin());
+    };
+  }
+  co_await sim.compute(node, c.job_time(node, dec * p + aggregate_flops(rule, p, n)),
+                       std::move(work), "decode");
+  if (++result->taken == p) shared_.erase(step);
+}
+
+CodedPs::CodedPs(RunCore& core) : core_(core) {
+  const CodecConfig& cfg = core.scenario().compression;
+  const std::uint64_t seed = core.scenario().seed;
+  const int k = core.servers();
+  for (int w = 0; w < core.workers(); ++w) {
+    std::vector<std::unique_ptr<Compressor>> mine;
+    for (int s = 0; s < k; ++s) {
+      const auto [b, e] = part_range(core.num_params(), k, s);
+      mine.push_back(std::make_unique<Compressor>(cfg, e - b, seed, w, nullptr, s));
+    }
+    codecs_.push_back(std::move(mine));
+  }
+  for (int s = 0; s < k; ++s) {
+    const auto [b, e] = part_range(core.num_params(), k, s);
+    decoders_.push_back(std::make_unique<Compressor>(cfg, e - b, seed, -1, nullptr, s));
+  }
+}
+
+Task<> CodedPs::push(int w, std::uint64_t step) {
+  RunCore& c = core_;
+  GradientWorker& wk = c.worker(w);
+  const int k = c.servers();
+  auto& codecs = codecs_[static_cast<std::size_t>(w)];
+  const double enc =
+      encode_flops_per_element(c.scenario().compression) * static_cast<double>(c.num_params());
+  std::vector<std::shared_ptr<const Payload>> payloads(static_cast<std::size_t>(k));
+  std::function<void()> work;
+  if (c.numerics()) {
+    work = [&] {
+      for (int s = 0; s < k; ++s) {
+        const auto [b, e] = part_range(c.num_params(), k, s);
+        const std::span<const float> part(wk.grads.data() + b, e - b);
+        payloads[static_cast<std::size_t>(s)] = std::make_shared<const Payload>(
+            codecs[static_cast<std::size_t>(s)]->encode(part, step));
+      }
+    };
+  }
+  co_await c.sim().compute(wk.node, c.job_time(wk.node, enc), std::move(work), "encode");
+  for (int s = 0; s < k; ++s) {
+    Message m{wk.node,
+              c.server_nodes()[static_cast<std::size_t>(s)],
+              tags::step_tag(step),
+              c.numerics() ? payloads[static_cast<std::size_t>(s)]->size()
+                           : codecs[static_cast<std::size_t>(s)]->payload_size(step),
+              nullptr,
+              nullptr};
+    m.payload = payloads[static_cast<std::size_t>(s)];
+    c.sim().send(std::move(m));
+  }
+}
+
+Task<> CodedPs::serve(int s, std::uint64_t step, std::vector<float>& params,
+                      std::vector<float>& buffer, Optimizer* optimizer) {
+  RunCore& c = core_;
+  const int p = c.workers();
+  const int node = c.server_nodes()[static_cast<std::size_t>(s)];
+  const auto [begin, end] = part_range(c.num_params(), c.servers(), s);
+  const std::uint64_t n = end - begin;
+  const AggregationConfig rule = aggregation_rule(c.scenario());
+  const double flops =
+      decode_flops_per_element(c.scenario().compression) * static_cast<double>(n) * p +
+      aggregate_flops(rule, p, n) + optimizer_step_flops(c.scenario().train.optimizer.kind, n);
+  std::vector<std::shared_ptr<const Payload>> payloads;
+  for (int w = 0; w < p; ++w) {
+    Message m = co_await c.sim().recv(node, w, tags::step_tag(step));
+    payloads.push_back(std::move(m.payload));
+  }
+  const double lr = c.lr_at(step);
+  Compressor& decoder = *decoders_[static_cast<std::size_t>(s)];
+  std::function<void()> work;
+  if (c.numerics()) {
+    work = [&] {
+      std::vector<std::vector<float>> decoded(static_cast<std::size_t>(p), std::vector<float>(n));
+      for (int w = 0; w < p; ++w) {
+        decoder.decode(*payloads[static_cast<std::size_t>(w)], decoded[static_cast<std::size_t>(w)],
+                       step);
+      }
+      const std::vector<std::span<const float>> in(decoded.begin(), decoded.end());
+      const std::vector<double> weights(static_cast<std::size_t>(p),
+                                        static_cast<double>(c.batch()));
+      aggregate(rule, in, weights, buffer);
+      optimizer->step(params, buffer, lr);
+    };
+  }
+  co_await c.sim().compute(node, c.job_time(node, flops), std::move(work), "update");
+}
+
+}  // namespace dtsim

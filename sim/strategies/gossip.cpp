@@ -1,0 +1,291 @@
+// Gossip: no server, no global collective; each worker keeps its own replica and mixes it with
+// its neighbours'. The graph: the ring and full topologies' own links; a star or hierarchical
+// network has no node-to-node links, so its workers gossip on the ring of ranks (the usual
+// choice, Lian et al. 2017).
+//
+// d-psgd (Lian et al. 2017), in lock-step with the neighbours:
+//     x_i <- sum_j W_ij x_j - lr * g_i(x_i)      (W: Metropolis-Hastings weights, doubly
+//                                                  stochastic; then the worker's optimizer)
+//   Each step a worker sends its replica to every neighbour before computing its gradient, so
+//   the exchange overlaps the computation, then mixes what it received and steps. It runs on
+//   to its last step after a divergence: a worker knows only its neighbours.
+//
+// ad-psgd (Lian et al. 2018), asynchronous: each worker loops
+//   1. copy its replica x_i, and send the copy to one neighbour chosen at random (seeded),
+//   2. compute a gradient on the copy while the messages travel,
+//   3. complete the averaging: the neighbour answered with its x_j and set
+//      x_j <- (x_j + x_i) / 2; the worker adds (x_j - x_i) / 2 to its own replica,
+//   4. apply the gradient to its replica.
+//   A listener per worker answers averaging requests at any time and never waits for anything
+//   else, so there is no deadlock (the paper needs a bipartite active/passive split because
+//   its averaging locks both replicas). Applying the neighbour's change as a difference keeps
+//   the sum of the replicas exact even when two averagings overlap. The listener's averaging
+//   is not charged compute time (it is n additions, beside a gradient's ~6n per sample).
+//   The run hands out the bsp run's number of gradients (steps * p) to whichever worker asks.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <functional>
+
+#include "engine/rng.hpp"
+#include "sim/net/tags.hpp"
+#include "sim/strategies/registry.hpp"
+#include "sim/strategies/replica_set.hpp"
+#include "sim/strategies/strategy.hpp"
+#include "sim/train/explain.hpp"
+
+namespace dtsim {
+namespace {
+
+constexpr std::uint64_t kFloatBytes = sizeof(float);
+constexpr std::uint64_t kHeaderBytes = 8;  // a message that carries no data
+
+std::vector<int> gossip_neighbours(TopologyKind topology, int p, int w) {
+  std::vector<int> out;
+  if (topology == TopologyKind::kFull) {
+    for (int v = 0; v < p; ++v) {
+      if (v != w) out.push_back(v);
+    }
+    return out;
+  }
+  for (const int v : {(w + p - 1) % p, (w + 1) % p}) {
+    if (v != w && std::find(out.begin(), out.end(), v) == out.end()) out.push_back(v);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// What both gossip modes share: the replicas and the graph.
+class Gossip : public Strategy {
+ public:
+  explicit Gossip(RunCore& core) : Strategy(core), replicas_(core) {
+    for (int w = 0; w < core.workers(); ++w) {
+      neighbours_.push_back(gossip_neighbours(core.scenario().network.topology, core.workers(), w));
+    }
+  }
+  bool versioned() const override { return false; }
+
+ protected:
+  const std::vector<int>& neighbours(int w) const {
+    return neighbours_[static_cast<std::size_t>(w)];
+  }
+  ReplicaSet replicas_;
+
+ private:
+  std::vector<std::vector<int>> neighbours_;
+};
+
+class DPsgd : public Gossip {
+ public:
+  explicit DPsgd(RunCore& core) : Gossip(core) {
+    // Metropolis-Hastings weights W_ij = 1 / (1 + max(deg_i, deg_j)) for neighbours and
+    // W_ii = 1 - sum_j W_ij: symmetric and doubly stochastic (1/3 each on a ring, 1/p each
+    // on a full mesh). mixing_[w]: each neighbour's weight, then the self weight.
+    for (int w = 0; w < core.workers(); ++w) {
+      std::vector<float> mixing;
+      double self = 1.0;
+      for (const int v : neighbours(w)) {
+        const std::size_t deg = std::max(neighbours(w).size(), neighbours(v).size());
+        const double weight = 1.0 / (1.0 + static_cast<double>(deg));
+        mixing.push_back(static_cast<float>(weight));
+        self -= weight;
+      }
+      mixing.push_back(static_cast<float>(self));
+      mixing_.push_back(std::move(mixing));
+    }
+  }
+  void start() override {
+    for (int w = 0; w < core().workers(); ++w) core().sim().spawn(worker(w));
+  }
+  std::span<const float> global_params(double& consensus) override {
+    return replicas_.average(consensus, !core().running());
+  }
+
+ private:
+  Task<> worker(int w);
+  std::vector<std::vector<float>> mixing_;
+};
+
+Task<> DPsgd::worker(int w) {
+  RunCore& c = core();
+  Simulation& sim = c.sim();
+  GradientWorker& wk = c.worker(w);
+  Replica& rep = replicas_[w];
+  const std::vector<float>& mixing = mixing_[static_cast<std::size_t>(w)];
+  const std::size_t n = c.num_params();
+  const double mix_flops =
+      2.0 * static_cast<double>(neighbours(w).size() + 1) * static_cast<double>(n);
+  const double update_flops =
+      mix_flops + optimizer_step_flops(c.scenario().train.optimizer.kind, n);
+  for (std::uint64_t step = 0; step < c.total_steps(); ++step) {
+    const std::uint64_t tag = tags::step_tag(step);
+    std::shared_ptr<const std::vector<float>> mine;
+    if (c.numerics()) mine = std::make_shared<const std::vector<float>>(rep.params);
+    for (const int v : neighbours(w)) sim.send(wk.node, v, tag, n * kFloatBytes, mine);
+    co_await c.gradient(w, rep.params);
+    std::vector<Message> theirs;
+    for (const int v : neighbours(w)) theirs.push_back(co_await sim.recv(wk.node, v, tag));
+    const double lr = c.lr_at(step);
+    std::function<void()> work;
+    if (c.numerics()) {
+      work = [&wk, &rep, &theirs, &mixing, lr] {
+        const float self = mixing.back();
+        for (float& x : rep.params) x *= self;
+        for (std::size_t j = 0; j < theirs.size(); ++j) {
+          const float weight = mixing[j];
+          const std::vector<float>& x = *theirs[j].data;
+          for (std::size_t i = 0; i < x.size(); ++i) rep.params[i] += weight * x[i];
+        }
+        rep.optimizer->step(rep.params, wk.grads, lr);
+      };
+    }
+    co_await sim.compute(wk.node, c.job_time(wk.node, update_flops), std::move(work), "update");
+    replicas_.step_done(w, step + 1, step + 1 == c.total_steps());
+  }
+}
+
+class AdPsgd : public Gossip {
+ public:
+  explicit AdPsgd(RunCore& core) : Gossip(core) {
+    if (core.numerics()) {
+      for (int w = 0; w < core.workers(); ++w) copies_.push_back(core.initial_params());
+    }
+    done_.assign(static_cast<std::size_t>(core.workers()), false);
+  }
+  void start() override {
+    for (int w = 0; w < core().workers(); ++w) {
+      core().sim().spawn(worker(w));
+      core().sim().spawn(listener(w));
+    }
+  }
+  // The replicas as they are (they change only on the event loop's thread).
+  std::span<const float> global_params(double& consensus) override {
+    return replicas_.average(consensus, true);
+  }
+  std::uint64_t total_updates() const override {
+    return core().total_steps() * static_cast<std::uint64_t>(core().workers());
+  }
+  bool lock_step() const override { return false; }
+
+ private:
+  Task<> worker(int w);
+  Task<> listener(int w);
+
+  // The parameters a gradient is computed on: a copy, since neighbours average into the
+  // replica while the gradient job runs.
+  std::vector<std::vector<float>> copies_;
+  // A worker that took its last gradient (its next message to a neighbour is a goodbye).
+  std::vector<bool> done_;
+  std::uint64_t tickets_ = 0;    // gradients handed out
+  std::uint64_t gradients_ = 0;  // gradients applied by all workers
+};
+
+Task<> AdPsgd::worker(int w) {
+  RunCore& c = core();
+  Simulation& sim = c.sim();
+  GradientWorker& wk = c.worker(w);
+  Replica& rep = replicas_[w];
+  const std::size_t n = c.num_params();
+  const bool numerics = c.numerics();
+  const double update_flops =
+      2.0 * static_cast<double>(n) + optimizer_step_flops(c.scenario().train.optimizer.kind, n);
+  const std::uint64_t budget = total_updates();
+  static const std::vector<float> kNone;
+  const std::vector<float>& copy = numerics ? copies_[static_cast<std::size_t>(w)] : kNone;
+  while (!c.stopped() && tickets_ < budget) {
+    ++tickets_;
+    // 1: the copy, which also goes to a random neighbour at once, so the averaging's
+    // messages travel while the gradient is computed.
+    if (numerics) copies_[static_cast<std::size_t>(w)] = rep.params;
+    int v = -1;
+    std::shared_ptr<const std::vector<float>> sent;
+    if (!neighbours(w).empty()) {
+      CounterRng pick(
+          {c.scenario().seed, RngPurpose::kGossip, static_cast<std::uint32_t>(w + 1), wk.steps});
+      v = neighbours(w)[pick.next_u64() % neighbours(w).size()];
+      if (numerics) sent = std::make_shared<const std::vector<float>>(copy);
+      sim.send(wk.node, v, tags::kRequest, n * kFloatBytes, sent);
+    }
+    // 2: the gradient on the copy (the listener may average into the replica meanwhile).
+    co_await c.gradient(w, copy);
+    // 3: the neighbour's answer completes the averaging.
+    if (v >= 0) {
+      const Message answer = co_await sim.recv(wk.node, v, tags::kAnswer);
+      if (numerics) {
+        const std::vector<float>& theirs = *answer.data;
+        for (std::size_t i = 0; i < n; ++i) rep.params[i] += 0.5f * (theirs[i] - (*sent)[i]);
+      }
+    }
+    // 4: the update, charged as a job, applied here on the event loop's thread (the
+    // listener changes the replica on this thread too).
+    co_await sim.compute(wk.node, c.job_time(wk.node, update_flops), {}, "update");
+    if (numerics) {
+      rep.optimizer->step(rep.params, wk.grads,
+                          c.lr_at(gradients_ / static_cast<std::uint64_t>(c.workers())));
+    }
+    ++gradients_;
+    c.progress(gradients_, gradients_ * static_cast<std::uint64_t>(c.batch()));
+  }
+  done_[static_cast<std::size_t>(w)] = true;
+  for (const int v : neighbours(w)) sim.send(wk.node, v, tags::kRequest, kHeaderBytes);
+}
+
+Task<> AdPsgd::listener(int w) {
+  RunCore& c = core();
+  Simulation& sim = c.sim();
+  Replica& rep = replicas_[w];
+  const int node = c.worker(w).node;
+  const std::size_t n = c.num_params();
+  std::size_t goodbyes = 0;
+  while (goodbyes < neighbours(w).size()) {
+    const Message m = co_await sim.listen(node, kAnySource, tags::kRequest);
+    // A neighbour that is done sends nothing after its goodbye (it waited for every answer).
+    if (done_[static_cast<std::size_t>(m.src)]) {
+      ++goodbyes;
+      continue;
+    }
+    std::shared_ptr<const std::vector<float>> mine;
+    if (c.numerics()) mine = std::make_shared<const std::vector<float>>(rep.params);
+    sim.send(node, m.src, tags::kAnswer, n * kFloatBytes, mine);
+    if (c.numerics()) {
+      const std::vector<float>& theirs = *m.data;
+      for (std::size_t i = 0; i < n; ++i) rep.params[i] = 0.5f * (rep.params[i] + theirs[i]);
+    }
+  }
+}
+
+}  // namespace
+
+void predict_gossip(const PredictionBasis& basis, StepPrediction& out) {
+  const int p = basis.workers;
+  if (p <= 1) {
+    out.how = "one worker: no communication";
+    out.update_s = basis.optimizer_flops / basis.flops_per_s;
+    return;
+  }
+  // The replica goes to every neighbour while the gradient is computed; on a ring or full
+  // mesh each neighbour has its own link, on a star they share the node's.
+  const TopologyKind topology = basis.scenario.network.topology;
+  const int degree = topology == TopologyKind::kFull ? p - 1 : (p > 2 ? 2 : 1);
+  const bool shared = topology != TopologyKind::kRing && topology != TopologyKind::kFull;
+  const double exchange = basis.topology.path_latency(0, 1).seconds() +
+                          (shared ? degree : 1) * basis.bytes * basis.beta;
+  out.communicate_s = std::max(0.0, exchange - basis.gradient_s);
+  out.update_s = (2.0 * (degree + 1) * basis.params + basis.optimizer_flops) / basis.flops_per_s;
+  out.how = fmt::format("gossip: replica to {} neighbour(s), {} (overlaps the gradient)", degree,
+                        format_seconds(exchange));
+}
+
+void predict_dpsgd(const PredictionBasis& basis, StepPrediction& out) {
+  predict_gossip(basis, out);
+}
+
+void predict_adpsgd(const PredictionBasis& basis, StepPrediction& out) {
+  predict_gossip(basis, out);
+  out.lock_step = false;
+}
+
+std::unique_ptr<Strategy> make_dpsgd(RunCore& core) { return std::make_unique<DPsgd>(core); }
+std::unique_ptr<Strategy> make_adpsgd(RunCore& core) { return std::make_unique<AdPsgd>(core); }
+
+}  // namespace dtsim

@@ -1,0 +1,248 @@
+#include "sim/strategies/ps_async.hpp"
+
+#include <algorithm>
+
+#include "sim/net/collectives.hpp"
+#include "sim/net/tags.hpp"
+
+namespace dtsim {
+namespace {
+
+constexpr std::uint64_t kFloatBytes = sizeof(float);
+constexpr std::uint64_t kHeaderBytes = 8;  // a request that carries no data
+
+}  // namespace
+
+AsyncPs::AsyncPs(RunCore& core, std::unique_ptr<ServerRule> rule)
+    : Strategy(core), rule_(std::move(rule)) {
+  const int p = core.workers();
+  const int k = core.servers();
+  const std::size_t n = core.num_params();
+  for (int w = 0; w < p; ++w) {
+    PsWorker wk;
+    wk.params = core.initial_params();
+    wk.read_version.assign(static_cast<std::size_t>(k), 0);
+    workers_.push_back(std::move(wk));
+  }
+  const std::vector<float>& init = core.initial_params();
+  for (int s = 0; s < k; ++s) {
+    ServerShard sv;
+    sv.node = core.server_nodes()[static_cast<std::size_t>(s)];
+    std::tie(sv.begin, sv.end) = part_range(n, k, s);
+    if (core.numerics()) {
+      sv.params.assign(init.begin() + static_cast<std::ptrdiff_t>(sv.begin),
+                       init.begin() + static_cast<std::ptrdiff_t>(sv.end));
+      sv.buffer.assign(sv.end - sv.begin, 0.0f);
+      sv.optimizer =
+          std::make_unique<Optimizer>(core.scenario().train.optimizer, sv.end - sv.begin);
+      sv.published = sv.params;
+    }
+    sv.clocks.assign(static_cast<std::size_t>(p), 0);
+    sv.finished.assign(static_cast<std::size_t>(p), false);
+    servers_.push_back(std::move(sv));
+    rule_->ready(servers_.back(), s);
+  }
+}
+
+void AsyncPs::start() {
+  for (int w = 0; w < core().workers(); ++w) core().sim().spawn(worker(w));
+  for (int s = 0; s < core().servers(); ++s) core().sim().spawn(server(s));
+}
+
+std::uint64_t AsyncPs::total_updates() const {
+  const std::uint64_t steps = core().total_steps();
+  return rule_->update_per_gradient() ? steps * static_cast<std::uint64_t>(core().workers())
+                                      : steps;
+}
+
+std::span<const float> AsyncPs::global_params(double& /*consensus*/) {
+  // The shards side by side. Servers may be in the middle of an update: with several
+  // shards, read what each published with its last update.
+  global_.resize(core().num_params());
+  const bool published = core().servers() > 1;
+  for (const ServerShard& sv : servers_) {
+    const std::vector<float>& part = published ? sv.published : sv.params;
+    std::copy(part.begin(), part.end(), global_.begin() + static_cast<std::ptrdiff_t>(sv.begin));
+  }
+  return global_;
+}
+
+bool AsyncPs::take_ticket(int w) {
+  PsWorker& wk = workers_[static_cast<std::size_t>(w)];
+  if (core().stopped()) return false;
+  if (rule_->rounds()) return !wk.done;  // until the servers say
+  const std::uint64_t budget = core().total_steps() * static_cast<std::uint64_t>(core().workers());
+  if (tickets_ >= budget) return false;
+  wk.slot = tickets_++;
+  return true;
+}
+
+Task<> AsyncPs::worker(int w) {
+  RunCore& c = core();
+  Simulation& sim = c.sim();
+  PsWorker& wk = workers_[static_cast<std::size_t>(w)];
+  const int node = c.worker(w).node;
+  bool more = take_ticket(w);
+  bool first = true;
+  while (true) {
+    wk.req_gradient = !first;
+    wk.req_pull = more;
+    for (const ServerShard& sv : servers_) {
+      const std::uint64_t part = sv.end - sv.begin;
+      std::shared_ptr<const std::vector<float>> data;
+      if (wk.req_gradient && c.numerics()) {
+        const std::vector<float>& g = c.worker(w).grads;
+        data = std::make_shared<const std::vector<float>>(
+            g.begin() + static_cast<std::ptrdiff_t>(sv.begin),
+            g.begin() + static_cast<std::ptrdiff_t>(sv.end));
+      }
+      sim.send(node, sv.node, tags::kRequest, wk.req_gradient ? part * kFloatBytes : kHeaderBytes,
+               std::move(data));
+    }
+    if (!more) co_return;
+    for (const ServerShard& sv : servers_) {
+      const Message m = co_await sim.recv(node, sv.node, tags::kAnswer);
+      if (m.data) {
+        std::copy(m.data->begin(), m.data->end(),
+                  wk.params.begin() + static_cast<std::ptrdiff_t>(sv.begin));
+      }
+    }
+    first = false;
+    if (rule_->rounds()) {
+      // The run is over once every shard has finished its last step.
+      wk.done =
+          *std::min_element(wk.read_version.begin(), wk.read_version.end()) >= c.total_steps();
+      if (wk.done) {
+        wk.req_gradient = false;
+        wk.req_pull = false;
+        for (const int server : c.server_nodes())
+          sim.send(node, server, tags::kRequest, kHeaderBytes);
+        co_return;
+      }
+    }
+    co_await c.gradient(w, wk.params);
+    wk.grad_slot = wk.slot;
+    more = take_ticket(w);
+  }
+}
+
+Task<> AsyncPs::server(int s) {
+  ServerShard& sv = servers_[static_cast<std::size_t>(s)];
+  const bool compensate = core().config().delay_compensation > 0;
+  int finished = 0;
+  while (finished < core().workers()) {
+    const Message m = co_await core().sim().recv(sv.node, kAnySource, tags::kRequest);
+    const int w = m.src;
+    const PsWorker& wk = workers_[static_cast<std::size_t>(w)];
+    if (wk.req_gradient) {
+      Pending g;
+      g.worker = w;
+      g.clock = sv.clocks[static_cast<std::size_t>(w)]++;
+      g.slot = wk.grad_slot;
+      g.read_version = wk.read_version[static_cast<std::size_t>(s)];
+      if (m.data) g.grad = *m.data;
+      if (m.data && compensate) {
+        g.read_params.assign(wk.params.begin() + static_cast<std::ptrdiff_t>(sv.begin),
+                             wk.params.begin() + static_cast<std::ptrdiff_t>(sv.end));
+      }
+      sv.pending.push_back(std::move(g));
+    }
+    if (wk.req_pull) {
+      sv.pulls.push_back(w);
+    } else {
+      sv.finished[static_cast<std::size_t>(w)] = true;
+      ++finished;
+    }
+    co_await absorb(sv, s);
+    answer_pulls(sv, s);
+  }
+}
+
+Task<> AsyncPs::absorb(ServerShard& sv, int s) {
+  while (true) {
+    double lr = 0;
+    std::vector<Pending> group = rule_->next_update(sv, s, lr);
+    if (group.empty()) co_return;
+    co_await apply(sv, s, std::move(group), lr);
+  }
+}
+
+Task<> AsyncPs::apply(ServerShard& sv, int s, std::vector<Pending> group, double lr) {
+  RunCore& c = core();
+  std::sort(group.begin(), group.end(), [](const Pending& a, const Pending& b) {
+    return std::pair(a.worker, a.clock) < std::pair(b.worker, b.clock);
+  });
+  const std::uint64_t n = sv.end - sv.begin;
+  const double size = static_cast<double>(group.size());
+  const double lambda = c.config().delay_compensation;
+  const bool dc = lambda > 0;
+  // Summing (more than one), delay compensation (4 flops per element each), averaging, the
+  // optimizer step.
+  const double flops = (size > 1 ? size + 1 : 0) * static_cast<double>(n) +
+                       (dc ? 4 * size * static_cast<double>(n) : 0) +
+                       optimizer_step_flops(c.scenario().train.optimizer.kind, n);
+  std::vector<double> scale;
+  for (const Pending& g : group) {
+    const std::uint64_t staleness = sv.version - std::min(sv.version, g.read_version);
+    if (s == 0) c.record_staleness(staleness);
+    scale.push_back(c.config().staleness_lr
+                        ? 1.0 / static_cast<double>(std::max<std::uint64_t>(1, staleness))
+                        : 1.0);
+  }
+  std::function<void()> work;
+  if (c.numerics()) {
+    work = [&sv, &group, &scale, lr, dc, lambda] {
+      std::fill(sv.buffer.begin(), sv.buffer.end(), 0.0f);
+      const auto l = static_cast<float>(lambda);
+      for (std::size_t i = 0; i < group.size(); ++i) {
+        const Pending& g = group[i];
+        const auto f = static_cast<float>(scale[i]);
+        for (std::size_t j = 0; j < g.grad.size(); ++j) {
+          float d = g.grad[j];
+          if (dc) d += l * d * d * (sv.params[j] - g.read_params[j]);
+          sv.buffer[j] += scale[i] == 1.0 ? d : f * d;
+        }
+      }
+      if (group.size() > 1) {
+        const float inv = 1.0f / static_cast<float>(group.size());
+        for (float& v : sv.buffer) v *= inv;
+      }
+      sv.optimizer->step(sv.params, sv.buffer, lr);
+    };
+  }
+  co_await c.sim().compute(sv.node, c.job_time(sv.node, flops), std::move(work), "update");
+  ++sv.version;
+  rule_->updated(sv, s);
+  if (c.numerics() && c.servers() > 1) sv.published = sv.params;
+  sv.applied += group.size();
+  // The global model reaches a version when its last shard does: in the lock-step modes
+  // every shard is then at exactly that version.
+  if (++shards_at_[sv.version] == c.servers()) {
+    shards_at_.erase(sv.version);
+    c.progress(sv.version, sv.applied * static_cast<std::uint64_t>(c.batch()));
+  }
+}
+
+void AsyncPs::answer_pulls(ServerShard& sv, int s) {
+  RunCore& c = core();
+  const std::uint64_t n = sv.end - sv.begin;
+  for (auto it = sv.pulls.begin(); it != sv.pulls.end();) {
+    const int w = *it;
+    PsWorker& wk = workers_[static_cast<std::size_t>(w)];
+    // After a divergence everyone is answered, so that every program finishes.
+    if (!c.stopped() && !rule_->may_answer(sv, s, w, wk)) {
+      ++it;
+      continue;
+    }
+    const std::uint64_t served = c.stopped() ? sv.version : rule_->served_version(sv, wk);
+    std::shared_ptr<const std::vector<float>> data;
+    if (c.numerics()) {
+      data = std::make_shared<const std::vector<float>>(rule_->params_of(sv, s, served));
+    }
+    wk.read_version[static_cast<std::size_t>(s)] = served;
+    c.sim().send(sv.node, c.worker(w).node, tags::kAnswer, n * kFloatBytes, std::move(data));
+    it = sv.pulls.erase(it);
+  }
+}
+
+}  // namespace dtsim

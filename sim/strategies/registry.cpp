@@ -1,0 +1,158 @@
+#include "sim/strategies/registry.hpp"
+
+#include <stdexcept>
+
+#include "sim/strategies/strategy.hpp"
+
+namespace dtsim {
+
+// Each family's hooks, defined in its own file.
+void predict_allreduce_bsp(const PredictionBasis&, StepPrediction&);
+std::unique_ptr<Strategy> make_allreduce_bsp(RunCore&);
+void check_local_sgd(const Scenario&, ScenarioChecks&);
+void predict_local_sgd(const PredictionBasis&, StepPrediction&);
+std::unique_ptr<Strategy> make_local_sgd(RunCore&);
+void predict_ps_bsp(const PredictionBasis&, StepPrediction&);
+std::unique_ptr<Strategy> make_ps_bsp(RunCore&);
+void predict_ps_asp(const PredictionBasis&, StepPrediction&);
+std::unique_ptr<Strategy> make_ps_asp(RunCore&);
+void check_ps_ssp(const Scenario&, ScenarioChecks&);
+void predict_ps_ssp(const PredictionBasis&, StepPrediction&);
+std::unique_ptr<Strategy> make_ps_ssp(RunCore&);
+void check_ps_delayed(const Scenario&, ScenarioChecks&);
+void predict_ps_delayed(const PredictionBasis&, StepPrediction&);
+std::unique_ptr<Strategy> make_ps_delayed(RunCore&);
+void predict_dpsgd(const PredictionBasis&, StepPrediction&);
+std::unique_ptr<Strategy> make_dpsgd(RunCore&);
+void predict_adpsgd(const PredictionBasis&, StepPrediction&);
+std::unique_ptr<Strategy> make_adpsgd(RunCore&);
+
+namespace {
+
+using A = Architecture;
+using S = SyncMode;
+
+const std::vector<StrategyEntry>& table() {
+  static const std::vector<StrategyEntry> rows = {
+      {A::kAllreduce,
+       S::kBsp,
+       "bsp",
+       "gradient -> allreduce -> the same update on every replica; backup_workers: the first "
+       "p - b gradients count",
+       {"collective", "backup_workers", "aggregation"},
+       true,
+       nullptr,
+       &predict_allreduce_bsp,
+       &make_allreduce_bsp},
+      {A::kAllreduce,
+       S::kLocalSgd,
+       "local-sgd",
+       "every worker steps its own replica; the replicas are averaged every local_steps steps",
+       {"collective", "local_steps"},
+       false,
+       &check_local_sgd,
+       &predict_local_sgd,
+       &make_local_sgd},
+      {A::kParameterServer,
+       S::kBsp,
+       "bsp",
+       "push the gradient's parts to the shards, which average and step; pull the parameters; "
+       "backup_workers: the first p - b gradients count",
+       {"backup_workers", "aggregation"},
+       true,
+       nullptr,
+       &predict_ps_bsp,
+       &make_ps_bsp},
+      {A::kParameterServer,
+       S::kAsp,
+       "asp",
+       "every gradient is applied as it arrives (Downpour)",
+       {"staleness_lr", "delay_compensation"},
+       false,
+       nullptr,
+       &predict_ps_asp,
+       &make_ps_asp},
+      {A::kParameterServer,
+       S::kSsp,
+       "ssp",
+       "clock by clock, nobody more than `staleness` clocks ahead of the slowest",
+       {"staleness", "staleness_lr", "delay_compensation"},
+       false,
+       &check_ps_ssp,
+       &predict_ps_ssp,
+       &make_ps_ssp},
+      {A::kParameterServer,
+       S::kDelayed,
+       "delayed",
+       "every gradient computed on parameters exactly `staleness` updates old",
+       {"staleness", "staleness_lr", "delay_compensation"},
+       false,
+       &check_ps_delayed,
+       &predict_ps_delayed,
+       &make_ps_delayed},
+      {A::kGossip,
+       S::kDPsgd,
+       "d-psgd",
+       "every step, average the replica with the neighbours' (Metropolis-Hastings weights)",
+       {},
+       false,
+       nullptr,
+       &predict_dpsgd,
+       &make_dpsgd},
+      {A::kGossip,
+       S::kAdPsgd,
+       "ad-psgd",
+       "asynchronous: average with one random neighbour while computing the gradient",
+       {},
+       false,
+       nullptr,
+       &predict_adpsgd,
+       &make_adpsgd},
+  };
+  return rows;
+}
+
+}  // namespace
+
+bool StrategyEntry::reads(std::string_view key) const {
+  for (std::string_view k : keys) {
+    if (k == key) return true;
+  }
+  return false;
+}
+
+std::span<const StrategyEntry> strategy_table() { return table(); }
+
+const StrategyEntry* find_strategy(Architecture architecture, SyncMode sync) {
+  for (const StrategyEntry& e : table()) {
+    if (e.architecture == architecture && e.sync == sync) return &e;
+  }
+  return nullptr;
+}
+
+const StrategyEntry& strategy_of(const StrategyConfig& config) {
+  const StrategyEntry* e = find_strategy(config.architecture, config.sync);
+  if (e == nullptr) throw std::logic_error("no strategy for this architecture and sync mode");
+  return *e;
+}
+
+NameTable<Architecture> architecture_names() {
+  static constexpr Named<Architecture> kNames[] = {
+      {"allreduce", A::kAllreduce}, {"ps", A::kParameterServer}, {"gossip", A::kGossip}};
+  return kNames;
+}
+
+NameTable<SyncMode> sync_mode_names() {
+  static const std::vector<Named<SyncMode>> names = [] {
+    std::vector<Named<SyncMode>> out;
+    for (const StrategyEntry& e : table()) {
+      bool seen = false;
+      for (const Named<SyncMode>& n : out) seen = seen || n.value == e.sync;
+      if (!seen) out.push_back({e.name, e.sync});
+    }
+    return out;
+  }();
+  return names;
+}
+
+}  // namespace dtsim

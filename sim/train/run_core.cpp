@@ -1,0 +1,367 @@
+#include "sim/train/run_core.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include "engine/data/partition.hpp"
+#include "engine/errors.hpp"
+#include "engine/optimizer.hpp"
+#include "engine/rng.hpp"
+#include "engine/schedule.hpp"
+#include "sim/strategies/strategy.hpp"
+
+namespace dtsim {
+namespace {
+
+constexpr int kEvalBatch = 500;
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// The scenario's topology, with [[cluster.group]] link overrides.
+Topology cluster_topology(const Scenario& s, int nodes) {
+  Topology topo(s.network, nodes);
+  for (const NodeGroup& g : s.cluster.groups) {
+    if (!g.latency && !g.bandwidth) continue;
+    const LinkSpec base =
+        s.network.topology == TopologyKind::kHierarchical ? s.network.intra : s.network.link;
+    const LinkSpec spec{g.bandwidth.value_or(base.bandwidth), g.latency.value_or(base.latency)};
+    for (int n = g.first; n <= g.last && n < nodes; ++n) topo.set_node_links(n, spec);
+  }
+  return topo;
+}
+
+Shape input_shape(const Dataset& d) { return {d.channels, d.height, d.width}; }
+
+}  // namespace
+
+RunCore::RunCore(const Scenario& s, const DatasetPair& data, int threads)
+    : s_(s),
+      data_(data),
+      numerics_(!s.strategy.time_only),
+      p_(s.cluster.workers),
+      k_(server_count(s)),
+      batch_(s.train.batch_size),
+      model_(s.model, input_shape(data.train), data.train.task, data.train.outputs),
+      sim_(cluster_topology(s, p_ + k_), threads) {
+  if (static_cast<std::size_t>(k_) > model_.num_params()) {
+    throw InputError({}, "cluster.servers",
+                     fmt::format("{} server shards for a model of {} parameters: every shard "
+                                 "needs at least one; use at most {}",
+                                 k_, model_.num_params(), model_.num_params()));
+  }
+  set_up_nodes();
+  const std::size_t n = data.train.samples();
+  const auto global_batch =
+      static_cast<std::uint64_t>(p_) * static_cast<std::uint64_t>(s.train.batch_size);
+  const std::uint64_t steps_per_epoch = (n + global_batch - 1) / global_batch;
+  total_steps_ = s.train.steps > 0 ? s.train.steps
+                                   : static_cast<std::uint64_t>(s.train.epochs) * steps_per_epoch;
+  next_eval_samples_ = static_cast<std::uint64_t>(s.train.eval_every) * global_batch;
+  set_up_workers(data);
+  if (numerics_) {
+    for (int t = 0; t < sim_.jobs().threads(); ++t) {
+      eval_ws_.push_back(std::make_unique<Workspace>(model_, kEvalBatch));
+    }
+  }
+  result_.model_summary = model_.summary();
+}
+
+void RunCore::set_up_nodes() {
+  const auto nodes = static_cast<std::size_t>(p_ + k_);
+  flops_per_s_.assign(nodes, s_.cluster.compute_flops_per_s);
+  slowdown_.assign(nodes, 1.0);
+  jobs_.assign(nodes, 0);
+  for (const NodeGroup& g : s_.cluster.groups) {
+    for (int n = g.first; n <= g.last && n < p_ + k_; ++n) {
+      if (g.compute_flops_per_s) flops_per_s_[static_cast<std::size_t>(n)] = *g.compute_flops_per_s;
+    }
+  }
+  // The stragglers: the first round(fraction * workers) of a seeded permutation of the workers.
+  std::vector<int> order(static_cast<std::size_t>(p_));
+  std::iota(order.begin(), order.end(), 0);
+  CounterRng pick({s_.seed, RngPurpose::kJitter, 0, 0});
+  pick.shuffle(std::span<int>(order));
+  const auto stragglers =
+      static_cast<std::size_t>(std::llround(s_.cluster.stragglers.fraction * p_));
+  for (std::size_t i = 0; i < stragglers; ++i) {
+    slowdown_[static_cast<std::size_t>(order[i])] = s_.cluster.stragglers.slowdown;
+  }
+  for (int w = 0; w < p_; ++w) worker_nodes_.push_back(w);
+  for (int sv = 0; sv < k_; ++sv) server_nodes_.push_back(p_ + sv);
+}
+
+void RunCore::set_up_workers(const DatasetPair& data) {
+  const std::vector<Shard> shards = partition(data.train, p_, s_.data.partition, s_.seed);
+  if (numerics_) init_ = model_.init_params(s_.seed);
+  for (int w = 0; w < p_; ++w) {
+    GradientWorker wk;
+    wk.node = w;
+    wk.sampler =
+        std::make_unique<BatchSampler>(shards[static_cast<std::size_t>(w)].rows,
+                                       s_.train.batch_size, s_.seed, static_cast<std::uint32_t>(w));
+    if (numerics_) {
+      wk.grads.assign(model_.num_params(), 0.0f);
+      wk.ws = std::make_unique<Workspace>(model_, s_.train.batch_size);
+    }
+    workers_.push_back(std::move(wk));
+  }
+}
+
+void RunCore::add_observer(SimObserver* o) {
+  sim_.add_observer(o);
+  observers_.push_back(o);
+}
+
+SimTime RunCore::job_time(int node, double flops, int samples) {
+  const auto n = static_cast<std::size_t>(node);
+  double factor = slowdown_[n];
+  if (s_.cluster.stragglers.jitter > 0) {
+    CounterRng rng({s_.seed, RngPurpose::kJitter, static_cast<std::uint32_t>(node + 1), jobs_[n]});
+    factor *= std::exp(s_.cluster.stragglers.jitter * rng.normal());
+  }
+  ++jobs_[n];
+  return SimTime::from_seconds(flops / flops_per_s_[n] * factor) + s_.data.load_cost * samples;
+}
+
+SimTime RunCore::gradient_cost(int w) {
+  const double clip_flops =
+      s_.train.clip_norm > 0 ? 3.0 * static_cast<double>(model_.num_params()) : 0.0;
+  return job_time(worker(w).node,
+                  model_.forward_flops(batch_) + model_.backward_flops(batch_) + clip_flops,
+                  batch_);
+}
+
+Task<> RunCore::gradient(int w, std::span<const float> params, std::optional<SimTime> cost) {
+  GradientWorker& wk = worker(w);
+  wk.sampler->next(wk.rows);
+  const SimTime time = cost ? *cost : gradient_cost(w);
+  if (!numerics_) {
+    co_await sim_.compute(wk.node, time, {}, "gradient");
+    ++wk.steps;
+    co_return;
+  }
+  double loss = 0;
+  const FaultConfig* fault = s_.faults.empty() ? nullptr : active_fault(w);
+  co_await sim_.compute(
+      wk.node, time,
+      [this, &wk, &loss, params, fault, w] {
+        const Batch batch = gather_batch(data_.train, wk.rows, *wk.ws);
+        loss = model_.gradient(params, batch, wk.grads, *wk.ws);
+        if (s_.train.clip_norm > 0) clip_global_norm(wk.grads, s_.train.clip_norm);
+        // A Byzantine worker corrupts what it sends (after clipping: it does not play along).
+        if (fault != nullptr) corrupt(*fault, w, wk.steps, wk.grads);
+      },
+      "gradient");
+  wk.loss_sum += loss;
+  ++wk.loss_count;
+  if (!std::isfinite(loss) && !stop_) {
+    stop_ = true;
+    first_bad_step_ = wk.steps;
+    first_bad_loss_ = loss;
+    first_bad_worker_ = w;
+  }
+  ++wk.steps;
+}
+
+const FaultConfig* RunCore::active_fault(int w) const {
+  for (const FaultConfig& f : s_.faults) {
+    if (f.node != w || sim_.now() < f.at) continue;
+    if (f.duration && sim_.now() >= f.at + *f.duration) continue;
+    return &f;
+  }
+  return nullptr;
+}
+
+void RunCore::corrupt(const FaultConfig& f, int w, std::uint64_t step, std::span<float> g) const {
+  const auto factor = static_cast<float>(f.factor);
+  switch (f.mode) {
+    case ByzantineMode::kSignFlip:
+      for (float& v : g) v = -factor * v;
+      break;
+    case ByzantineMode::kScale:
+      for (float& v : g) v = factor * v;
+      break;
+    case ByzantineMode::kNoise: {
+      CounterRng rng({s_.seed, RngPurpose::kFault, static_cast<std::uint32_t>(w + 1), step});
+      for (float& v : g) v = factor * static_cast<float>(rng.normal());
+      break;
+    }
+  }
+}
+
+double RunCore::lr_at(std::uint64_t step) const {
+  return learning_rate(s_.train.schedule, step, total_steps_);
+}
+
+void RunCore::record_staleness(std::uint64_t s) {
+  ++staleness_[s];
+  window_staleness_sum_ += static_cast<double>(s);
+  ++window_staleness_count_;
+  window_staleness_max_ = std::max(window_staleness_max_, s);
+}
+
+void RunCore::bsp_step_done(std::uint64_t step, int counted) {
+  for (int i = 0; i < counted; ++i) record_staleness(0);
+  progress(step + 1,
+           (step + 1) * static_cast<std::uint64_t>(counted) * static_cast<std::uint64_t>(batch_));
+}
+
+void RunCore::progress(std::uint64_t updates, std::uint64_t samples, EvalNow when) {
+  updates_done_ = updates;
+  samples_done_ = samples;
+  for (SimObserver* o : observers_) o->on_step_end(updates, sim_.now());
+  const bool first_divergence = stop_ && !result_.diverged;
+  if (first_divergence) {
+    result_.diverged = true;
+    result_.diverged_reason = divergence_reason();
+  }
+  const bool due = first_divergence || samples >= next_eval_samples_ || updates >= total_updates_;
+  if (when == EvalNow::kYes || (when == EvalNow::kIfDue && due)) evaluate(updates, samples);
+}
+
+std::string RunCore::divergence_reason() const {
+  const char* value = std::isnan(first_bad_loss_) ? "NaN" : (first_bad_loss_ > 0 ? "+inf" : "-inf");
+  if (strategy_->lock_step()) {
+    return fmt::format(
+        "the training loss became {} at step {} (lr {}); lower train.lr or set train.clip_norm",
+        value, first_bad_step_ + 1, lr_at(first_bad_step_));
+  }
+  return fmt::format(
+      "the training loss became {} on worker {} at its gradient {}, after {} updates (lr {}); "
+      "lower train.lr or set train.clip_norm",
+      value, first_bad_worker_, first_bad_step_ + 1, updates_done_, s_.train.schedule.lr);
+}
+
+void RunCore::evaluate(std::uint64_t updates, std::uint64_t samples) {
+  evaluated_at_ = updates;
+  const std::uint64_t every = static_cast<std::uint64_t>(s_.train.eval_every) *
+                              static_cast<std::uint64_t>(p_) * static_cast<std::uint64_t>(batch_);
+  while (next_eval_samples_ <= samples) next_eval_samples_ += every;
+  EvalPoint p;
+  p.step = updates;
+  p.samples = samples;
+  p.epoch = static_cast<double>(p.samples) / static_cast<double>(data_.train.samples());
+  p.virtual_time_s = sim_.now().seconds();
+  double sum = 0;
+  std::uint64_t count = 0;
+  for (GradientWorker& w : workers_) {
+    sum += w.loss_sum;
+    count += w.loss_count;
+    w.loss_sum = 0;
+    w.loss_count = 0;
+  }
+  p.train_loss = count > 0 && numerics_ ? sum / static_cast<double>(count) : kNaN;
+  p.mean_staleness = !strategy_->versioned() ? kNaN
+                     : window_staleness_count_ == 0
+                         ? 0.0
+                         : window_staleness_sum_ / static_cast<double>(window_staleness_count_);
+  p.max_staleness = window_staleness_max_;
+  window_staleness_sum_ = 0;
+  window_staleness_count_ = 0;
+  window_staleness_max_ = 0;
+  if (numerics_) {
+    const auto wall_start = std::chrono::steady_clock::now();
+    double consensus = kNaN;
+    const std::span<const float> params = strategy_->global_params(consensus);
+    const EvalResult test = evaluate_params(params);
+    result_.eval_wall_s +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+    p.test_loss = test.loss;
+    p.test_accuracy = test.accuracy;
+    p.consensus_distance = consensus;
+  } else {
+    p.test_loss = kNaN;
+    p.test_accuracy = kNaN;
+  }
+  for (int node = 0; node < sim_.nodes(); ++node) p.bytes_sent += sim_.account(node).bytes_sent;
+  if (s_.train.target_accuracy && !result_.time_to_target_s &&
+      p.test_accuracy >= *s_.train.target_accuracy) {
+    result_.time_to_target_s = p.virtual_time_s;
+  }
+  result_.evals.push_back(p);
+  for (SimObserver* o : observers_) o->on_evaluation(p);
+}
+
+EvalResult RunCore::evaluate_params(std::span<const float> params) {
+  const Dataset& test = data_.test;
+  const std::size_t n = test.samples();
+  const std::size_t chunks = (n + kEvalBatch - 1) / kEvalBatch;
+  std::vector<std::pair<double, std::size_t>> sums(chunks);
+  std::vector<std::function<void()>> work;
+  const std::size_t lanes = eval_ws_.size();
+  for (std::size_t lane = 0; lane < lanes; ++lane) {
+    // Lane `lane` evaluates chunks lane, lane + lanes, ... with its own workspace.
+    work.emplace_back([&, lane] {
+      for (std::size_t i = lane; i < chunks; i += lanes) {
+        const std::size_t begin = i * kEvalBatch;
+        sums[i] = model_.evaluate_chunk(params, test, begin, std::min(n, begin + kEvalBatch),
+                                        *eval_ws_[lane]);
+      }
+    });
+  }
+  sim_.jobs().run_all(std::move(work));
+  EvalResult r;
+  double loss = 0;
+  std::size_t correct = 0;
+  for (const auto& [l, c] : sums) {
+    loss += l;
+    correct += c;
+  }
+  r.samples = n;
+  r.loss = n > 0 ? loss / static_cast<double>(n) : 0.0;
+  r.accuracy = test.task == LearningTask::kClassification && n > 0
+                   ? static_cast<double>(correct) / static_cast<double>(n)
+                   : kNaN;
+  return r;
+}
+
+RunResult RunCore::run() {
+  const auto wall_start = std::chrono::steady_clock::now();
+  total_updates_ = strategy_->total_updates();
+  for (SimObserver* o : observers_) o->on_run_start(total_updates_);
+  evaluate(0, 0);
+  strategy_->start();
+  running_ = true;
+  sim_.run();
+  running_ = false;
+  // Asynchronous runs end when the last request is served; evaluate that final state.
+  if (evaluated_at_ != updates_done_) evaluate(updates_done_, samples_done_);
+
+  result_.steps = updates_done_;
+  result_.samples = samples_done_;
+  result_.virtual_time_s = sim_.now().seconds();
+  result_.staleness_histogram.assign(staleness_.begin(), staleness_.end());
+  for (int node = 0; node < sim_.nodes(); ++node) result_.nodes.push_back(node_stats(node));
+  result_.threads = sim_.jobs().threads();
+  result_.jobs_wall_s = sim_.jobs().job_seconds();
+  result_.simulate_wall_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  return result_;
+}
+
+NodeStats RunCore::node_stats(int node) const {
+  const NodeAccount& a = sim_.account(node);
+  NodeStats st;
+  st.node = node;
+  st.role = node < p_ ? "worker" : "server";
+  st.compute_flops_per_s =
+      flops_per_s_[static_cast<std::size_t>(node)] / slowdown_[static_cast<std::size_t>(node)];
+  st.compute_s = a.compute.seconds();
+  st.comm_s = a.comm.seconds();
+  st.idle_s = std::max(0.0, (sim_.now() - a.compute - a.comm).seconds());
+  st.bytes_sent = a.bytes_sent;
+  st.bytes_received = a.bytes_received;
+  if (node < p_) {
+    st.steps = worker(node).steps;
+    st.dropped = worker(node).dropped;
+  } else {
+    st.steps = updates_done_;
+    strategy_->describe_server(node - p_, st);
+  }
+  return st;
+}
+
+}  // namespace dtsim

@@ -1,0 +1,165 @@
+// The services every strategy of a training run shares: the scenario's model and data, the
+// simulation and its nodes' speeds, workers' gradients on their next batches, job times,
+// learning rates, staleness, progress, evaluation of the global model and divergence.
+//
+// A RunCore belongs to one run (sim/train/training_run.hpp), which pairs it with the
+// scenario's Strategy. Everything here runs on the event loop's thread, except the work inside
+// compute() jobs; a gradient job touches only its worker's GradientWorker until it ends.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/data/batch_sampler.hpp"
+#include "engine/data/dataset.hpp"
+#include "engine/model.hpp"
+#include "sim/des/simulation.hpp"
+#include "sim/scenario/scenario.hpp"
+#include "sim/train/observer.hpp"
+#include "sim/train/run_result.hpp"
+
+namespace dtsim {
+
+class Strategy;
+
+// What every worker has, whatever the strategy: its data and its gradient.
+struct GradientWorker {
+  int node = 0;
+  std::vector<float> grads;  // the last gradient (empty in time-only mode)
+  std::unique_ptr<Workspace> ws;
+  std::unique_ptr<BatchSampler> sampler;
+  std::vector<std::uint32_t> rows;  // the current batch
+  std::uint64_t steps = 0;          // gradients computed
+  std::uint64_t dropped = 0;        // of them, thrown away (backup workers)
+  double loss_sum = 0;              // training losses since the last evaluation
+  std::uint64_t loss_count = 0;
+};
+
+class RunCore {
+ public:
+  // Sets up the model, the data partitions, the nodes and the simulation. Throws InputError
+  // for impossible shapes.
+  RunCore(const Scenario& s, const DatasetPair& data, int threads);
+  RunCore(const RunCore&) = delete;
+  RunCore& operator=(const RunCore&) = delete;
+
+  // The strategy whose global model progress() evaluates (set once, before the run).
+  void attach(Strategy& strategy) { strategy_ = &strategy; }
+  void add_observer(SimObserver* o);
+
+  // ---- what the run is ----
+  const Scenario& scenario() const { return s_; }
+  const StrategyConfig& config() const { return s_.strategy; }
+  const Model& model() const { return model_; }
+  std::size_t num_params() const { return model_.num_params(); }
+  bool numerics() const { return numerics_; }
+  int workers() const { return p_; }
+  int servers() const { return k_; }
+  int batch() const { return batch_; }
+  // Lock-step rounds of p gradients in the whole run (from steps or epochs).
+  std::uint64_t total_steps() const { return total_steps_; }
+  Simulation& sim() { return sim_; }
+  const Simulation& sim() const { return sim_; }
+  // Nodes: workers 0..p-1, then the servers p..p+k-1.
+  std::span<const int> worker_nodes() const { return worker_nodes_; }
+  std::span<const int> server_nodes() const { return server_nodes_; }
+  // The model's initial parameters (empty in time-only mode).
+  const std::vector<float>& initial_params() const { return init_; }
+  bool running() const { return running_; }
+
+  // ---- costs ----
+  // Virtual time of a job of `flops` on `node` over `samples` samples: its speed, straggler
+  // slowdown and seeded lognormal jitter, plus the per-sample loading cost.
+  SimTime job_time(int node, double flops, int samples = 0);
+  double flops_per_s(int node) const { return flops_per_s_[static_cast<std::size_t>(node)]; }
+  double slowdown(int node) const { return slowdown_[static_cast<std::size_t>(node)]; }
+
+  // ---- gradients ----
+  GradientWorker& worker(int w) { return workers_[static_cast<std::size_t>(w)]; }
+  const GradientWorker& worker(int w) const { return workers_[static_cast<std::size_t>(w)]; }
+  // The job time of worker w's next gradient (each call draws the next jitter).
+  SimTime gradient_cost(int w);
+  // Computes worker w's gradient on its next batch (into its grads) as a job on `params`,
+  // charged `cost` (default: gradient_cost(w)). Clips it, and lets a Byzantine worker
+  // corrupt it. A loss that is not finite stops the run (stopped()).
+  Task<> gradient(int w, std::span<const float> params, std::optional<SimTime> cost = {});
+  double lr_at(std::uint64_t step) const;
+
+  // ---- progress and evaluation ----
+  // Staleness of one applied gradient, in updates.
+  void record_staleness(std::uint64_t s);
+  // The global model reached `updates` updates over `samples` training samples. Evaluates it
+  // when another eval_every * (workers * batch) samples have gone by, or at the end; `when`
+  // overrides that (replicas are evaluated only at steps where they were snapshot).
+  enum class EvalNow { kIfDue, kYes, kNo };
+  void progress(std::uint64_t updates, std::uint64_t samples, EvalNow when = EvalNow::kIfDue);
+  // A lock-step program finished step `step` (0-based) with `counted` gradients in it: each
+  // counts at staleness 0, and the run progresses.
+  void bsp_step_done(std::uint64_t step, int counted);
+  // A loss was not finite: asynchronous programs stop taking gradients.
+  bool stopped() const { return stop_; }
+  // Whether some worker's loss at `step` (0-based) or earlier was not finite. Lock-step
+  // programs check this after the step's exchange, when every loss of that step is known, so
+  // all of them stop together.
+  bool diverged_at(std::uint64_t step) const { return first_bad_step_ <= step; }
+  // Every evaluation's workspace and the test set: evaluates `params` (chunks in parallel,
+  // summed in chunk order, so the result is the same for any number of threads).
+  EvalResult evaluate_params(std::span<const float> params);
+
+  // Runs the simulation (the strategy's programs must be spawned) and gathers the result.
+  RunResult run();
+
+ private:
+  void evaluate(std::uint64_t updates, std::uint64_t samples);
+  std::string divergence_reason() const;
+  // The Byzantine fault worker w is under now, if any, and what it does to a gradient.
+  const FaultConfig* active_fault(int w) const;
+  void corrupt(const FaultConfig& f, int w, std::uint64_t step, std::span<float> g) const;
+  void set_up_nodes();
+  void set_up_workers(const DatasetPair& data);
+  NodeStats node_stats(int node) const;
+
+  const Scenario& s_;
+  const DatasetPair& data_;
+  const bool numerics_;
+  const int p_;
+  const int k_;
+  const int batch_;
+  Model model_;
+  Strategy* strategy_ = nullptr;
+  std::vector<double> flops_per_s_;  // each node's speed ([[cluster.group]])
+  std::vector<double> slowdown_;     // each node's straggler multiplier
+  std::vector<std::uint64_t> jobs_;  // jobs charged so far per node (keys the jitter)
+  std::uint64_t total_steps_ = 0;
+  std::uint64_t total_updates_ = 0;
+  std::vector<float> init_;
+  std::vector<GradientWorker> workers_;
+  std::vector<int> worker_nodes_;
+  std::vector<int> server_nodes_;
+  std::vector<std::unique_ptr<Workspace>> eval_ws_;  // one per job thread
+  std::vector<SimObserver*> observers_;
+  RunResult result_;
+  std::uint64_t updates_done_ = 0;
+  std::uint64_t samples_done_ = 0;
+  std::uint64_t next_eval_samples_ = 0;
+  std::uint64_t evaluated_at_ = std::numeric_limits<std::uint64_t>::max();
+  std::map<std::uint64_t, std::uint64_t> staleness_;  // histogram over the run
+  double window_staleness_sum_ = 0;                   // since the last evaluation
+  std::uint64_t window_staleness_count_ = 0;
+  std::uint64_t window_staleness_max_ = 0;
+  std::uint64_t first_bad_step_ = std::numeric_limits<std::uint64_t>::max();
+  double first_bad_loss_ = 0;
+  int first_bad_worker_ = 0;
+  bool stop_ = false;
+  bool running_ = false;  // inside sim_.run()
+  // Last, so it is destroyed first: its node programs and jobs use everything above.
+  Simulation sim_;
+};
+
+}  // namespace dtsim
