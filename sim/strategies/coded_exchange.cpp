@@ -27,6 +27,49 @@ CodedAllreduce::CodedAllreduce(RunCore& core) : core_(core) {
 }
 
 Task<> CodedAllreduce::exchange(int w, std::uint64_t step) {
+  const Compressor& codec = *codecs_[static_cast<std::size_t>(w)];
+  if (aggregation_rule(core_.scenario()).kind == AggregationKind::kMean && codec.rounds() > 0) {
+    co_await summed(w, step);
+  } else {
+    co_await gathered(w, step);
+  }
+}
+
+// The codec rides the allreduce: per round an encoding job and an allreduce of each of its
+// parts (summed in place), then a decoding job that leaves the mean in the gradient.
+Task<> CodedAllreduce::summed(int w, std::uint64_t step) {
+  RunCore& c = core_;
+  Simulation& sim = c.sim();
+  GradientWorker& wk = c.worker(w);
+  Compressor& codec = *codecs_[static_cast<std::size_t>(w)];
+  const CodecConfig& cfg = c.scenario().compression;
+  const std::size_t n = c.num_params();
+  const int p = c.workers();
+  const bool numerics = c.numerics();
+  const double enc = encode_flops_per_element(cfg) * static_cast<double>(n);
+  std::uint64_t collective = 0;  // the step's collectives, in order
+  for (int r = 0; r < codec.rounds(); ++r) {
+    std::function<void()> work;
+    if (numerics) work = [&, r] { codec.encode_round(r, wk.grads, step, p); };
+    co_await sim.compute(wk.node, c.job_time(wk.node, enc * codec.round_share(r)), std::move(work),
+                         "encode");
+    for (const SumPart& part : codec.parts(r, step)) {
+      const CollBuf buf = numerics ? CollBuf::real(part.values, part.element_bytes)
+                                   : CollBuf::sized(part.elements, part.element_bytes);
+      co_await allreduce(CollContext{&sim, c.worker_nodes(), w,
+                                     tags::collective_tag(step, collective++), c.flops_per_s(w)},
+                         buf, c.config().collective, c.scenario().network.nodes_per_machine);
+    }
+  }
+  std::function<void()> work;
+  if (numerics) work = [&] { codec.finish(step, p, wk.grads); };
+  const double dec = decode_flops_per_element(cfg) * static_cast<double>(n);
+  co_await sim.compute(wk.node, c.job_time(wk.node, dec), std::move(work), "decode");
+}
+
+// Every worker encodes, the payloads (each its real size) go round a ring allgather, and every
+// worker decodes all p and aggregates them with the scenario's rule.
+Task<> CodedAllreduce::gathered(int w, std::uint64_t step) {
   RunCore& c = core_;
   Simulation& sim = c.sim();
   GradientWorker& wk = c.worker(w);
@@ -36,87 +79,33 @@ Task<> CodedAllreduce::exchange(int w, std::uint64_t step) {
   const int p = c.workers();
   const int node = wk.node;
   const bool numerics = c.numerics();
-  const AllreduceAlgo algo = c.config().collective;
-  const int per_machine = c.scenario().network.nodes_per_machine;
-  const auto ctx = [&](std::uint64_t i) {
-    return CollContext{&sim, c.worker_nodes(), w, tags::collective_tag(step, i), c.flops_per_s(w)};
-  };
   const AggregationConfig rule = aggregation_rule(c.scenario());
   const double enc = encode_flops_per_element(cfg) * static_cast<double>(n);
   const double dec = decode_flops_per_element(cfg) * static_cast<double>(n);
-  const bool mean = rule.kind == AggregationKind::kMean;
+  std::shared_ptr<Payload> mine;
   std::function<void()> work;
-
-  if (mean && (cfg.kind == CodecKind::kFp16 || cfg.kind == CodecKind::kBf16)) {
-    std::vector<float> buf;
-    if (numerics) work = [&] { buf = codec.cast_for_allreduce(wk.grads, p); };
-    co_await sim.compute(node, c.job_time(node, enc), std::move(work), "encode");
-    co_await allreduce(ctx(0), numerics ? CollBuf::real(buf, 2) : CollBuf::sized(n, 2), algo,
-                       per_machine);
-    if (numerics) {
-      work = [&] {
-        codec.finish_cast(buf);
-        std::copy(buf.begin(), buf.end(), wk.grads.begin());
-      };
-    }
-    co_await sim.compute(node, c.job_time(node, dec), std::move(work), "decode");
-    co_return;
-  }
-  if (mean && cfg.kind == CodecKind::kRandomK) {
-    std::vector<float> buf;
-    if (numerics) work = [&] { buf = codec.randomk_values(wk.grads, step); };
-    co_await sim.compute(node, c.job_time(node, enc), std::move(work), "encode");
-    co_await allreduce(ctx(0), numerics ? CollBuf::real(buf) : CollBuf::sized(codec.k_at(step)),
-                       algo, per_machine);
-    if (numerics) work = [&] { codec.randomk_expand(buf, p, step, wk.grads); };
-    co_await sim.compute(node, c.job_time(node, dec), std::move(work), "decode");
-    co_return;
-  }
-  if (cfg.kind == CodecKind::kPowerSgd) {
-    const auto [p_size, q_size, rest_size] = codec.powersgd_sizes();
-    std::vector<float> pm, qm, rest;
-    if (numerics) work = [&] { pm = codec.powersgd_p(wk.grads, step); };
-    co_await sim.compute(node, c.job_time(node, enc / 2), std::move(work), "encode");
-    co_await allreduce(ctx(0), numerics ? CollBuf::real(pm) : CollBuf::sized(p_size), algo,
-                       per_machine);
-    if (numerics) {
-      work = [&] {
-        qm = codec.powersgd_q(pm);
-        rest = codec.powersgd_rest();
-      };
-    }
-    co_await sim.compute(node, c.job_time(node, enc / 2), std::move(work), "encode");
-    co_await allreduce(ctx(1), numerics ? CollBuf::real(qm) : CollBuf::sized(q_size), algo,
-                       per_machine);
-    if (rest_size > 0) {
-      co_await allreduce(ctx(2), numerics ? CollBuf::real(rest) : CollBuf::sized(rest_size), algo,
-                         per_machine);
-    }
-    if (numerics) work = [&] { codec.powersgd_finish(qm, rest, p, wk.grads); };
-    co_await sim.compute(node, c.job_time(node, dec), std::move(work), "decode");
-    co_return;
-  }
-  // Gathered: every worker decodes every payload and aggregates.
-  std::shared_ptr<const Payload> mine;
   if (numerics) {
-    work = [&] { mine = std::make_shared<const Payload>(codec.encode(wk.grads, step)); };
+    mine = std::make_shared<Payload>();
+    work = [&] { codec.encode(wk.grads, step, *mine); };
   }
   co_await sim.compute(node, c.job_time(node, enc), std::move(work), "encode");
   const std::uint64_t bytes = numerics ? mine->size() : codec.payload_size(step);
   Gathered all;
-  co_await allgather_payloads(ctx(0), mine, bytes, all);
+  co_await allgather_payloads(
+      CollContext{&sim, c.worker_nodes(), w, tags::collective_tag(step, 0), c.flops_per_s(w)}, mine,
+      bytes, all);
   std::unique_ptr<SharedAggregate>& shared = shared_[step];
   if (!shared) shared = std::make_unique<SharedAggregate>();
   SharedAggregate* result = shared.get();
   if (numerics) {
     work = [&, result] {
       std::call_once(result->once, [&] {
-        std::vector<std::vector<float>> decoded(static_cast<std::size_t>(p), std::vector<float>(n));
+        if (decoded_.empty()) decoded_.assign(static_cast<std::size_t>(p), std::vector<float>(n));
         for (int v = 0; v < p; ++v) {
           codec.decode(*all.payloads[static_cast<std::size_t>(v)],
-                       decoded[static_cast<std::size_t>(v)], step);
+                       decoded_[static_cast<std::size_t>(v)], step);
         }
-        const std::vector<std::span<const float>> in(decoded.begin(), decoded.end());
+        const std::vector<std::span<const float>> in(decoded_.begin(), decoded_.end());
         const std::vector<double> weights(static_cast<std::size_t>(p),
                                           static_cast<double>(c.batch()));
         result->result.resize(n);
@@ -146,6 +135,7 @@ CodedPs::CodedPs(RunCore& core) : core_(core) {
     const auto [b, e] = part_range(core.num_params(), k, s);
     decoders_.push_back(std::make_unique<Compressor>(cfg, e - b, seed, -1, nullptr, s));
   }
+  decoded_.resize(static_cast<std::size_t>(k));
 }
 
 Task<> CodedPs::push(int w, std::uint64_t step) {
@@ -155,15 +145,16 @@ Task<> CodedPs::push(int w, std::uint64_t step) {
   auto& codecs = codecs_[static_cast<std::size_t>(w)];
   const double enc =
       encode_flops_per_element(c.scenario().compression) * static_cast<double>(c.num_params());
-  std::vector<std::shared_ptr<const Payload>> payloads(static_cast<std::size_t>(k));
+  std::vector<std::shared_ptr<Payload>> payloads(static_cast<std::size_t>(k));
   std::function<void()> work;
   if (c.numerics()) {
+    for (auto& payload : payloads) payload = std::make_shared<Payload>();
     work = [&] {
       for (int s = 0; s < k; ++s) {
         const auto [b, e] = part_range(c.num_params(), k, s);
         const std::span<const float> part(wk.grads.data() + b, e - b);
-        payloads[static_cast<std::size_t>(s)] = std::make_shared<const Payload>(
-            codecs[static_cast<std::size_t>(s)]->encode(part, step));
+        codecs[static_cast<std::size_t>(s)]->encode(part, step,
+                                                    *payloads[static_cast<std::size_t>(s)]);
       }
     };
   }
@@ -202,7 +193,8 @@ Task<> CodedPs::serve(int s, std::uint64_t step, std::vector<float>& params,
   std::function<void()> work;
   if (c.numerics()) {
     work = [&] {
-      std::vector<std::vector<float>> decoded(static_cast<std::size_t>(p), std::vector<float>(n));
+      std::vector<std::vector<float>>& decoded = decoded_[static_cast<std::size_t>(s)];
+      if (decoded.empty()) decoded.assign(static_cast<std::size_t>(p), std::vector<float>(n));
       for (int w = 0; w < p; ++w) {
         decoder.decode(*payloads[static_cast<std::size_t>(w)], decoded[static_cast<std::size_t>(w)],
                        step);

@@ -48,9 +48,14 @@ class CodedAllreduce {
     std::vector<float> result;
     int taken = 0;
   };
+  Task<> summed(int w, std::uint64_t step);
+  Task<> gathered(int w, std::uint64_t step);
+
   RunCore& core_;
   std::vector<std::unique_ptr<Compressor>> codecs_;  // per worker
   std::map<std::uint64_t, std::unique_ptr<SharedAggregate>> shared_;
+  // The p decoded payloads (one step aggregates at a time, in one job).
+  std::vector<std::vector<float>> decoded_;
 };
 
 class CodedPs {
@@ -67,6 +72,7 @@ class CodedPs {
   RunCore& core_;
   std::vector<std::vector<std::unique_ptr<Compressor>>> codecs_;  // per worker, per shard
   std::vector<std::unique_ptr<Compressor>> decoders_;             // per shard
+  std::vector<std::vector<std::vector<float>>> decoded_;          // per shard: p payloads
 };
 
 }  // namespace dtsim

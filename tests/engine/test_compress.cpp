@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "engine/aggregate.hpp"
+#include "engine/codecs/sparse.hpp"
 #include "engine/compress.hpp"
 
 using namespace dtsim;
@@ -26,6 +27,23 @@ std::vector<float> decoded(const Compressor& c, const Payload& p, std::uint64_t 
   std::vector<float> out(c.size());
   c.decode(p, out, step);
   return out;
+}
+
+// The summed form's allreduce: every part of round r summed over the compressors, in place.
+void allreduce_round(const std::vector<Compressor*>& ranks, int r, std::uint64_t step) {
+  std::vector<std::vector<SumPart>> parts;
+  for (Compressor* c : ranks) parts.push_back(c->parts(r, step));
+  for (std::size_t k = 0; k < parts[0].size(); ++k) {
+    for (std::size_t i = 0; i < parts[0][k].values.size(); ++i) {
+      float sum = 0;
+      for (const auto& rank : parts) sum += rank[k].values[i];
+      for (auto& rank : parts) rank[k].values[i] = sum;
+    }
+  }
+}
+
+const RandomKCodec& random_k(const Compressor& c) {
+  return dynamic_cast<const RandomKCodec&>(c.codec());
 }
 
 void check_close(std::span<const float> a, std::vector<double> b, double eps = 1e-6) {
@@ -231,10 +249,10 @@ TEST_CASE("top-k with DGC's momentum correction and warm-up") {
   cfg.warmup_steps = 3;
   Compressor c(cfg, 8, 1, 0);
   // Density 0.25^((t + 1) / 4): 8 * [0.707, 0.5, 0.354] -> k = 5, 4, 2, then 2.
-  CHECK(c.k_at(0) == 5);
-  CHECK(c.k_at(1) == 4);
-  CHECK(c.k_at(2) == 2);
-  CHECK(c.k_at(3) == 2);
+  CHECK(c.codec().kept(0) == 5);
+  CHECK(c.codec().kept(1) == 4);
+  CHECK(c.codec().kept(2) == 2);
+  CHECK(c.codec().kept(3) == 2);
   // Invariant: sent + new v = old v + new u, and sent coordinates are 0 in both u and v.
   std::vector<float> u(8, 0.0f), v(8, 0.0f);
   for (std::uint64_t t = 0; t < 5; ++t) {
@@ -258,9 +276,9 @@ TEST_CASE("random-k: every worker picks the same indices, different each step") 
   CodecConfig cfg = codec(CodecKind::kRandomK);
   cfg.ratio = 0.3;
   Compressor a(cfg, 10, 9, 0), b(cfg, 10, 9, 5);
-  CHECK(a.randomk_indices(4) == b.randomk_indices(4));
-  CHECK(a.randomk_indices(4) != a.randomk_indices(5));
-  CHECK(a.randomk_indices(4).size() == 3);
+  CHECK(random_k(a).indices(4) == random_k(b).indices(4));
+  CHECK(random_k(a).indices(4) != random_k(a).indices(5));
+  CHECK(random_k(a).indices(4).size() == 3);
   // Values only on the wire; the memory keeps the rest.
   std::vector<float> g(10);
   for (std::size_t i = 0; i < 10; ++i) g[i] = static_cast<float>(i) + 1;
@@ -273,13 +291,12 @@ TEST_CASE("random-k: every worker picks the same indices, different each step") 
   Compressor c(cfg, 10, 9, 0), d(cfg, 10, 9, 1);
   std::vector<float> h(10);
   for (std::size_t i = 0; i < 10; ++i) h[i] = 10.0f * static_cast<float>(i);
-  const std::vector<float> vc = c.randomk_values(g, 6);
-  const std::vector<float> vd = d.randomk_values(h, 6);
-  std::vector<float> sum(vc.size());
-  for (std::size_t j = 0; j < vc.size(); ++j) sum[j] = vc[j] + vd[j];
+  c.encode_round(0, g, 6, 2);
+  d.encode_round(0, h, 6, 2);
+  allreduce_round({&c, &d}, 0, 6);
   std::vector<float> out(10);
-  c.randomk_expand(sum, 2, 6, out);
-  const std::vector<std::uint32_t> idx = c.randomk_indices(6);
+  c.finish(6, 2, out);
+  const std::vector<std::uint32_t> idx = random_k(c).indices(6);
   for (std::size_t i = 0; i < 10; ++i) {
     const bool picked = std::find(idx.begin(), idx.end(), i) != idx.end();
     CHECK(out[i] == doctest::Approx(picked ? (g[i] + h[i]) / 2 : 0.0));
@@ -324,18 +341,16 @@ TEST_CASE("powersgd is exact on a low-rank mean, and leaves vectors alone") {
   };
   // Two workers whose mean is rank 1: 1.5 u v^T.
   Compressor a(cfg, 28, 4, 0, &layout), b(cfg, 28, 4, 1, &layout);
-  CHECK(a.powersgd_floats() == 4 + 6 + 4);
+  CHECK(a.payload_size(0) == 4 * (4 + 6 + 4));  // P, Q and the uncompressed bias, as floats
   const std::vector<float> ga = matrix(1.0f, 1.0f), gb = matrix(2.0f, 3.0f);
-  std::vector<float> pa = a.powersgd_p(ga, 0), pb = b.powersgd_p(gb, 0);
-  std::vector<float> psum(pa.size());
-  for (std::size_t i = 0; i < pa.size(); ++i) psum[i] = pa[i] + pb[i];
-  const std::vector<float> qa = a.powersgd_q(psum), qb = b.powersgd_q(psum);
-  std::vector<float> qsum(qa.size()), rsum(4);
-  for (std::size_t i = 0; i < qa.size(); ++i) qsum[i] = qa[i] + qb[i];
-  for (std::size_t i = 0; i < 4; ++i) rsum[i] = a.powersgd_rest()[i] + b.powersgd_rest()[i];
+  for (int r = 0; r < a.rounds(); ++r) {  // P; then Q and the rest
+    a.encode_round(r, ga, 0, 2);
+    b.encode_round(r, gb, 0, 2);
+    allreduce_round({&a, &b}, r, 0);
+  }
   std::vector<float> oa(28), ob(28);
-  a.powersgd_finish(qsum, rsum, 2, oa);
-  b.powersgd_finish(qsum, rsum, 2, ob);
+  a.finish(0, 2, oa);
+  b.finish(0, 2, ob);
   const std::vector<float> mean = matrix(1.5f, 2.0f);
   for (std::size_t i = 0; i < 28; ++i) {
     CAPTURE(i);

@@ -1,0 +1,81 @@
+// Top-k (Aji and Heafield 2017; with DGC's momentum correction and warm-up, Lin et al. 2018,
+// in Compressor): the k largest |x_i| (ties: lower index), sent as (index, value) pairs by
+// index, after a count.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "engine/codecs/payload_io.hpp"
+#include "engine/codecs/sparse.hpp"
+#include "engine/compress.hpp"
+
+namespace dtsim {
+
+std::size_t sparse_count(std::size_t n, double ratio, std::uint64_t warmup_steps,
+                         std::uint64_t step) {
+  double density = ratio;
+  if (warmup_steps > 0 && step < warmup_steps) {
+    density =
+        std::pow(ratio, static_cast<double>(step + 1) / static_cast<double>(warmup_steps + 1));
+  }
+  const auto k = static_cast<std::size_t>(std::floor(density * static_cast<double>(n)));
+  return std::clamp<std::size_t>(k, 1, std::max<std::size_t>(1, n));
+}
+
+namespace {
+
+class TopKCodec final : public GatheredCodec {
+ public:
+  TopKCodec(const CodecConfig& c, const CodecSetup& s)
+      : GatheredCodec(s), ratio_(c.ratio), warmup_(c.warmup_steps), order_(s.n) {}
+
+  std::size_t kept(std::uint64_t step) const override {
+    return sparse_count(size(), ratio_, warmup_, step);
+  }
+  std::uint64_t payload_size(std::uint64_t step) const override { return 4 + 8 * kept(step); }
+  void encode(std::span<const float> x, std::uint64_t step, Payload& out) override {
+    const std::size_t k = kept(step);
+    std::iota(order_.begin(), order_.end(), 0u);
+    std::nth_element(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(k - 1),
+                     order_.end(), [&](std::uint32_t a, std::uint32_t b) {
+                       const float fa = std::fabs(x[a]), fb = std::fabs(x[b]);
+                       return fa > fb || (fa == fb && a < b);
+                     });
+    picked_.assign(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(k));
+    std::sort(picked_.begin(), picked_.end());
+    payload::Writer w(out, payload_size(step));
+    w.u32(static_cast<std::uint32_t>(k));
+    for (std::uint32_t i : picked_) {
+      w.u32(i);
+      w.f32(x[i]);
+    }
+  }
+  void decode(std::span<const std::uint8_t> payload, std::uint64_t /*step*/,
+              std::span<float> out) const override {
+    std::fill(out.begin(), out.end(), 0.0f);
+    payload::Reader r(payload);
+    const std::uint32_t k = r.u32();
+    for (std::uint32_t j = 0; j < k; ++j) {
+      const std::uint32_t i = r.u32();
+      const float v = r.f32();
+      if (i >= size()) throw std::invalid_argument("top-k payload: index out of range");
+      out[i] = v;
+    }
+    r.expect_end();
+  }
+  std::span<const std::uint32_t> sent_indices() const override { return picked_; }
+
+ private:
+  double ratio_;
+  std::uint64_t warmup_;
+  std::vector<std::uint32_t> order_;   // workspace of the selection
+  std::vector<std::uint32_t> picked_;  // the last encode's indices
+};
+
+}  // namespace
+
+std::unique_ptr<Codec> make_topk_codec(const CodecConfig& c, const CodecSetup& s) {
+  return std::make_unique<TopKCodec>(c, s);
+}
+
+}  // namespace dtsim
