@@ -1,5 +1,7 @@
 #include "sim/net/collectives.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <stdexcept>
 
@@ -262,6 +264,22 @@ Task<> halving_doubling_allreduce(CollContext c, CollBuf b) {
     }
   }
 }
+
+}  // namespace
+
+std::string allreduce_problem(AllreduceAlgo algo, int ranks, int per_machine,
+                              std::string_view ranks_are, std::string_view machine_size) {
+  if (algo != AllreduceAlgo::kHierarchical || ranks <= 1 || per_machine < 1 ||
+      ranks % per_machine == 0) {
+    return {};
+  }
+  return fmt::format(
+      "the hierarchical allreduce needs whole machines: {} {} are not a multiple "
+      "of {} {}",
+      ranks, ranks_are, machine_size, per_machine);
+}
+
+namespace {
 
 Task<> hierarchical_allreduce(CollContext c, CollBuf b, int g) {
   const int p = c.size();

@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "sim/des/simulation.hpp"
@@ -53,6 +55,12 @@ struct CollContext {
 // Sum-allreduce: every rank ends with the element-wise sum of all ranks' vectors.
 // kHierarchical groups consecutive ranks in machines of `per_machine` (size % per_machine == 0).
 Task<> allreduce(CollContext ctx, CollBuf buf, AllreduceAlgo algo, int per_machine = 1);
+
+// Why `algo` cannot run over `ranks` ranks in machines of `per_machine` (empty: it can), in
+// the words of the caller: e.g. ("workers", "network.nodes_per_machine =") gives "... 6
+// workers are not a multiple of network.nodes_per_machine = 4".
+std::string allreduce_problem(AllreduceAlgo algo, int ranks, int per_machine,
+                              std::string_view ranks_are, std::string_view machine_size);
 
 // Ring reduce-scatter: afterwards rank r holds the sum of part (r + 1) mod p (p parts).
 Task<> ring_reduce_scatter(CollContext ctx, CollBuf buf);

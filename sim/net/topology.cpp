@@ -6,8 +6,30 @@
 
 namespace dtsim {
 
+std::optional<NetworkProblem> network_problem(const NetworkConfig& config, int nodes) {
+  if (nodes < 1) return NetworkProblem{"cluster.workers", "a network needs at least one node"};
+  if (!(config.link.bandwidth > 0) || !(config.intra.bandwidth > 0)) {
+    return NetworkProblem{
+        config.link.bandwidth > 0 ? "network.intra_bandwidth" : "network.bandwidth",
+        "expected a bandwidth above zero"};
+  }
+  const auto p = static_cast<std::size_t>(nodes);
+  if (config.topology == TopologyKind::kFull && nodes > 1024) {
+    return NetworkProblem{"network.topology",
+                          fmt::format("a full mesh of {} nodes needs {} links; use at most 1024 "
+                                      "nodes, or a star",
+                                      nodes, p * (p - 1))};
+  }
+  if (config.topology == TopologyKind::kHierarchical && config.nodes_per_machine < 1) {
+    return NetworkProblem{"network.nodes_per_machine", "expected at least 1"};
+  }
+  return std::nullopt;
+}
+
 Topology::Topology(const NetworkConfig& config, int nodes) : config_(config), nodes_(nodes) {
-  if (nodes < 1) throw InputError({}, "cluster.workers", "a network needs at least one node");
+  if (const auto problem = network_problem(config, nodes)) {
+    throw InputError({}, problem->key, problem->message);
+  }
   const auto p = static_cast<std::size_t>(nodes);
   switch (config.topology) {
     case TopologyKind::kStar:
@@ -17,18 +39,9 @@ Topology::Topology(const NetworkConfig& config, int nodes) : config_(config), no
       links_.assign(2 * p, config.link);
       break;
     case TopologyKind::kFull:
-      if (nodes > 1024) {
-        throw InputError({}, "network.topology",
-                         fmt::format("a full mesh of {} nodes needs {} links; use at most 1024 "
-                                     "nodes, or a star",
-                                     nodes, p * (p - 1)));
-      }
       links_.assign(p * p, config.link);
       break;
     case TopologyKind::kHierarchical: {
-      if (config.nodes_per_machine < 1) {
-        throw InputError({}, "network.nodes_per_machine", "expected at least 1");
-      }
       const std::size_t machines =
           (p + static_cast<std::size_t>(config.nodes_per_machine) - 1) / config.nodes_per_machine;
       links_.assign(2 * p, config.intra);

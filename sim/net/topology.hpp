@@ -12,6 +12,7 @@
 //                 2 intra links inside a machine, intra + NIC + NIC + intra across machines
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,14 @@
 #include "sim/net/network_config.hpp"
 
 namespace dtsim {
+
+// What is wrong with a network of `nodes` nodes under `config` (nothing: nullopt): the
+// scenario key it concerns and why. The Topology constructor throws it as an InputError.
+struct NetworkProblem {
+  std::string key;
+  std::string message;
+};
+std::optional<NetworkProblem> network_problem(const NetworkConfig& config, int nodes);
 
 class Topology {
  public:

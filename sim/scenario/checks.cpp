@@ -7,6 +7,8 @@
 #include <algorithm>
 
 #include "engine/data/idx_reader.hpp"
+#include "sim/net/collectives.hpp"
+#include "sim/net/topology.hpp"
 #include "sim/scenario/sections.hpp"
 #include "sim/strategies/registry.hpp"
 
@@ -179,17 +181,16 @@ void check_cluster(ScenarioChecks& c, const Scenario& s) {
 }
 
 void check_network(ScenarioChecks& c, const Scenario& s) {
-  if (s.strategy.architecture == Architecture::kAllreduce &&
-      s.strategy.collective == AllreduceAlgo::kHierarchical && s.cluster.workers > 1 &&
-      s.cluster.workers % s.network.nodes_per_machine != 0) {
-    c.error("strategy.collective",
-            fmt::format("the hierarchical allreduce needs whole machines: {} workers are not a "
-                        "multiple of network.nodes_per_machine = {}",
-                        s.cluster.workers, s.network.nodes_per_machine));
+  if (s.strategy.architecture == Architecture::kAllreduce) {
+    const std::string problem =
+        allreduce_problem(s.strategy.collective, s.cluster.workers, s.network.nodes_per_machine,
+                          "workers", "network.nodes_per_machine =");
+    if (!problem.empty()) c.error("strategy.collective", problem);
   }
-  if (s.network.topology == TopologyKind::kFull && s.cluster.workers + s.cluster.servers > 1024) {
-    c.error("network.topology",
-            "a full mesh is limited to 1024 nodes; use a star or hierarchical topology");
+  // (A bandwidth of zero is the section reader's error, placed at its value.)
+  const auto problem = network_problem(s.network, s.cluster.workers + server_count(s));
+  if (problem && problem->key != "network.bandwidth" && problem->key != "network.intra_bandwidth") {
+    c.error(problem->key, problem->message);
   }
 }
 
