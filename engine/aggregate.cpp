@@ -48,6 +48,48 @@ std::vector<double> krum_scores(std::span<const std::span<const float>> inputs, 
   return scores;
 }
 
+namespace {
+
+// Median or trimmed mean, coordinate by coordinate.
+void coordinate_wise(const AggregationConfig& c, std::span<const std::span<const float>> inputs,
+                     std::span<float> out) {
+  const std::size_t p = inputs.size();
+  std::vector<float> col(p);
+  const auto f = static_cast<std::size_t>(c.kind == AggregationKind::kTrimmedMean ? c.f : 0);
+  for (std::size_t k = 0; k < out.size(); ++k) {
+    for (std::size_t i = 0; i < p; ++i) col[i] = inputs[i][k];
+    std::sort(col.begin(), col.end());
+    if (c.kind == AggregationKind::kMedian) {
+      out[k] = p % 2 == 1 ? col[p / 2] : 0.5f * (col[p / 2 - 1] + col[p / 2]);
+    } else {
+      double s = 0;
+      for (std::size_t i = f; i < p - f; ++i) s += col[i];
+      out[k] = static_cast<float>(s / static_cast<double>(p - 2 * f));
+    }
+  }
+}
+
+// Krum's choice (multi-Krum's m choices), in worker order.
+std::vector<std::size_t> krum_selection(const AggregationConfig& c,
+                                        std::span<const std::span<const float>> inputs) {
+  const std::size_t p = inputs.size();
+  const std::vector<double> scores = krum_scores(inputs, c.f);
+  std::vector<std::size_t> order(p);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return scores[a] < scores[b]; });
+  std::size_t m = 1;
+  if (c.kind == AggregationKind::kMultiKrum) {
+    m = c.m > 0 ? static_cast<std::size_t>(c.m) : p - static_cast<std::size_t>(c.f) - 2;
+    m = std::clamp<std::size_t>(m, 1, p);
+  }
+  order.resize(m);
+  std::sort(order.begin(), order.end());  // sum in worker order
+  return order;
+}
+
+}  // namespace
+
 void aggregate(const AggregationConfig& c, std::span<const std::span<const float>> inputs,
                std::span<const double> weights, std::span<float> out) {
   const std::size_t p = inputs.size();
@@ -92,38 +134,13 @@ void aggregate(const AggregationConfig& c, std::span<const std::span<const float
       }
       return;
     case AggregationKind::kMedian:
-    case AggregationKind::kTrimmedMean: {
-      std::vector<float> col(p);
-      const auto f = static_cast<std::size_t>(c.kind == AggregationKind::kTrimmedMean ? c.f : 0);
-      for (std::size_t k = 0; k < n; ++k) {
-        for (std::size_t i = 0; i < p; ++i) col[i] = inputs[i][k];
-        std::sort(col.begin(), col.end());
-        if (c.kind == AggregationKind::kMedian) {
-          out[k] = p % 2 == 1 ? col[p / 2] : 0.5f * (col[p / 2 - 1] + col[p / 2]);
-        } else {
-          double s = 0;
-          for (std::size_t i = f; i < p - f; ++i) s += col[i];
-          out[k] = static_cast<float>(s / static_cast<double>(p - 2 * f));
-        }
-      }
+    case AggregationKind::kTrimmedMean:
+      coordinate_wise(c, inputs, out);
       return;
-    }
     case AggregationKind::kKrum:
-    case AggregationKind::kMultiKrum: {
-      const std::vector<double> scores = krum_scores(inputs, c.f);
-      std::vector<std::size_t> order = all;
-      std::stable_sort(order.begin(), order.end(),
-                       [&](std::size_t a, std::size_t b) { return scores[a] < scores[b]; });
-      std::size_t m = 1;
-      if (c.kind == AggregationKind::kMultiKrum) {
-        m = c.m > 0 ? static_cast<std::size_t>(c.m) : p - static_cast<std::size_t>(c.f) - 2;
-        m = std::clamp<std::size_t>(m, 1, p);
-      }
-      order.resize(m);
-      std::sort(order.begin(), order.end());  // sum in worker order
-      mean_of(order);
+    case AggregationKind::kMultiKrum:
+      mean_of(krum_selection(c, inputs));
       return;
-    }
     case AggregationKind::kSignVote:
       for (std::size_t k = 0; k < n; ++k) {
         double s = 0;

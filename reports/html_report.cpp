@@ -50,6 +50,41 @@ std::string html_escape(std::string_view text) {
   return out;
 }
 
+// Where the workers' time went, who computed longest, and what limits the run.
+static void where_time_went(const RunResult& r, const std::vector<const NodeStats*>& workers,
+                            std::vector<std::string>& out) {
+  const double total = r.virtual_time_s;
+  double compute = 0, comm = 0, idle = 0;
+  for (const NodeStats* w : workers) {
+    compute += w->compute_s;
+    comm += w->comm_s;
+    idle += w->idle_s;
+  }
+  const double k = 100.0 / (total * static_cast<double>(workers.size()));
+  out.push_back(fmt::format(
+      "{} ran for {} of virtual time ({} steps, {} samples). On average a worker spent {:.0f}% "
+      "of it computing, {:.0f}% communicating and {:.0f}% idle.",
+      workers.size() == 1 ? "The single worker" : fmt::format("The {} workers", workers.size()),
+      seconds(total), r.steps, r.samples, compute * k, comm * k, idle * k));
+  const auto [slow, fast] = std::minmax_element(
+      workers.begin(), workers.end(),
+      [](const NodeStats* a, const NodeStats* b) { return a->compute_s > b->compute_s; });
+  if (workers.size() > 1 && (*slow)->compute_s > 1.05 * (*fast)->compute_s) {
+    out.push_back(fmt::format("Worker {} computed longest ({}), {:.1f}x worker {} ({}).",
+                              (*slow)->node, seconds((*slow)->compute_s),
+                              (*slow)->compute_s / (*fast)->compute_s, (*fast)->node,
+                              seconds((*fast)->compute_s)));
+  }
+  if (comm * k > 50) {
+    out.push_back(
+        "Communication is the bottleneck: workers wait on the network more than they compute. "
+        "A faster network, fewer bytes per step (larger batches, compression) or a different "
+        "collective would speed this run up.");
+  } else if (compute * k > 80) {
+    out.push_back("Computation dominates: the network is not what limits this run.");
+  }
+}
+
 std::vector<std::string> time_account(const Scenario& s, const RunResult& r) {
   std::vector<std::string> out;
   const double total = r.virtual_time_s;
@@ -63,37 +98,7 @@ std::vector<std::string> time_account(const Scenario& s, const RunResult& r) {
   for (const NodeStats& n : r.nodes) {
     if (n.role == "worker") workers.push_back(&n);
   }
-  if (total > 0 && !workers.empty()) {
-    double compute = 0, comm = 0, idle = 0;
-    for (const NodeStats* w : workers) {
-      compute += w->compute_s;
-      comm += w->comm_s;
-      idle += w->idle_s;
-    }
-    const double k = 100.0 / (total * static_cast<double>(workers.size()));
-    out.push_back(fmt::format(
-        "{} ran for {} of virtual time ({} steps, {} samples). On average a worker spent {:.0f}% "
-        "of it computing, {:.0f}% communicating and {:.0f}% idle.",
-        workers.size() == 1 ? "The single worker" : fmt::format("The {} workers", workers.size()),
-        seconds(total), r.steps, r.samples, compute * k, comm * k, idle * k));
-    const auto [slow, fast] = std::minmax_element(
-        workers.begin(), workers.end(),
-        [](const NodeStats* a, const NodeStats* b) { return a->compute_s > b->compute_s; });
-    if (workers.size() > 1 && (*slow)->compute_s > 1.05 * (*fast)->compute_s) {
-      out.push_back(fmt::format("Worker {} computed longest ({}), {:.1f}x worker {} ({}).",
-                                (*slow)->node, seconds((*slow)->compute_s),
-                                (*slow)->compute_s / (*fast)->compute_s, (*fast)->node,
-                                seconds((*fast)->compute_s)));
-    }
-    if (comm * k > 50) {
-      out.push_back(
-          "Communication is the bottleneck: workers wait on the network more than they compute. "
-          "A faster network, fewer bytes per step (larger batches, compression) or a different "
-          "collective would speed this run up.");
-    } else if (compute * k > 80) {
-      out.push_back("Computation dominates: the network is not what limits this run.");
-    }
-  }
+  if (total > 0 && !workers.empty()) where_time_went(r, workers, out);
   std::uint64_t dropped = 0;
   std::uint64_t computed = 0;
   for (const NodeStats* w : workers) {

@@ -18,6 +18,37 @@ int ceil_log2(int p) {
   return l;
 }
 
+// What one worker computes and sends per step.
+void model_lines(const Scenario& s, const Model& model, double gradient_flops, double gradient_s,
+                 Explanation& e) {
+  const int b = s.train.batch_size;
+  const double bytes = 4 * static_cast<double>(model.num_params());
+  const double speed = s.cluster.compute_flops_per_s;
+  e.lines.emplace_back("model", model.summary());
+  e.lines.emplace_back(
+      "FLOPs per step and worker",
+      fmt::format("{:.4g} (forward {:.4g}, backward {:.4g}; batch {})", gradient_flops,
+                  model.forward_flops(b), model.backward_flops(b), b));
+  e.lines.emplace_back("gradient bytes per worker and step", fmt::format("{:.4g}", bytes));
+  if (s.compression.kind != CodecKind::kNone) {
+    const Compressor c(s.compression, model.num_params(), s.seed, 0, &model.layout());
+    const auto sent =
+        static_cast<double>(c.payload_size(std::numeric_limits<std::uint64_t>::max()));
+    e.lines.emplace_back(
+        "compressed payload per worker and step",
+        fmt::format("{:.4g} bytes ({}, {:.1f}x smaller; {}); the prediction below is for "
+                    "uncompressed bsp",
+                    sent, to_string(s.compression.kind), bytes / std::max(1.0, sent),
+                    allreduce_compatible(s.compression.kind) ? "allreduced" : "gathered"));
+  }
+  e.lines.emplace_back("gradient time per worker and step",
+                       fmt::format("{} ({:.4g} FLOP/s{})", format_seconds(gradient_s), speed,
+                                   s.data.load_cost.ns() > 0
+                                       ? fmt::format(", loading {} per sample",
+                                                     format_seconds(s.data.load_cost.seconds()))
+                                       : ""));
+}
+
 }  // namespace
 
 std::string format_seconds(double s) {
@@ -114,29 +145,7 @@ Explanation explain(const Scenario& s, const DatasetPair& data) {
   const double gradient_s = gradient_flops / speed + b * s.data.load_cost.seconds();
   const double bytes = 4 * n;
 
-  e.lines.emplace_back("model", model.summary());
-  e.lines.emplace_back(
-      "FLOPs per step and worker",
-      fmt::format("{:.4g} (forward {:.4g}, backward {:.4g}; batch {})", gradient_flops,
-                  model.forward_flops(b), model.backward_flops(b), b));
-  e.lines.emplace_back("gradient bytes per worker and step", fmt::format("{:.4g}", bytes));
-  if (s.compression.kind != CodecKind::kNone) {
-    const Compressor c(s.compression, model.num_params(), s.seed, 0, &model.layout());
-    const auto sent =
-        static_cast<double>(c.payload_size(std::numeric_limits<std::uint64_t>::max()));
-    e.lines.emplace_back(
-        "compressed payload per worker and step",
-        fmt::format("{:.4g} bytes ({}, {:.1f}x smaller; {}); the prediction below is for "
-                    "uncompressed bsp",
-                    sent, to_string(s.compression.kind), bytes / std::max(1.0, sent),
-                    allreduce_compatible(s.compression.kind) ? "allreduced" : "gathered"));
-  }
-  e.lines.emplace_back("gradient time per worker and step",
-                       fmt::format("{} ({:.4g} FLOP/s{})", format_seconds(gradient_s), speed,
-                                   s.data.load_cost.ns() > 0
-                                       ? fmt::format(", loading {} per sample",
-                                                     format_seconds(s.data.load_cost.seconds()))
-                                       : ""));
+  model_lines(s, model, gradient_flops, gradient_s, e);
 
   const Topology topo(s.network, p + k);
   const PredictionBasis basis{s,
