@@ -11,13 +11,13 @@
 #include <string_view>
 #include <vector>
 
-#include "sim/train/run_result.hpp"
+#include "reports/html_escape.hpp"
 #include "sim/scenario/scenario.hpp"
+#include "sim/train/run_result.hpp"
 
 namespace dtsim {
 
 // &, <, >, " and ' as HTML entities.
-std::string html_escape(std::string_view text);
 
 // The plain-language account of where the time went, one sentence each.
 std::vector<std::string> time_account(const Scenario& scenario, const RunResult& result);

@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "reports/html_report.hpp"
+#include "reports/html_escape.hpp"
 
 namespace dtsim::embedded {
 extern const unsigned char chart_js[];

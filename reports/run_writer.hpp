@@ -11,9 +11,9 @@
 #include <string>
 
 #include "reports/atomic_file.hpp"
+#include "sim/scenario/scenario.hpp"
 #include "sim/train/observer.hpp"
 #include "sim/train/run_result.hpp"
-#include "sim/scenario/scenario.hpp"
 
 namespace dtsim {
 

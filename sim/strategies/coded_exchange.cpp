@@ -26,6 +26,12 @@ CodedAllreduce::CodedAllreduce(RunCore& core) : core_(core) {
   }
 }
 
+std::pair<double, double> CodedAllreduce::coding_flops() const {
+  const CodecConfig& cfg = core_.scenario().compression;
+  const auto n = static_cast<double>(core_.num_params());
+  return {encode_flops_per_element(cfg) * n, decode_flops_per_element(cfg) * n};
+}
+
 Task<> CodedAllreduce::exchange(int w, std::uint64_t step) {
   const Compressor& codec = *codecs_[static_cast<std::size_t>(w)];
   if (aggregation_rule(core_.scenario()).kind == AggregationKind::kMean && codec.rounds() > 0) {
@@ -42,11 +48,9 @@ Task<> CodedAllreduce::summed(int w, std::uint64_t step) {
   Simulation& sim = c.sim();
   GradientWorker& wk = c.worker(w);
   Compressor& codec = *codecs_[static_cast<std::size_t>(w)];
-  const CodecConfig& cfg = c.scenario().compression;
-  const std::size_t n = c.num_params();
   const int p = c.workers();
   const bool numerics = c.numerics();
-  const double enc = encode_flops_per_element(cfg) * static_cast<double>(n);
+  const auto [enc, dec] = coding_flops();
   std::uint64_t collective = 0;  // the step's collectives, in order
   for (int r = 0; r < codec.rounds(); ++r) {
     std::function<void()> work;
@@ -63,7 +67,6 @@ Task<> CodedAllreduce::summed(int w, std::uint64_t step) {
   }
   std::function<void()> work;
   if (numerics) work = [&] { codec.finish(step, p, wk.grads); };
-  const double dec = decode_flops_per_element(cfg) * static_cast<double>(n);
   co_await sim.compute(wk.node, c.job_time(wk.node, dec), std::move(work), "decode");
 }
 
@@ -74,14 +77,12 @@ Task<> CodedAllreduce::gathered(int w, std::uint64_t step) {
   Simulation& sim = c.sim();
   GradientWorker& wk = c.worker(w);
   Compressor& codec = *codecs_[static_cast<std::size_t>(w)];
-  const CodecConfig& cfg = c.scenario().compression;
   const std::size_t n = c.num_params();
   const int p = c.workers();
   const int node = wk.node;
   const bool numerics = c.numerics();
   const AggregationConfig rule = aggregation_rule(c.scenario());
-  const double enc = encode_flops_per_element(cfg) * static_cast<double>(n);
-  const double dec = decode_flops_per_element(cfg) * static_cast<double>(n);
+  const auto [enc, dec] = coding_flops();
   std::shared_ptr<Payload> mine;
   std::function<void()> work;
   if (numerics) {

@@ -49,6 +49,8 @@ class CodedAllreduce {
     int taken = 0;
   };
   Task<> summed(int w, std::uint64_t step);
+  // Encoding and decoding one gradient, in FLOPs.
+  std::pair<double, double> coding_flops() const;
   Task<> gathered(int w, std::uint64_t step);
 
   RunCore& core_;

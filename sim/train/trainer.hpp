@@ -2,7 +2,7 @@
 //
 // Every worker is a node program (a coroutine) that really computes its gradients as oneTBB
 // jobs and exchanges real data through the simulated network, in the scenario's sync mode
-// (sim/training_run.hpp lists the programs; docs/simulator.md gives their rules), e.g.
+// (sim/strategies/registry.cpp lists the strategies; docs/simulator.md gives their rules), e.g.
 //   allreduce + bsp:  gradient -> allreduce (the scenario's collective) -> local update
 //   ps + bsp:         gradient -> push to k server shards -> servers sum, update -> pull
 //   ps + asp:         gradient -> push; the shards apply it on arrival -> pull

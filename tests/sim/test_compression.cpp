@@ -1,4 +1,4 @@
-// Compression, aggregation rules and Byzantine workers in training runs (sim/sync_coded.cpp).
+// Compression, aggregation rules and Byzantine workers in training runs (sim/strategies/coded_exchange.cpp).
 #include <doctest/doctest.h>
 
 #include <cmath>
