@@ -117,6 +117,8 @@ class Conv2d final : public Layer {
  public:
   Conv2d(Shape input, int out_channels, int kernel, InitKind init);
   std::string kind() const override { return "conv2d"; }
+  int kernel() const { return kernel_; }
+  InitKind init() const { return init_; }
   std::vector<ParamSpec> param_specs() const override;
   void init_params(float* params, CounterRng& rng) const override;
   std::size_t scratch_floats(int batch) const override;

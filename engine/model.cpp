@@ -114,14 +114,18 @@ const float* Model::forward(std::span<const float> params, const float* x, int b
   return in;
 }
 
+double Model::loss(const float* out, const Batch& batch, float* dy) const {
+  return task_ == LearningTask::kClassification
+             ? softmax_cross_entropy(out, batch.labels, batch.size, outputs_, dy)
+             : half_squared_error(out, batch.targets, batch.size, outputs_, dy);
+}
+
 double Model::gradient(std::span<const float> params, const Batch& batch, std::span<float> grads,
                        Workspace& ws) const {
   const float* out = forward(params, batch.x, batch.size, ws);
   float* dy = ws.grad_a_.data();
   float* dx = ws.grad_b_.data();
-  const double loss = task_ == LearningTask::kClassification
-                          ? softmax_cross_entropy(out, batch.labels, batch.size, outputs_, dy)
-                          : half_squared_error(out, batch.targets, batch.size, outputs_, dy);
+  const double loss = this->loss(out, batch, dy);
   for (std::size_t i = layers_.size(); i-- > 0;) {
     LayerBuffers buf{params.data() + offsets_[i], grads.data() + offsets_[i], ws.scratch_.data()};
     const float* x = i == 0 ? batch.x : ws.acts_[i - 1].data();

@@ -78,6 +78,11 @@ class Model {
   int outputs() const { return outputs_; }
   LearningTask task() const { return task_; }
   const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }
+  // Where layer i's parameters start in the flat buffer.
+  std::size_t layer_offset(std::size_t i) const { return offsets_[i]; }
+  // The loss of a batch's outputs `out` ([batch, outputs()]) under the model's task (softmax
+  // cross-entropy or half squared error), and its gradient into dy (unless null).
+  double loss(const float* out, const Batch& batch, float* dy) const;
   // e.g. "mlp 784-256-128-10 relu (235146 parameters)".
   std::string summary() const;
 
