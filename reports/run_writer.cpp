@@ -77,6 +77,20 @@ std::string summary_json(const Scenario& scenario, const RunResult& result) {
     histogram.push_back({staleness, updates});
   }
   j["staleness_histogram"] = histogram;
+  if (result.model_parallel) {
+    const ModelParallelStats& mp = *result.model_parallel;
+    j["model_parallel"] = {{"kind", mp.kind},
+                           {"stages", mp.stages},
+                           {"micro_batches", mp.micro_batches},
+                           {"tensor_parallel", mp.tensor_parallel},
+                           {"data_parallel", mp.data_parallel},
+                           {"stage_layers", mp.stage_blocks},
+                           {"bubble_fraction", mp.bubble_fraction},
+                           {"stage_bubble", mp.stage_bubble},
+                           {"peak_in_flight", mp.peak_in_flight},
+                           {"activation_bytes", mp.activation_bytes},
+                           {"activation_bytes_per_step", mp.activation_bytes_per_step}};
+  }
   j["diverged"] = result.diverged;
   j["diverged_reason"] =
       result.diverged ? nlohmann::json(result.diverged_reason) : nlohmann::json(nullptr);

@@ -29,6 +29,12 @@ constexpr std::uint64_t collective_tag(std::uint64_t step, std::uint64_t i) {
   return step_tag(step) + (i << kCollectiveShift);
 }
 
+// Point-to-point messages of micro-batch j in step `step`: forward activations, or backward
+// gradients (a pipeline's stages; j < 2^20).
+constexpr std::uint64_t micro_batch_tag(std::uint64_t step, bool backward, std::uint64_t j) {
+  return phase(step_tag(step), backward ? 1 : 0) + j;
+}
+
 // The answer to a message of tag `tag`, in the same exchange (a server's reply to a push).
 constexpr std::uint64_t answer_to(std::uint64_t tag) { return tag + 1; }
 

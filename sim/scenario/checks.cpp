@@ -112,15 +112,18 @@ void check_compression(ScenarioChecks& c, const Scenario& s) {
   const bool robust = st.aggregation.kind != AggregationKind::kMean;
   if ((coded || robust) && (!mode_of(st).takes_compression || st.backup_workers > 0)) {
     std::vector<std::string> modes;
+    std::vector<std::string> where;
     for (const StrategyEntry& e : strategy_table()) {
       const std::string name = fmt::format("\"{}\"", e.name);
-      if (e.takes_compression && std::find(modes.begin(), modes.end(), name) == modes.end())
-        modes.push_back(name);
+      if (!e.takes_compression) continue;
+      if (std::find(modes.begin(), modes.end(), name) == modes.end()) modes.push_back(name);
+      where.push_back(to_string(e.architecture));
     }
     c.error(coded ? "compression.codec" : "strategy.aggregation",
-            fmt::format("{} works with sync = {} (without backup workers) in this version",
+            fmt::format("{} works with sync = {} (without backup workers) on architecture = {} "
+                        "in this version",
                         coded ? "compression" : "an aggregation rule other than mean",
-                        fmt::join(modes, " | ")));
+                        fmt::join(modes, " | "), fmt::join(where, " | ")));
   }
   if (codec.momentum_correction && s.train.optimizer.kind != OptimizerKind::kSgd) {
     c.error("compression.momentum_correction",
@@ -195,10 +198,24 @@ void check_network(ScenarioChecks& c, const Scenario& s) {
 }
 
 void check_data(ScenarioChecks& c, const Scenario& s, bool alpha_given) {
-  if (s.data.partition.kind != PartitionKind::kRows && s.cluster.workers > 1) {
+  const PartitionKind partition = s.data.partition.kind;
+  if (partition != PartitionKind::kRows && s.strategy.architecture != Architecture::kTensor &&
+      s.cluster.workers > 1) {
     c.error("data.partition",
             "data-parallel strategies split samples: use partition = \"rows\" (columns and "
-            "blocks come with the tensor-split strategy)");
+            "blocks split the features: architecture = \"tensor\")");
+  }
+  if (s.strategy.architecture == Architecture::kTensor) {
+    if (partition == PartitionKind::kColumns && s.strategy.data_parallel > 1) {
+      c.error("data.partition",
+              "columns give every node all the samples: with data_parallel > 1 row groups, "
+              "use partition = \"blocks\"");
+    }
+    if (partition == PartitionKind::kBlocks && s.strategy.data_parallel < 2) {
+      c.error("data.partition",
+              "blocks are row groups (strategy.data_parallel >= 2) by column groups; with one "
+              "row group use partition = \"columns\"");
+    }
   }
   if (s.data.partition.split != SplitKind::kDirichlet && alpha_given) {
     c.error("data.alpha",
@@ -224,6 +241,30 @@ void check_data(ScenarioChecks& c, const Scenario& s, bool alpha_given) {
   }
 }
 
+// Nodes of a split model: cluster.workers is stages (or shards) x data_parallel.
+void check_model_parallel(ScenarioChecks& c, const Scenario& s) {
+  const StrategyConfig& st = s.strategy;
+  if (!model_parallel(st)) return;
+  const int nodes = replica_nodes(st) * st.data_parallel;
+  if (s.cluster.workers != nodes) {
+    c.error("cluster.workers",
+            fmt::format("architecture = \"{}\" runs {} x {} (data_parallel) = {} nodes, but "
+                        "cluster.workers = {}: set it to {} or leave it out",
+                        to_string(st.architecture), replica_nodes(st), st.data_parallel, nodes,
+                        s.cluster.workers, nodes));
+  }
+  if (s.train.clip_norm > 0) {
+    c.error("train.clip_norm",
+            "gradient clipping needs the whole gradient's norm, which a split model does not "
+            "compute in this version: remove train.clip_norm");
+  }
+  if (!s.faults.empty()) {
+    c.error_at(s.faults[0].place, "faults",
+               "Byzantine faults corrupt a data-parallel worker's gradient: a split model has "
+               "none to corrupt in this version");
+  }
+}
+
 void check_faults(ScenarioChecks& c, const Scenario& s) {
   for (const FaultConfig& f : s.faults) {
     if (f.node >= s.cluster.workers) {
@@ -237,8 +278,13 @@ void check_faults(ScenarioChecks& c, const Scenario& s) {
 }  // namespace
 
 void check_scenario(TomlReader& r, const toml::table& root, Scenario& s) {
+  // A split model's node count follows from its split unless it is given.
+  if (model_parallel(s.strategy) && root["cluster"]["workers"].node() == nullptr) {
+    s.cluster.workers = replica_nodes(s.strategy) * s.strategy.data_parallel;
+  }
   TomlChecks c(r, root, s);
   check_cluster(c, s);
+  check_model_parallel(c, s);
   check_sync_mode(c, s);
   check_compression(c, s);
   check_faults(c, s);

@@ -153,6 +153,12 @@ inline int server_count(const Scenario& s) {
   return s.strategy.architecture == Architecture::kParameterServer ? s.cluster.servers : 0;
 }
 
+// Data-parallel replicas of the model: the workers, or strategy.data_parallel when the model is
+// split (pipeline, tensor); the training set is partitioned among them.
+inline int data_replicas(const Scenario& s) {
+  return model_parallel(s.strategy) ? s.strategy.data_parallel : s.cluster.workers;
+}
+
 // The cartesian product of the sweep's axes, the first axis varying slowest (file order).
 std::vector<SweepPoint> expand_sweep(const Scenario& scenario);
 

@@ -212,34 +212,18 @@ void read_strategy(TomlReader& r, const toml::table& t, StrategyConfig& s) {
   r.check_keys(t, "strategy",
                {"architecture", "sync", "collective", "time_only", "staleness", "local_steps",
                 "backup_workers", "staleness_lr", "delay_compensation", "aggregation", "trim",
-                "krum_m", "stages", "micro_batches"});
+                "krum_m", "stages", "micro_batches", "stage_layers", "tensor_parallel",
+                "data_parallel"});
   r.get_choice(t, "strategy", "aggregation", aggregation_names(), s.aggregation.kind);
   r.get_int(t, "strategy", "trim", s.aggregation.f, 0, 1'000'000);
   r.get_int(t, "strategy", "krum_m", s.aggregation.m, 1, 1'000'000);
-  // Model parallelism is the next version's: its keys are known, and refused for now.
-  for (const char* key : {"stages", "micro_batches"}) {
-    if (const auto* node = t.get(key)) {
-      r.error(node, fmt::format("strategy.{}", key),
-              "not implemented yet in this version of dtsim");
-    }
-  }
-  if (const auto* node = t.get("architecture");
-      node != nullptr && node->as_string() != nullptr && node->as_string()->get() == "pipeline") {
-    r.error(node, "strategy.architecture",
-            fmt::format("\"pipeline\" is not implemented yet; this version has {}",
-                        joined_names(architecture_names(), " | ")));
-  } else {
-    r.get_choice(t, "strategy", "architecture", architecture_names(), s.architecture);
-  }
-  if (const auto* node = t.get("sync");
-      node != nullptr && node->as_string() != nullptr &&
-      (node->as_string()->get() == "gpipe" || node->as_string()->get() == "1f1b")) {
-    r.error(node, "strategy.sync",
-            fmt::format("\"{}\" (pipeline parallelism) is not implemented yet",
-                        node->as_string()->get()));
-  } else {
-    r.get_choice(t, "strategy", "sync", sync_mode_names(), s.sync);
-  }
+  r.get_choice(t, "strategy", "architecture", architecture_names(), s.architecture);
+  r.get_choice(t, "strategy", "sync", sync_mode_names(), s.sync);
+  r.get_int(t, "strategy", "stages", s.stages, 1, 4096);
+  r.get_int(t, "strategy", "micro_batches", s.micro_batches, 1, 1 << 20);
+  r.get_int_list(t, "strategy", "stage_layers", s.stage_layers, false);
+  r.get_int(t, "strategy", "tensor_parallel", s.tensor_parallel, 1, 4096);
+  r.get_int(t, "strategy", "data_parallel", s.data_parallel, 1, 1 << 20);
   int staleness = -1;
   r.get_int(t, "strategy", "staleness", staleness, 0, 1'000'000);
   if (staleness >= 0) s.staleness = staleness;

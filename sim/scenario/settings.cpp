@@ -94,6 +94,13 @@ void strategy(const Scenario& s, Settings& out) {
     }
     if (key == "staleness_lr") add(key, st.staleness_lr ? "true" : "false");
     if (key == "delay_compensation") add(key, fmt::format("{}", st.delay_compensation));
+    if (key == "stages") add(key, fmt::format("{}", st.stages));
+    if (key == "micro_batches") add(key, fmt::format("{}", st.micro_batches));
+    if (key == "stage_layers") {
+      add(key, st.stage_layers.empty() ? std::string("balanced by FLOPs") : list(st.stage_layers));
+    }
+    if (key == "tensor_parallel") add(key, fmt::format("{}", st.tensor_parallel));
+    if (key == "data_parallel") add(key, fmt::format("{}", st.data_parallel));
     if (key == "aggregation" && st.backup_workers == 0) {
       const AggregationKind kind = st.aggregation.kind;
       add(key, to_string(kind));

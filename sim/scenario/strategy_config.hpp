@@ -4,14 +4,15 @@
 #pragma once
 
 #include <optional>
+#include <vector>
 
 #include "engine/aggregate.hpp"
 #include "sim/net/network_config.hpp"
 
 namespace dtsim {
 
-enum class Architecture { kAllreduce, kParameterServer, kGossip };
-enum class SyncMode { kBsp, kAsp, kSsp, kDelayed, kLocalSgd, kDPsgd, kAdPsgd };
+enum class Architecture { kAllreduce, kParameterServer, kGossip, kPipeline, kTensor };
+enum class SyncMode { kBsp, kAsp, kSsp, kDelayed, kLocalSgd, kDPsgd, kAdPsgd, kGPipe, k1F1B };
 
 struct StrategyConfig {
   Architecture architecture = Architecture::kAllreduce;
@@ -24,6 +25,24 @@ struct StrategyConfig {
   bool staleness_lr = false;       // asp/ssp/delayed: lr / max(1, staleness)
   double delay_compensation = 0;   // asp/ssp/delayed: DC-ASGD lambda (0: off)
   AggregationConfig aggregation;   // where contributions meet (bsp); trim = f
+  // Model parallelism: nodes per model replica (pipeline stages, or tensor shards / column
+  // groups) and replicas (data parallel across them).
+  int stages = 1;                 // pipeline: p
+  int micro_batches = 1;          // pipeline: m, dividing train.batch_size
+  std::vector<int> stage_layers;  // pipeline: blocks per stage, by hand; empty: FLOP-balanced
+  int tensor_parallel = 1;        // tensor: t
+  int data_parallel = 1;          // pipeline, tensor: d replicas of the split model
 };
+
+// Whether the model itself is split among nodes (pipeline or tensor).
+inline bool model_parallel(const StrategyConfig& s) {
+  return s.architecture == Architecture::kPipeline || s.architecture == Architecture::kTensor;
+}
+// Nodes per model replica: stages, tensor shards, or 1.
+inline int replica_nodes(const StrategyConfig& s) {
+  if (s.architecture == Architecture::kPipeline) return s.stages;
+  if (s.architecture == Architecture::kTensor) return s.tensor_parallel;
+  return 1;
+}
 
 }  // namespace dtsim

@@ -102,8 +102,9 @@ class AsyncPs : public Strategy {
   std::span<const float> global_params(double& consensus) override;
   std::uint64_t total_updates() const override;
   bool lock_step() const override { return rule_->rounds(); }
-  void describe_server(int index, NodeStats& out) const override {
-    out.steps = servers_[static_cast<std::size_t>(index)].version;
+  void describe(int node, NodeStats& out) const override {
+    const int index = node - core().scenario().cluster.workers;
+    if (index >= 0) out.steps = servers_[static_cast<std::size_t>(index)].version;
   }
   const PsWorker& ps_worker(int w) const { return workers_[static_cast<std::size_t>(w)]; }
   RunCore& run() { return core(); }

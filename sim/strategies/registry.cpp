@@ -26,6 +26,13 @@ void predict_dpsgd(const PredictionBasis&, StepPrediction&);
 std::unique_ptr<Strategy> make_dpsgd(RunCore&);
 void predict_adpsgd(const PredictionBasis&, StepPrediction&);
 std::unique_ptr<Strategy> make_adpsgd(RunCore&);
+void check_pipeline(const Scenario&, ScenarioChecks&);
+void predict_pipeline(const PredictionBasis&, StepPrediction&);
+std::unique_ptr<Strategy> make_gpipe(RunCore&);
+std::unique_ptr<Strategy> make_1f1b(RunCore&);
+void check_tensor(const Scenario&, ScenarioChecks&);
+void predict_tensor(const PredictionBasis&, StepPrediction&);
+std::unique_ptr<Strategy> make_tensor(RunCore&);
 
 namespace {
 
@@ -108,6 +115,20 @@ const std::vector<StrategyEntry>& table() {
        nullptr,
        &predict_adpsgd,
        &make_adpsgd},
+  {A::kPipeline, S::kGPipe, "gpipe",
+       "the model's layers in stages; all micro-batches forward, then all backward; a flush",
+       {"stages", "micro_batches", "stage_layers", "data_parallel", "collective"}, false,
+       &check_pipeline, &predict_pipeline, &make_gpipe},
+      {A::kPipeline, S::k1F1B, "1f1b",
+       "the model's layers in stages; warm-up, then one forward and one backward in turn, "
+       "then a flush (PipeDream-Flush)",
+       {"stages", "micro_batches", "stage_layers", "data_parallel", "collective"}, false,
+       &check_pipeline, &predict_pipeline, &make_1f1b},
+      {A::kTensor, S::kBsp, "bsp",
+       "every layer's weights split among tensor_parallel nodes (Megatron pairs), or the "
+       "input's features (data.partition = columns, blocks)",
+       {"tensor_parallel", "data_parallel", "collective"}, false, &check_tensor, &predict_tensor,
+       &make_tensor},
   };
   return rows;
 }
@@ -138,7 +159,8 @@ const StrategyEntry& strategy_of(const StrategyConfig& config) {
 
 NameTable<Architecture> architecture_names() {
   static constexpr Named<Architecture> kNames[] = {
-      {"allreduce", A::kAllreduce}, {"ps", A::kParameterServer}, {"gossip", A::kGossip}};
+      {"allreduce", A::kAllreduce}, {"ps", A::kParameterServer}, {"gossip", A::kGossip},
+      {"pipeline", A::kPipeline},   {"tensor", A::kTensor}};
   return kNames;
 }
 

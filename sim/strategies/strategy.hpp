@@ -34,8 +34,11 @@ class Strategy {
   virtual bool versioned() const { return true; }
   // Whether the run moves in global steps (a divergence is then reported by step).
   virtual bool lock_step() const { return true; }
-  // Nodes after the workers (parameter-server shards), as nodes.csv shows them.
-  virtual void describe_server(int /*index*/, NodeStats& /*out*/) const {}
+  // Node `node` as nodes.csv shows it: the core fills the accounts, the role (worker or
+  // server) and the steps; a strategy may say more.
+  virtual void describe(int /*node*/, NodeStats& /*out*/) const {}
+  // The run ended: a strategy may add what it measured.
+  virtual void finish(RunResult& /*result*/) {}
 
  protected:
   RunCore& core() { return core_; }

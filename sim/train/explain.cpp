@@ -167,17 +167,25 @@ Explanation explain(const Scenario& s, const DatasetPair& data) {
                        fmt::format("{:.4g} s/B ({:.4g} Gbps)", basis.beta, 8e-9 / basis.beta));
   e.lines.emplace_back("communication per step (no contention)",
                        fmt::format("{}  [{}]", format_seconds(step.communicate_s), step.how));
-  e.lines.emplace_back("update per step", format_seconds(step.update_s));
+  if (step.step_s < 0) e.lines.emplace_back("update per step", format_seconds(step.update_s));
 
-  e.compute_s = gradient_s + step.update_s;
-  e.communicate_s = step.communicate_s;
-  e.step_s = e.compute_s + e.communicate_s;
-  const std::uint64_t global_batch = static_cast<std::uint64_t>(p) * static_cast<std::uint64_t>(b);
+  for (const auto& line : step.lines) e.lines.push_back(line);
+  if (step.step_s >= 0) {
+    e.compute_s = step.compute_s;
+    e.communicate_s = step.step_s - step.compute_s;
+    e.step_s = step.step_s;
+  } else {
+    e.compute_s = gradient_s + step.update_s;
+    e.communicate_s = step.communicate_s;
+    e.step_s = e.compute_s + e.communicate_s;
+  }
+  const std::uint64_t global_batch =
+      static_cast<std::uint64_t>(data_replicas(s)) * static_cast<std::uint64_t>(b);
   e.steps = s.train.steps > 0 ? s.train.steps
                               : static_cast<std::uint64_t>(s.train.epochs) *
                                     ((data.train.samples() + global_batch - 1) / global_batch);
   e.run_s = e.step_s * static_cast<double>(e.steps);
-  e.bottleneck = e.communicate_s > e.compute_s ? "communication" : "computation";
+  e.bottleneck = e.communicate_s > e.compute_s ? step.bottleneck_waiting : "computation";
   if (!s.cluster.groups.empty() || s.cluster.stragglers.fraction > 0 ||
       s.cluster.stragglers.jitter > 0) {
     e.lines.emplace_back("note",

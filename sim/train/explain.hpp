@@ -55,6 +55,13 @@ struct StepPrediction {
   // false: the mode has no lock-step, its time emerges from who waits for whom (the
   // prediction is then for the same cluster in bsp).
   bool lock_step = true;
+  // A strategy that works out the whole step (a split model) gives it here, with its compute
+  // share (the busiest node's), and communicate_s as the rest; < 0: gradient + update +
+  // communication.
+  double step_s = -1;
+  double compute_s = -1;
+  std::string bottleneck_waiting = "communication";  // what the non-compute share is
+  std::vector<std::pair<std::string, std::string>> lines;  // more lines for explain
 };
 
 // The scenario's allreduce of the gradient among the workers (its collective), with each

@@ -41,11 +41,12 @@ RunCore::RunCore(const Scenario& s, const DatasetPair& data, int threads)
     : s_(s),
       data_(data),
       numerics_(!s.strategy.time_only),
-      p_(s.cluster.workers),
+      p_(data_replicas(s)),
       k_(server_count(s)),
+      nodes_(s.cluster.workers + k_),
       batch_(s.train.batch_size),
       model_(s.model, input_shape(data.train), data.train.task, data.train.outputs),
-      sim_(cluster_topology(s, p_ + k_), threads) {
+      sim_(cluster_topology(s, nodes_), threads) {
   if (static_cast<std::size_t>(k_) > model_.num_params()) {
     throw InputError({}, "cluster.servers",
                      fmt::format("{} server shards for a model of {} parameters: every shard "
@@ -70,27 +71,29 @@ RunCore::RunCore(const Scenario& s, const DatasetPair& data, int threads)
 }
 
 void RunCore::set_up_nodes() {
-  const auto nodes = static_cast<std::size_t>(p_ + k_);
+  const auto nodes = static_cast<std::size_t>(nodes_);
   flops_per_s_.assign(nodes, s_.cluster.compute_flops_per_s);
   slowdown_.assign(nodes, 1.0);
   jobs_.assign(nodes, 0);
   for (const NodeGroup& g : s_.cluster.groups) {
-    for (int n = g.first; n <= g.last && n < p_ + k_; ++n) {
+    for (int n = g.first; n <= g.last && n < nodes_; ++n) {
       if (g.compute_flops_per_s) flops_per_s_[static_cast<std::size_t>(n)] = *g.compute_flops_per_s;
     }
   }
   // The stragglers: the first round(fraction * workers) of a seeded permutation of the workers.
-  std::vector<int> order(static_cast<std::size_t>(p_));
+  const int workers = s_.cluster.workers;
+  std::vector<int> order(static_cast<std::size_t>(workers));
   std::iota(order.begin(), order.end(), 0);
   CounterRng pick({s_.seed, RngPurpose::kJitter, 0, 0});
   pick.shuffle(std::span<int>(order));
   const auto stragglers =
-      static_cast<std::size_t>(std::llround(s_.cluster.stragglers.fraction * p_));
+      static_cast<std::size_t>(std::llround(s_.cluster.stragglers.fraction * workers));
   for (std::size_t i = 0; i < stragglers; ++i) {
     slowdown_[static_cast<std::size_t>(order[i])] = s_.cluster.stragglers.slowdown;
   }
-  for (int w = 0; w < p_; ++w) worker_nodes_.push_back(w);
-  for (int sv = 0; sv < k_; ++sv) server_nodes_.push_back(p_ + sv);
+  // A data replica's first node reads its batches (the only one, unless the model is split).
+  for (int w = 0; w < p_; ++w) worker_nodes_.push_back(w * replica_nodes(s_.strategy));
+  for (int sv = 0; sv < k_; ++sv) server_nodes_.push_back(workers + sv);
 }
 
 void RunCore::set_up_workers(const DatasetPair& data) {
@@ -98,7 +101,7 @@ void RunCore::set_up_workers(const DatasetPair& data) {
   if (numerics_) init_ = model_.init_params(s_.seed);
   for (int w = 0; w < p_; ++w) {
     GradientWorker wk;
-    wk.node = w;
+    wk.node = worker_nodes_[static_cast<std::size_t>(w)];
     wk.sampler =
         std::make_unique<BatchSampler>(shards[static_cast<std::size_t>(w)].rows,
                                        s_.train.batch_size, s_.seed, static_cast<std::uint32_t>(w));
@@ -155,6 +158,12 @@ Task<> RunCore::gradient(int w, std::span<const float> params, std::optional<Sim
         if (fault != nullptr) corrupt(*fault, w, wk.steps, wk.grads);
       },
       "gradient");
+  report_loss(w, loss);
+  ++wk.steps;
+}
+
+void RunCore::report_loss(int w, double loss) {
+  GradientWorker& wk = worker(w);
   wk.loss_sum += loss;
   ++wk.loss_count;
   if (!std::isfinite(loss) && !stop_) {
@@ -163,7 +172,6 @@ Task<> RunCore::gradient(int w, std::span<const float> params, std::optional<Sim
     first_bad_loss_ = loss;
     first_bad_worker_ = w;
   }
-  ++wk.steps;
 }
 
 const FaultConfig* RunCore::active_fault(int w) const {
@@ -337,6 +345,7 @@ RunResult RunCore::run() {
   for (int node = 0; node < sim_.nodes(); ++node) result_.nodes.push_back(node_stats(node));
   result_.threads = sim_.jobs().threads();
   result_.jobs_wall_s = sim_.jobs().job_seconds();
+  strategy_->finish(result_);
   result_.simulate_wall_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   return result_;
@@ -346,7 +355,8 @@ NodeStats RunCore::node_stats(int node) const {
   const NodeAccount& a = sim_.account(node);
   NodeStats st;
   st.node = node;
-  st.role = node < p_ ? "worker" : "server";
+  const bool is_worker = node < s_.cluster.workers;
+  st.role = is_worker ? "worker" : "server";
   st.compute_flops_per_s =
       flops_per_s_[static_cast<std::size_t>(node)] / slowdown_[static_cast<std::size_t>(node)];
   st.compute_s = a.compute.seconds();
@@ -354,13 +364,13 @@ NodeStats RunCore::node_stats(int node) const {
   st.idle_s = std::max(0.0, (sim_.now() - a.compute - a.comm).seconds());
   st.bytes_sent = a.bytes_sent;
   st.bytes_received = a.bytes_received;
-  if (node < p_) {
+  if (is_worker && node < p_) {
     st.steps = worker(node).steps;
     st.dropped = worker(node).dropped;
   } else {
     st.steps = updates_done_;
-    strategy_->describe_server(node - p_, st);
   }
+  strategy_->describe(node, st);
   return st;
 }
 

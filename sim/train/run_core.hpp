@@ -57,16 +57,22 @@ class RunCore {
   const Scenario& scenario() const { return s_; }
   const StrategyConfig& config() const { return s_.strategy; }
   const Model& model() const { return model_; }
+  const DatasetPair& data() const { return data_; }
   std::size_t num_params() const { return model_.num_params(); }
   bool numerics() const { return numerics_; }
+  // Data-parallel replicas: the workers, or strategy.data_parallel for a split model. Each has
+  // a GradientWorker (its batches, its losses).
   int workers() const { return p_; }
+  // Every node: the cluster's workers (all the split model's nodes), then the servers.
+  int nodes() const { return nodes_; }
   int servers() const { return k_; }
   int batch() const { return batch_; }
   // Lock-step rounds of p gradients in the whole run (from steps or epochs).
   std::uint64_t total_steps() const { return total_steps_; }
   Simulation& sim() { return sim_; }
   const Simulation& sim() const { return sim_; }
-  // Nodes: workers 0..p-1, then the servers p..p+k-1.
+  // Each data replica's first node (for data-parallel strategies, worker w is node w), and the
+  // servers' nodes (after the cluster's workers).
   std::span<const int> worker_nodes() const { return worker_nodes_; }
   std::span<const int> server_nodes() const { return server_nodes_; }
   // The model's initial parameters (empty in time-only mode).
@@ -90,6 +96,9 @@ class RunCore {
   // corrupt it. A loss that is not finite stops the run (stopped()).
   Task<> gradient(int w, std::span<const float> params, std::optional<SimTime> cost = {});
   double lr_at(std::uint64_t step) const;
+  // Data replica w's training loss of a batch (or micro-batch), for the metrics; a loss that
+  // is not finite stops the run (stopped()), as gradient() does.
+  void report_loss(int w, double loss);
 
   // ---- progress and evaluation ----
   // Staleness of one applied gradient, in updates.
@@ -130,6 +139,7 @@ class RunCore {
   const bool numerics_;
   const int p_;
   const int k_;
+  const int nodes_;
   const int batch_;
   Model model_;
   Strategy* strategy_ = nullptr;

@@ -44,6 +44,27 @@ struct NodeStats {
   std::uint64_t dropped = 0;  // gradients thrown away (backup workers)
 };
 
+// What a split model measured (pipeline, tensor): summary.json's "model_parallel".
+struct ModelParallelStats {
+  std::string kind;  // "pipeline" or "tensor"
+  int stages = 1;
+  int micro_batches = 1;
+  int tensor_parallel = 1;
+  int data_parallel = 1;
+  std::vector<int> stage_blocks;  // pipeline: blocks (weight layers) per stage
+  // Pipeline: the idle share of each stage during the steps' fill and drain (from the first
+  // forward to the last backward), and their mean.
+  std::vector<double> stage_bubble;
+  double bubble_fraction = 0;
+  std::vector<int> peak_in_flight;  // per stage: micro-batches between forward and backward
+  // Per stage (or shard): activation bytes kept at the peak (micro-batches in flight times
+  // what each keeps from its forward to its backward).
+  std::vector<std::uint64_t> activation_bytes;
+  // Activations and their gradients sent between the nodes of the split models in one step
+  // (all replicas): between stages, or in the shards' collectives.
+  std::uint64_t activation_bytes_per_step = 0;
+};
+
 struct RunResult {
   std::vector<EvalPoint> evals;
   std::vector<NodeStats> nodes;
@@ -57,6 +78,7 @@ struct RunResult {
   bool diverged = false;
   std::string diverged_reason;  // e.g. "train loss is NaN at step 812"
   std::string model_summary;
+  std::optional<ModelParallelStats> model_parallel;
   // Wall-clock figures (never in metrics.csv / nodes.csv: they vary from run to run).
   double wall_time_s = 0;      // the whole command
   double load_wall_s = 0;      // reading or generating the data
