@@ -5,7 +5,7 @@
 // the micro-batches and, after the last one (the flush), takes one optimizer step on their
 // mean: the same gradient as one node's accumulation over the same micro-batches.
 //
-//   gpipe  (Huang et al. 2019) all forwards, then all backwards (the last first)
+//   gpipe  (Huang et al. 2019) all forwards, then all backwards (in the same order, so that the micro-batches' gradients add up in the order one node would add them)
 //   1f1b   (PipeDream-Flush, Narayanan et al. 2021) stage s runs min(p - s - 1, m) forwards,
 //          then one forward and one backward in turn, then the remaining backwards: at most
 //          p - s micro-batches in flight where GPipe holds m
@@ -37,7 +37,7 @@ std::vector<std::pair<bool, int>> stage_schedule(bool one_f_one_b, int p, int m,
   std::vector<std::pair<bool, int>> ops;
   if (!one_f_one_b) {
     for (int j = 0; j < m; ++j) ops.emplace_back(false, j);
-    for (int j = m; j-- > 0;) ops.emplace_back(true, j);
+    for (int j = 0; j < m; ++j) ops.emplace_back(true, j);
     return ops;
   }
   const int warmup = std::min(p - s - 1, m);

@@ -97,7 +97,11 @@ void RunCore::set_up_nodes() {
 }
 
 void RunCore::set_up_workers(const DatasetPair& data) {
-  const std::vector<Shard> shards = partition(data.train, p_, s_.data.partition, s_.seed);
+  // Samples are split among the data replicas; a split model's feature split (columns,
+  // blocks) is its shards' (engine/tensor_shard.hpp).
+  PartitionConfig rows = s_.data.partition;
+  if (model_parallel(s_.strategy)) rows.kind = PartitionKind::kRows;
+  const std::vector<Shard> shards = partition(data.train, p_, rows, s_.seed);
   if (numerics_) init_ = model_.init_params(s_.seed);
   for (int w = 0; w < p_; ++w) {
     GradientWorker wk;

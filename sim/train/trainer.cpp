@@ -77,6 +77,8 @@ RunResult Training::run(const std::vector<SimObserver*>& observers) {
   return run_->run();
 }
 
+std::vector<float> Training::global_params() { return run_->global_params(); }
+
 RunResult run_training(const Scenario& scenario, const DatasetPair& data, int threads,
                        const std::vector<SimObserver*>& observers) {
   return Training(scenario, data, threads).run(observers);

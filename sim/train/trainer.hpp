@@ -37,6 +37,9 @@ class Training {
   // count. `observers` (not owned) see every compute span, message, wait, step end and
   // evaluation as it happens; the metrics recorder is one of them.
   RunResult run(const std::vector<SimObserver*>& observers = {});
+  // The global model (as evaluated) after the run, or before it: the initial parameters.
+  // Empty in time-only mode.
+  std::vector<float> global_params();
 
   class Run;
 

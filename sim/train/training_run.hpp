@@ -15,6 +15,12 @@ class TrainingRun {
   TrainingRun(const Scenario& s, const DatasetPair& data, int threads);
   void add_observer(SimObserver* o) { core_.add_observer(o); }
   RunResult run() { return core_.run(); }
+  std::vector<float> global_params() {
+    if (!core_.numerics()) return {};
+    double consensus = 0;
+    const std::span<const float> p = strategy_->global_params(consensus);
+    return {p.begin(), p.end()};
+  }
 
  private:
   // Destroyed after the core, whose simulation runs the strategy's programs and jobs.
