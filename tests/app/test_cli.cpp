@@ -463,3 +463,34 @@ TEST_CASE("a sweep whose grid has a point that cannot work is refused before any
   CHECK_CONTAINS(box.err, "not a multiple of network.nodes_per_machine");
   CHECK_FALSE(fs::exists(out));
 }
+
+TEST_CASE("a pipeline run: explain --json predicts it, summary.json and the trace describe it") {
+  Sandbox box;
+  const fs::path scenario = box.write("pipe.toml", std::string(kBlobs) + R"(
+[strategy]
+architecture = "pipeline"
+sync = "1f1b"
+stages = 3
+micro_batches = 5
+)");
+  REQUIRE(box.run("explain " + scenario.string() + " --json") == 0);
+  const auto predicted = nlohmann::json::parse(box.out);
+  REQUIRE(box.run("run " + scenario.string() + " -q -o " + (box.path / "o").string()) == 0);
+  const auto summary = nlohmann::json::parse(read(box.path / "o" / "summary.json"));
+  CHECK(predicted["bottleneck"].is_string());
+  CHECK(predicted["predicted_step_s"].get<double>() > 0);
+  CHECK(predicted["predicted_virtual_time_s"].get<double>() ==
+        doctest::Approx(summary["virtual_time_s"].get<double>()).epsilon(0.02));
+  const auto& mp = summary["model_parallel"];
+  CHECK(mp["stages"] == 3);
+  CHECK(mp["micro_batches"] == 5);
+  CHECK(mp["data_parallel"] == 1);
+  CHECK(mp["peak_in_flight"] == nlohmann::json::array({3, 2, 1}));
+  CHECK(mp["bubble_fraction"].get<double>() > 0);
+  CHECK(mp["activation_bytes_per_step"].get<std::uint64_t>() > 0);
+  // The timeline has a forward and a backward span for each stage and micro-batch.
+  const std::string trace = read(box.path / "o" / "trace.json");
+  CHECK_CONTAINS(trace, "\"name\": \"forward 3\"");
+  CHECK_CONTAINS(trace, "\"name\": \"backward 0\"");
+  CHECK_CONTAINS(read(box.path / "o" / "nodes.csv"), "2,stage 2,");
+}
