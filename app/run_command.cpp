@@ -67,7 +67,8 @@ int run(const ScenarioOptions& opt) {
   TraceWriter trace(dir, scenario.cluster.workers + server_count(scenario),
                     scenario.cluster.workers);
   ProgressPrinter progress;
-  std::vector<SimObserver*> observers = {&metrics, &trace};
+  TimelineRecorder timeline;
+  std::vector<SimObserver*> observers = {&metrics, &trace, &timeline};
   if (!opt.quiet) observers.push_back(&progress);
   RunResult result = ready.training->run(observers);
   metrics.commit();
@@ -78,7 +79,7 @@ int run(const ScenarioOptions& opt) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   write_nodes_csv(dir, result);
   write_summary_json(dir, scenario, result);
-  write_report_html(dir, scenario, result);
+  write_report_html(dir, scenario, result, timeline.spans());
   const EvalPoint& last = result.evals.back();
   fmt::print("{}: test accuracy {}, test loss {}, virtual time {:.6g} s\n", scenario.name,
              shown(last.test_accuracy, 0, 4), shown(last.test_loss, 0, 4), result.virtual_time_s);

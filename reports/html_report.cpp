@@ -144,7 +144,8 @@ std::vector<std::string> time_account(const Scenario& s, const RunResult& r) {
   return out;
 }
 
-std::string report_html(const Scenario& s, const RunResult& r) {
+std::string report_html(const Scenario& s, const RunResult& r,
+                        const std::vector<TimelineSpan>& timeline) {
   nlohmann::ordered_json d;
   d["name"] = s.name;
   d["description"] = s.description;
@@ -212,14 +213,24 @@ std::string report_html(const Scenario& s, const RunResult& r) {
   for (const EvalPoint& p : r.evals) spread.push_back(number_or_null(p.consensus_distance));
   d["staleness"] = {{"labels", labels}, {"counts", counts}};
   d["evals"]["consensus"] = spread;
+  nlohmann::json spans = nlohmann::json::array();
+  for (const TimelineSpan& t : timeline) {
+    const NodeStats& n = r.nodes[static_cast<std::size_t>(t.node)];
+    spans.push_back({{"node", fmt::format("{} {}", n.role, n.node)},
+                     {"kind", t.kind},
+                     {"label", t.label},
+                     {"start", t.start_s},
+                     {"end", t.end_s}});
+  }
+  d["timeline"] = spans;
 
   return page::render(page::text(embedded::report_template, embedded::report_template_size), s.name,
                       d);
 }
 
 void write_report_html(const std::filesystem::path& dir, const Scenario& scenario,
-                       const RunResult& result) {
-  write_file_atomically(dir / "report.html", report_html(scenario, result));
+                       const RunResult& result, const std::vector<TimelineSpan>& timeline) {
+  write_file_atomically(dir / "report.html", report_html(scenario, result, timeline));
 }
 
 }  // namespace dtsim

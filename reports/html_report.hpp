@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "reports/html_escape.hpp"
+#include "reports/timeline.hpp"
 #include "sim/scenario/scenario.hpp"
 #include "sim/train/run_result.hpp"
 
@@ -22,8 +23,10 @@ namespace dtsim {
 // The plain-language account of where the time went, one sentence each.
 std::vector<std::string> time_account(const Scenario& scenario, const RunResult& result);
 
-std::string report_html(const Scenario& scenario, const RunResult& result);
+// `timeline` (may be empty): the first steps' compute spans, drawn node by node.
+std::string report_html(const Scenario& scenario, const RunResult& result,
+                        const std::vector<TimelineSpan>& timeline = {});
 void write_report_html(const std::filesystem::path& dir, const Scenario& scenario,
-                       const RunResult& result);
+                       const RunResult& result, const std::vector<TimelineSpan>& timeline = {});
 
 }  // namespace dtsim

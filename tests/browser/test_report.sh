@@ -54,8 +54,10 @@ echo "body: $body"
 charts=$(echo "$body" | sed -n 's/.*data-charts="\([0-9]*\)".*/\1/p')
 points=$(echo "$body" | sed -n 's/.*data-points="\([0-9]*\)".*/\1/p')
 errors=$(echo "$body" | sed -n 's/.*data-errors="\([^"]*\)".*/\1/p')
-[ "$charts" = "8" ] || fail "expected 8 charts drawn, found '${charts}'"
+[ "$charts" = "9" ] || fail "expected 9 charts drawn, found '${charts}'"
 [ -n "$points" ] && [ "$points" -gt 20 ] || fail "charts have too few data points: '${points}'"
+spans=$(echo "$body" | sed -n 's/.*data-spans="\([0-9]*\)".*/\1/p')
+[ -n "$spans" ] && [ "$spans" -gt 8 ] || fail "the timeline has too few spans: '${spans}'"
 echo "$body" | grep -q 'data-errors=""' || fail "page errors: $errors"
 if grep -E "Uncaught|CONSOLE.*(Error|error)" "$out/chromium.log" >/dev/null; then
   fail "console errors: $(grep -E 'Uncaught|CONSOLE' "$out/chromium.log" | head -3)"
@@ -68,7 +70,7 @@ if grep -q '<script>alert(1)</script>' "$out/run/report.html"; then
   fail "raw scenario text reached the HTML"
 fi
 [ -s "$out/report.png" ] || fail "empty screenshot"
-echo "report.html: 8 charts, $points points, no errors; screenshot $out/report.png"
+echo "report.html: 9 charts, $points points, no errors; screenshot $out/report.png"
 
 # A local-SGD run: replicas instead of a global version, so the staleness chart becomes the
 # replicas' spread (consensus distance) against time.
@@ -79,11 +81,11 @@ lurl="file://$out/local/report.html"
   fail "chromium could not load the local-SGD report"
 lbody=$(grep -o '<body[^>]*>' "$out/local-dom.html" || true)
 echo "local-sgd body: $lbody"
-echo "$lbody" | grep -q 'data-charts="8"' || fail "local-sgd report: expected 8 charts"
+echo "$lbody" | grep -q 'data-charts="9"' || fail "local-sgd report: expected 9 charts"
 echo "$lbody" | grep -q 'data-errors=""' || fail "local-sgd report: page errors"
 lpoints=$(echo "$lbody" | sed -n 's/.*data-points="\([0-9]*\)".*/\1/p')
 [ -n "$lpoints" ] && [ "$lpoints" -gt "$points" ] || fail "local-sgd report: expected the spread's points too ('$lpoints')"
-echo "local-sgd report.html: 8 charts, $lpoints points, no errors"
+echo "local-sgd report.html: 9 charts, $lpoints points, no errors"
 
 # compare.html from a two-point sweep.
 cat "$out/scenario.toml" > "$out/sweep.toml"
