@@ -28,13 +28,8 @@ std::string sync_modes() {
     }
     out += fmt::format("{}{}: {}", out.empty() ? "" : "; ", a.name, fmt::join(modes, ", "));
   }
-  std::vector<std::string> backup;
-  for (const StrategyEntry& e : strategy_table()) {
-    if (e.reads("backup_workers") &&
-        std::find(backup.begin(), backup.end(), e.name) == backup.end())
-      backup.emplace_back(e.name);
-  }
-  return out + fmt::format("; {} also with backup_workers", fmt::join(backup, ", "));
+  return out + fmt::format("; {} also with backup_workers",
+                           fmt::join(modes_reading("backup_workers"), ", "));
 }
 
 int list() {
@@ -43,8 +38,8 @@ int list() {
   fmt::print("optimizers     {}\n", names(optimizer_names()));
   fmt::print("schedules      {} (with warmup_steps)\n", names(schedule_names()));
   fmt::print("datasets       {}\n", fmt::join(kDatasetNames, ", "));
-  fmt::print("partitions     rows (split {}), columns, blocks\n",
-             joined_names(split_names(), " | "));
+  fmt::print("partitions     {} (rows: split {}; columns, blocks: architecture tensor)\n",
+             names(partition_names()), joined_names(split_names(), " | "));
   fmt::print("topologies     {}\n", names(topology_names()));
   fmt::print("architectures  {}\n", names(architecture_names()));
   fmt::print("sync modes     {}\n", sync_modes());

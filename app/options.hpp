@@ -10,6 +10,7 @@
 
 #include "engine/errors.hpp"
 #include "engine/names.hpp"
+#include "sim/des/units.hpp"
 
 namespace dtsim::app {
 
@@ -46,7 +47,7 @@ template <typename Parse>
 auto parse_option(const std::string& option, const std::string& text, Parse parse) {
   try {
     return parse(text);
-  } catch (const std::exception& e) {
+  } catch (const UnitError& e) {
     throw InputError({}, option, e.what());
   }
 }

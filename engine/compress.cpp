@@ -44,6 +44,7 @@ void Compressor::update_memory() {
 
 void Compressor::encode(std::span<const float> g, std::uint64_t step, Payload& out, double lr) {
   add_memory(g, lr);
+  codec_->prepare(x_);
   codec_->encode(x_, step, out);
   if (!memory_.empty()) codec_->decode(out, step, sent_);
   update_memory();

@@ -15,18 +15,21 @@ RngKey Codec::shared_key(std::uint64_t step) const {
   return {setup_.seed, RngPurpose::kCodec, static_cast<std::uint32_t>(setup_.stream) << 20, step};
 }
 
-std::vector<SumPart> GatheredCodec::parts(int /*r*/, std::uint64_t /*step*/) {
+namespace {
+
+[[noreturn]] void not_summable() {
   throw std::logic_error("this codec's payloads cannot be summed; gather them");
 }
 
-void GatheredCodec::encode_round(int r, std::span<const float> /*x*/, std::uint64_t step,
-                                 int /*p*/) {
-  parts(r, step);
-}
+}  // namespace
 
-void GatheredCodec::finish(std::span<const float> /*x*/, std::uint64_t step, int /*p*/,
-                           std::span<float> /*out*/, std::span<float> /*sent*/) {
-  parts(0, step);
+std::vector<SumPart> GatheredCodec::parts(int, std::uint64_t) { not_summable(); }
+void GatheredCodec::encode_round(int, std::span<const float>, std::uint64_t, int) {
+  not_summable();
+}
+void GatheredCodec::finish(std::span<const float>, std::uint64_t, int, std::span<float>,
+                           std::span<float>) {
+  not_summable();
 }
 
 }  // namespace dtsim

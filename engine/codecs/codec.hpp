@@ -51,6 +51,10 @@ class Codec {
 
   std::size_t size() const { return setup_.n; }
 
+  // Changes x in place before it is encoded, where the codec transforms its input (TernGrad
+  // clips it); error feedback then remembers what the transformed x lost.
+  virtual void prepare(std::span<float> /*x*/) const {}
+
   // ---- gathered form ----
   // Bytes of encode()'s payload at `step`.
   virtual std::uint64_t payload_size(std::uint64_t step) const = 0;

@@ -32,7 +32,9 @@ enum class Feedback { kNever, kAlways, kDefaultOn, kDefaultOff };
 struct CodecEntry {
   CodecKind kind;
   const char* name;
-  bool summable;  // has a summed form (rides an allreduce)
+  // Payloads can be summed by an allreduce: the codec has a summed form, or (none) the plain
+  // allreduce of the floats serves.
+  bool allreduce;
   Feedback feedback;
   // Default FLOPs per element, given `ef`, the error feedback's (2 when on).
   double (*encode_flops)(const CodecConfig&, double ef);
@@ -112,7 +114,7 @@ NameTable<CodecKind> codec_names() {
   return names;
 }
 
-bool allreduce_compatible(CodecKind kind) { return entry(kind).summable; }
+bool allreduce_compatible(CodecKind kind) { return entry(kind).allreduce; }
 
 bool uses_error_feedback(const CodecConfig& c) {
   switch (entry(c.kind).feedback) {

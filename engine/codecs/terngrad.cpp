@@ -1,5 +1,6 @@
-// TernGrad (Wen et al. 2017): clip at 2.5 standard deviations, s = max |x|, then each element
-// as sign(x_i) * Bernoulli(|x_i| / s) in {-1, 0, +1}: 2 bits per element (on, negative) and s.
+// TernGrad (Wen et al. 2017): clip at 2.5 standard deviations (prepare(), so that error
+// feedback remembers against the clipped vector), s = max |x|, then each element as
+// sign(x_i) * Bernoulli(|x_i| / s) in {-1, 0, +1}: 2 bits per element (on, negative) and s.
 #include <algorithm>
 #include <cmath>
 
@@ -11,34 +12,37 @@ namespace {
 
 class TernGradCodec final : public GatheredCodec {
  public:
-  explicit TernGradCodec(const CodecSetup& s) : GatheredCodec(s), clipped_(s.n), on_(s.n) {}
+  explicit TernGradCodec(const CodecSetup& s) : GatheredCodec(s), on_(s.n) {}
 
   std::uint64_t payload_size(std::uint64_t /*step*/) const override {
     return 4 + (2 * size() + 7) / 8;
   }
-  void encode(std::span<const float> x, std::uint64_t step, Payload& out) override {
-    const std::size_t n = size();
-    const double count = static_cast<double>(std::max<std::size_t>(1, n));
+  void prepare(std::span<float> x) const override {
+    const double count = static_cast<double>(std::max<std::size_t>(1, size()));
     double mean = 0;
     for (float v : x) mean += v;
     mean /= count;
     double var = 0;
     for (float v : x) var += (v - mean) * (v - mean);
     const auto c = static_cast<float>(2.5 * std::sqrt(var / count));
-    float s = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-      clipped_[i] = c > 0 ? std::clamp(x[i], -c, c) : x[i];
-      s = std::max(s, std::fabs(clipped_[i]));
+    if (c > 0) {
+      for (float& v : x) v = std::clamp(v, -c, c);
     }
+  }
+  void encode(std::span<const float> x, std::uint64_t step, Payload& out) override {
+    // x is prepared (clipped).
+    const std::size_t n = size();
+    float s = 0;
+    for (float v : x) s = std::max(s, std::fabs(v));
     CounterRng rng(own_key(step));
     for (std::size_t i = 0; i < n; ++i) {
-      on_[i] = s > 0 && rng.uniform() < std::fabs(clipped_[i]) / s ? 1 : 0;
+      on_[i] = s > 0 && rng.uniform() < std::fabs(x[i]) / s ? 1 : 0;
     }
     payload::Writer w(out, payload_size(step));
     w.f32(s);
     payload::pack_bits(w, 2 * n, [&](std::size_t j) {
       const std::size_t i = j / 2;
-      return on_[i] != 0 && (j % 2 == 0 || clipped_[i] < 0);
+      return on_[i] != 0 && (j % 2 == 0 || x[i] < 0);
     });
   }
   void decode(std::span<const std::uint8_t> payload, std::uint64_t /*step*/,
@@ -57,7 +61,6 @@ class TernGradCodec final : public GatheredCodec {
   }
 
  private:
-  std::vector<float> clipped_;
   std::vector<std::uint8_t> on_;
 };
 

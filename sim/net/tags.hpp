@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
 
 namespace dtsim::tags {
 
@@ -24,8 +25,13 @@ constexpr std::uint64_t phase(std::uint64_t base, std::uint64_t phase) {
 }
 // The exchanges of global step `step` (0-based).
 constexpr std::uint64_t step_tag(std::uint64_t step) { return (step + 1) << kStepShift; }
-// The i-th collective of global step `step` (i < 16).
+// Collectives one step may hold.
+inline constexpr std::uint64_t kCollectivesPerStep = 1ULL << (kStepShift - kCollectiveShift);
+
+// The i-th collective of global step `step` (i < kCollectivesPerStep). Collective i = 0 also
+// holds a step's point-to-point messages (micro_batch_tag, answer_to).
 constexpr std::uint64_t collective_tag(std::uint64_t step, std::uint64_t i) {
+  if (i >= kCollectivesPerStep) throw std::logic_error("tags: too many collectives in one step");
   return step_tag(step) + (i << kCollectiveShift);
 }
 
@@ -35,7 +41,8 @@ constexpr std::uint64_t micro_batch_tag(std::uint64_t step, bool backward, std::
   return phase(step_tag(step), backward ? 1 : 0) + j;
 }
 
-// The answer to a message of tag `tag`, in the same exchange (a server's reply to a push).
+// The answer to a message of tag `tag`, in the same exchange (a server's reply to a push): the
+// next round of the same phase.
 constexpr std::uint64_t answer_to(std::uint64_t tag) { return tag + 1; }
 
 // Exchanges outside the step structure.

@@ -52,12 +52,7 @@ class TomlChecks : public ScenarioChecks {
 
 std::string quoted_modes_reading(std::string_view key) {
   std::vector<std::string> names;
-  for (const StrategyEntry& e : strategy_table()) {
-    const std::string name = fmt::format("\"{}\"", e.name);
-    if (e.reads(key) && std::find(names.begin(), names.end(), name) == names.end()) {
-      names.push_back(name);
-    }
-  }
+  for (const std::string& n : modes_reading(key)) names.push_back(fmt::format("\"{}\"", n));
   return fmt::format("{}", fmt::join(names, " | "));
 }
 
@@ -204,18 +199,6 @@ void check_data(ScenarioChecks& c, const Scenario& s, bool alpha_given) {
     c.error("data.partition",
             "data-parallel strategies split samples: use partition = \"rows\" (columns and "
             "blocks split the features: architecture = \"tensor\")");
-  }
-  if (s.strategy.architecture == Architecture::kTensor) {
-    if (partition == PartitionKind::kColumns && s.strategy.data_parallel > 1) {
-      c.error("data.partition",
-              "columns give every node all the samples: with data_parallel > 1 row groups, "
-              "use partition = \"blocks\"");
-    }
-    if (partition == PartitionKind::kBlocks && s.strategy.data_parallel < 2) {
-      c.error("data.partition",
-              "blocks are row groups (strategy.data_parallel >= 2) by column groups; with one "
-              "row group use partition = \"columns\"");
-    }
   }
   if (s.data.partition.split != SplitKind::kDirichlet && alpha_given) {
     c.error("data.alpha",

@@ -135,7 +135,7 @@ Task<> AllreduceBsp::worker(int w) {
     } else {
       const CollBuf buf = numerics ? CollBuf::real(wk.grads) : CollBuf::sized(n);
       co_await allreduce(
-          CollContext{&sim, c.worker_nodes(), w, tags::step_tag(step), c.flops_per_s(w)}, buf,
+          CollContext{&sim, c.worker_nodes(), w, tags::step_tag(step), c.flops_per_s(wk.node)}, buf,
           c.config().collective, c.scenario().network.nodes_per_machine);
     }
     if (c.diverged_at(step)) {

@@ -60,9 +60,10 @@ Task<> CodedAllreduce::summed(int w, std::uint64_t step) {
     for (const SumPart& part : codec.parts(r, step)) {
       const CollBuf buf = numerics ? CollBuf::real(part.values, part.element_bytes)
                                    : CollBuf::sized(part.elements, part.element_bytes);
-      co_await allreduce(CollContext{&sim, c.worker_nodes(), w,
-                                     tags::collective_tag(step, collective++), c.flops_per_s(w)},
-                         buf, c.config().collective, c.scenario().network.nodes_per_machine);
+      co_await allreduce(
+          CollContext{&sim, c.worker_nodes(), w, tags::collective_tag(step, collective++),
+                      c.flops_per_s(wk.node)},
+          buf, c.config().collective, c.scenario().network.nodes_per_machine);
     }
   }
   std::function<void()> work;
@@ -93,8 +94,8 @@ Task<> CodedAllreduce::gathered(int w, std::uint64_t step) {
   const std::uint64_t bytes = numerics ? mine->size() : codec.payload_size(step);
   Gathered all;
   co_await allgather_payloads(
-      CollContext{&sim, c.worker_nodes(), w, tags::collective_tag(step, 0), c.flops_per_s(w)}, mine,
-      bytes, all);
+      CollContext{&sim, c.worker_nodes(), w, tags::collective_tag(step, 0), c.flops_per_s(wk.node)},
+      mine, bytes, all);
   std::unique_ptr<SharedAggregate>& shared = shared_[step];
   if (!shared) shared = std::make_unique<SharedAggregate>();
   SharedAggregate* result = shared.get();
@@ -186,7 +187,7 @@ Task<> CodedPs::serve(int s, std::uint64_t step, std::vector<float>& params,
       aggregate_flops(rule, p, n) + optimizer_step_flops(c.scenario().train.optimizer.kind, n);
   std::vector<std::shared_ptr<const Payload>> payloads;
   for (int w = 0; w < p; ++w) {
-    Message m = co_await c.sim().recv(node, w, tags::step_tag(step));
+    Message m = co_await c.sim().recv(node, c.worker(w).node, tags::step_tag(step));
     payloads.push_back(std::move(m.payload));
   }
   const double lr = c.lr_at(step);

@@ -29,6 +29,7 @@
 
 #include "engine/rng.hpp"
 #include "sim/net/tags.hpp"
+#include "sim/net/wire.hpp"
 #include "sim/strategies/registry.hpp"
 #include "sim/strategies/replica_set.hpp"
 #include "sim/strategies/strategy.hpp"
@@ -36,9 +37,6 @@
 
 namespace dtsim {
 namespace {
-
-constexpr std::uint64_t kFloatBytes = sizeof(float);
-constexpr std::uint64_t kHeaderBytes = 8;  // a message that carries no data
 
 std::vector<int> gossip_neighbours(TopologyKind topology, int p, int w) {
   std::vector<int> out;
@@ -121,7 +119,7 @@ Task<> DPsgd::worker(int w) {
     const std::uint64_t tag = tags::step_tag(step);
     std::shared_ptr<const std::vector<float>> mine;
     if (c.numerics()) mine = std::make_shared<const std::vector<float>>(rep.params);
-    for (const int v : neighbours(w)) sim.send(wk.node, v, tag, n * kFloatBytes, mine);
+    for (const int v : neighbours(w)) sim.send(wk.node, v, tag, n * wire::kFloatBytes, mine);
     co_await c.gradient(w, rep.params);
     std::vector<Message> theirs;
     for (const int v : neighbours(w)) theirs.push_back(co_await sim.recv(wk.node, v, tag));
@@ -204,7 +202,7 @@ Task<> AdPsgd::worker(int w) {
           {c.scenario().seed, RngPurpose::kGossip, static_cast<std::uint32_t>(w + 1), wk.steps});
       v = neighbours(w)[pick.next_u64() % neighbours(w).size()];
       if (numerics) sent = std::make_shared<const std::vector<float>>(copy);
-      sim.send(wk.node, v, tags::kRequest, n * kFloatBytes, sent);
+      sim.send(wk.node, v, tags::kRequest, n * wire::kFloatBytes, sent);
     }
     // 2: the gradient on the copy (the listener may average into the replica meanwhile).
     co_await c.gradient(w, copy);
@@ -227,7 +225,7 @@ Task<> AdPsgd::worker(int w) {
     c.progress(gradients_, gradients_ * static_cast<std::uint64_t>(c.batch()));
   }
   done_[static_cast<std::size_t>(w)] = true;
-  for (const int v : neighbours(w)) sim.send(wk.node, v, tags::kRequest, kHeaderBytes);
+  for (const int v : neighbours(w)) sim.send(wk.node, v, tags::kRequest, wire::kHeaderBytes);
 }
 
 Task<> AdPsgd::listener(int w) {
@@ -246,15 +244,13 @@ Task<> AdPsgd::listener(int w) {
     }
     std::shared_ptr<const std::vector<float>> mine;
     if (c.numerics()) mine = std::make_shared<const std::vector<float>>(rep.params);
-    sim.send(node, m.src, tags::kAnswer, n * kFloatBytes, mine);
+    sim.send(node, m.src, tags::kAnswer, n * wire::kFloatBytes, mine);
     if (c.numerics()) {
       const std::vector<float>& theirs = *m.data;
       for (std::size_t i = 0; i < n; ++i) rep.params[i] = 0.5f * (rep.params[i] + theirs[i]);
     }
   }
 }
-
-}  // namespace
 
 void predict_gossip(const PredictionBasis& basis, StepPrediction& out) {
   const int p = basis.workers;
@@ -275,6 +271,8 @@ void predict_gossip(const PredictionBasis& basis, StepPrediction& out) {
   out.how = fmt::format("gossip: replica to {} neighbour(s), {} (overlaps the gradient)", degree,
                         format_seconds(exchange));
 }
+
+}  // namespace
 
 void predict_dpsgd(const PredictionBasis& basis, StepPrediction& out) {
   predict_gossip(basis, out);

@@ -55,7 +55,7 @@ Task<> LocalSgd::worker(int w) {
     if (p > 1 && average_now) {
       const CollBuf buf = numerics ? CollBuf::real(rep.params) : CollBuf::sized(n);
       co_await allreduce(
-          CollContext{&sim, c.worker_nodes(), w, tags::step_tag(step), c.flops_per_s(w)}, buf,
+          CollContext{&sim, c.worker_nodes(), w, tags::step_tag(step), c.flops_per_s(wk.node)}, buf,
           c.config().collective, c.scenario().network.nodes_per_machine);
       std::function<void()> average;
       if (numerics) {

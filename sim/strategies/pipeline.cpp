@@ -5,8 +5,9 @@
 // the micro-batches and, after the last one (the flush), takes one optimizer step on their
 // mean: the same gradient as one node's accumulation over the same micro-batches.
 //
-//   gpipe  (Huang et al. 2019) all forwards, then all backwards (in the same order, so that the micro-batches' gradients add up in the order one node would add them)
-//   1f1b   (PipeDream-Flush, Narayanan et al. 2021) stage s runs min(p - s - 1, m) forwards,
+//   gpipe  (Huang et al. 2019) all forwards, then all backwards (in the same order, so that the
+//   micro-batches' gradients add up in the order one node would add them) 1f1b   (PipeDream-Flush,
+//   Narayanan et al. 2021) stage s runs min(p - s - 1, m) forwards,
 //          then one forward and one backward in turn, then the remaining backwards: at most
 //          p - s micro-batches in flight where GPipe holds m
 //
@@ -22,6 +23,7 @@
 #include "engine/model_stage.hpp"
 #include "sim/net/collectives.hpp"
 #include "sim/net/tags.hpp"
+#include "sim/net/wire.hpp"
 #include "sim/scenario/checks.hpp"
 #include "sim/strategies/registry.hpp"
 #include "sim/strategies/strategy.hpp"
@@ -29,8 +31,6 @@
 
 namespace dtsim {
 namespace {
-
-constexpr std::uint64_t kFloatBytes = sizeof(float);
 
 // A stage's order of work in one step: (backward?, micro-batch).
 std::vector<std::pair<bool, int>> stage_schedule(bool one_f_one_b, int p, int m, int s) {
@@ -56,7 +56,8 @@ const char* micro_batch_label(bool backward, int j) {
   static const std::vector<std::string> labels = [] {
     std::vector<std::string> out;
     for (int b = 0; b < 2; ++b) {
-      for (int i = 0; i < kLabelled; ++i) out.push_back(fmt::format("{} {}", b ? "backward" : "forward", i));
+      for (int i = 0; i < kLabelled; ++i)
+        out.push_back(fmt::format("{} {}", b ? "backward" : "forward", i));
     }
     return out;
   }();
@@ -102,12 +103,12 @@ class Pipeline : public Strategy {
     std::vector<float> grads;   // accumulated over the step's micro-batches
     std::unique_ptr<Optimizer> optimizer;
     ModelStage::Workspace ws;
-    std::vector<StageSlot> slots;                                      // per micro-batch
-    std::vector<std::shared_ptr<const std::vector<float>>> inputs;     // per micro-batch
-    std::vector<std::vector<float>> dys;                               // last stage: per micro-batch
+    std::vector<StageSlot> slots;                                   // per micro-batch
+    std::vector<std::shared_ptr<const std::vector<float>>> inputs;  // per micro-batch
+    std::vector<std::vector<float>> dys;                            // last stage: per micro-batch
     int in_flight = 0;
     int peak = 0;
-    SimTime busy;        // inside forward and backward jobs, over the run
+    SimTime busy;  // inside forward and backward jobs, over the run
     std::uint64_t steps = 0;
   };
   StageNode& at(int r, int s) { return nodes_[static_cast<std::size_t>(r * p_ + s)]; }
@@ -130,7 +131,6 @@ class Pipeline : public Strategy {
   std::vector<std::vector<std::uint32_t>> rows_;  // each replica's batch of this step
   std::vector<SimTime> span_start_;               // per replica: the step's first forward
   SimTime span_total_;                            // sum of the steps' fill-and-drain spans
-  std::map<std::uint64_t, int> stages_done_;  // replica 0's stages past each step's update
   std::uint64_t sent_per_step_ = 0;
   std::vector<float> global_;
 };
@@ -158,7 +158,8 @@ Pipeline::Pipeline(RunCore& core, bool one_f_one_b)
         const auto begin = init.begin() + static_cast<std::ptrdiff_t>(stage.param_offset());
         n.params.assign(begin, begin + static_cast<std::ptrdiff_t>(stage.num_params()));
         n.grads.assign(stage.num_params(), 0.0f);
-        n.optimizer = std::make_unique<Optimizer>(core.scenario().train.optimizer, stage.num_params());
+        n.optimizer =
+            std::make_unique<Optimizer>(core.scenario().train.optimizer, stage.num_params());
         n.ws = stage.make_workspace(mb_);
         for (int j = 0; j < m_; ++j) n.slots.push_back(stage.make_slot(mb_));
         n.inputs.resize(static_cast<std::size_t>(m_));
@@ -172,10 +173,11 @@ Pipeline::Pipeline(RunCore& core, bool one_f_one_b)
   // Between consecutive stages, each micro-batch's activation goes forward and its gradient
   // back.
   for (int s = 0; s + 1 < p_; ++s) {
-    sent_per_step_ += 2 * static_cast<std::uint64_t>(d_) * static_cast<std::uint64_t>(m_) *
-                      static_cast<std::uint64_t>(mb_) *
-                      static_cast<std::uint64_t>(stages_[static_cast<std::size_t>(s)].output_features()) *
-                      kFloatBytes;
+    sent_per_step_ +=
+        2 * static_cast<std::uint64_t>(d_) * static_cast<std::uint64_t>(m_) *
+        static_cast<std::uint64_t>(mb_) *
+        static_cast<std::uint64_t>(stages_[static_cast<std::size_t>(s)].output_features()) *
+        wire::kFloatBytes;
   }
 }
 
@@ -192,7 +194,8 @@ std::vector<float> Pipeline::micro_batch_input(int r, int j) const {
   const std::vector<std::uint32_t>& rows = rows_[static_cast<std::size_t>(r)];
   for (int i = 0; i < mb_; ++i) {
     const std::uint32_t row = rows[static_cast<std::size_t>(j * mb_ + i)];
-    std::copy_n(train.x.data() + row * features, features, x.data() + static_cast<std::size_t>(i) * features);
+    std::copy_n(train.x.data() + row * features, features,
+                x.data() + static_cast<std::size_t>(i) * features);
   }
   return x;
 }
@@ -243,7 +246,9 @@ Task<> Pipeline::forward(StageNode& n, std::uint64_t step, int j) {
   if (numerics && stage.is_last()) {
     const Dataset& train = c.data().train;
     for (int i = 0; i < mb_; ++i) {
-      const std::uint32_t row = rows_[static_cast<std::size_t>(n.replica)][jj * static_cast<std::size_t>(mb_) + static_cast<std::size_t>(i)];
+      const std::uint32_t row =
+          rows_[static_cast<std::size_t>(n.replica)]
+               [jj * static_cast<std::size_t>(mb_) + static_cast<std::size_t>(i)];
       if (train.task == LearningTask::kClassification) {
         labels.push_back(train.labels[row]);
       } else {
@@ -258,7 +263,8 @@ Task<> Pipeline::forward(StageNode& n, std::uint64_t step, int j) {
     work = [&] {
       const float* out = stage.forward(n.params, n.inputs[jj]->data(), mb_, n.slots[jj], n.ws);
       if (stage.is_last()) {
-        n.dys[jj].resize(static_cast<std::size_t>(mb_) * static_cast<std::size_t>(stage.output_features()));
+        n.dys[jj].resize(static_cast<std::size_t>(mb_) *
+                         static_cast<std::size_t>(stage.output_features()));
         const Batch b{nullptr, labels.data(), targets.data(), mb_};
         loss = c.model().loss(out, b, n.dys[jj].data());
       }
@@ -279,7 +285,8 @@ Task<> Pipeline::forward(StageNode& n, std::uint64_t step, int j) {
           act.begin(), act.begin() + static_cast<std::ptrdiff_t>(mb_ * stage.output_features()));
     }
     const std::uint64_t bytes = static_cast<std::uint64_t>(mb_) *
-                                static_cast<std::uint64_t>(stage.output_features()) * kFloatBytes;
+                                static_cast<std::uint64_t>(stage.output_features()) *
+                                wire::kFloatBytes;
     sim.send(n.node, n.node + 1, tags::micro_batch_tag(step, false, jj), bytes, std::move(out));
   }
 }
@@ -298,7 +305,8 @@ Task<> Pipeline::backward(StageNode& n, std::uint64_t step, int j) {
   std::vector<float> dx;
   std::function<void()> work;
   if (numerics) {
-    if (!stage.is_first()) dx.resize(static_cast<std::size_t>(mb_) * static_cast<std::size_t>(stage.input_features()));
+    if (!stage.is_first())
+      dx.resize(static_cast<std::size_t>(mb_) * static_cast<std::size_t>(stage.input_features()));
     work = [&] {
       const float* g = stage.is_last() ? n.dys[jj].data() : dy->data();
       stage.backward(n.params, n.inputs[jj]->data(), n.slots[jj], g, dx.data(), n.grads, mb_, n.ws);
@@ -312,7 +320,8 @@ Task<> Pipeline::backward(StageNode& n, std::uint64_t step, int j) {
   if (numerics) n.inputs[jj].reset();
   if (!stage.is_first()) {
     const std::uint64_t bytes = static_cast<std::uint64_t>(mb_) *
-                                static_cast<std::uint64_t>(stage.input_features()) * kFloatBytes;
+                                static_cast<std::uint64_t>(stage.input_features()) *
+                                wire::kFloatBytes;
     std::shared_ptr<const std::vector<float>> out;
     if (numerics) out = std::make_shared<const std::vector<float>>(std::move(dx));
     sim.send(n.node, n.node - 1, tags::micro_batch_tag(step, true, jj), bytes, std::move(out));
@@ -329,9 +338,9 @@ Task<> Pipeline::flush(StageNode& n, std::uint64_t step) {
     std::vector<int> group;
     for (int r = 0; r < d_; ++r) group.push_back(r * p_ + n.stage);
     const CollBuf buf = c.numerics() ? CollBuf::real(n.grads) : CollBuf::sized(size);
-    co_await allreduce(CollContext{&sim, group, n.replica, tags::collective_tag(step, 1),
-                                   c.flops_per_s(n.node)},
-                       buf, c.config().collective, c.scenario().network.nodes_per_machine);
+    co_await allreduce(
+        CollContext{&sim, group, n.replica, tags::collective_tag(step, 1), c.flops_per_s(n.node)},
+        buf, c.config().collective, c.scenario().network.nodes_per_machine);
   }
   const double lr = c.lr_at(step);
   const int parts = m_ * d_;
@@ -344,14 +353,12 @@ Task<> Pipeline::flush(StageNode& n, std::uint64_t step) {
       std::fill(n.grads.begin(), n.grads.end(), 0.0f);
     };
   }
-  const double flops = optimizer_step_flops(c.scenario().train.optimizer.kind, size) + static_cast<double>(size);
+  const double flops =
+      optimizer_step_flops(c.scenario().train.optimizer.kind, size) + static_cast<double>(size);
   co_await sim.compute(n.node, c.job_time(n.node, flops), std::move(work), "update");
   ++n.steps;
   // The model is evaluated once every stage of replica 0 is past this step's update.
-  if (n.replica == 0 && ++stages_done_[step] == p_) {
-    stages_done_.erase(step);
-    c.bsp_step_done(step, d_);
-  }
+  if (n.replica == 0) c.part_done(step, p_, d_);
 }
 
 std::span<const float> Pipeline::global_params(double& /*consensus*/) {
@@ -359,7 +366,8 @@ std::span<const float> Pipeline::global_params(double& /*consensus*/) {
   for (int s = 0; s < p_; ++s) {
     const StageNode& n = nodes_[static_cast<std::size_t>(s)];
     std::copy(n.params.begin(), n.params.end(),
-              global_.begin() + static_cast<std::ptrdiff_t>(stages_[static_cast<std::size_t>(s)].param_offset()));
+              global_.begin() +
+                  static_cast<std::ptrdiff_t>(stages_[static_cast<std::size_t>(s)].param_offset()));
   }
   return global_;
 }
@@ -391,7 +399,8 @@ void Pipeline::finish(RunResult& result) {
     mp.stage_bubble.push_back(span > 0 ? 1.0 - busy / span : 0.0);
     mp.peak_in_flight.push_back(peak);
     mp.activation_bytes.push_back(static_cast<std::uint64_t>(peak) *
-                                  stages_[static_cast<std::size_t>(s)].activation_floats(mb_) * kFloatBytes);
+                                  stages_[static_cast<std::size_t>(s)].activation_floats(mb_) *
+                                  wire::kFloatBytes);
   }
   double sum = 0;
   for (double b : mp.stage_bubble) sum += b;
@@ -414,8 +423,8 @@ double run_schedule(bool one_f_one_b, const StageTimes& t, int m, int steps) {
   for (int s = 0; s < p; ++s) ops.push_back(stage_schedule(one_f_one_b, p, m, s));
   const double unknown = -1;
   for (int step = 0; step < steps; ++step) {
-    std::vector<std::vector<double>> f_end(static_cast<std::size_t>(p),
-                                           std::vector<double>(static_cast<std::size_t>(m), unknown));
+    std::vector<std::vector<double>> f_end(
+        static_cast<std::size_t>(p), std::vector<double>(static_cast<std::size_t>(m), unknown));
     auto b_end = f_end;
     std::vector<std::size_t> next(static_cast<std::size_t>(p), 0);
     for (bool progress = true; progress;) {
@@ -427,9 +436,13 @@ double run_schedule(bool one_f_one_b, const StageTimes& t, int m, int steps) {
           const auto uj = static_cast<std::size_t>(j);
           double ready = 0;
           if (!backward) {
-            ready = s == 0 ? free[0] : f_end[us - 1][uj] < 0 ? unknown : f_end[us - 1][uj] + t.to_next[us - 1];
+            ready = s == 0                  ? free[0]
+                    : f_end[us - 1][uj] < 0 ? unknown
+                                            : f_end[us - 1][uj] + t.to_next[us - 1];
           } else {
-            ready = s == p - 1 ? f_end[us][uj] : b_end[us + 1][uj] < 0 ? unknown : b_end[us + 1][uj] + t.from_next[us];
+            ready = s == p - 1              ? f_end[us][uj]
+                    : b_end[us + 1][uj] < 0 ? unknown
+                                            : b_end[us + 1][uj] + t.from_next[us];
           }
           if (ready < 0) break;
           const double begin = std::max(free[us], ready);
@@ -440,7 +453,8 @@ double run_schedule(bool one_f_one_b, const StageTimes& t, int m, int steps) {
         }
       }
     }
-    for (int s = 0; s < p; ++s) free[static_cast<std::size_t>(s)] += t.flush[static_cast<std::size_t>(s)];
+    for (int s = 0; s < p; ++s)
+      free[static_cast<std::size_t>(s)] += t.flush[static_cast<std::size_t>(s)];
   }
   return *std::max_element(free.begin(), free.end());
 }
@@ -463,13 +477,13 @@ void predict_pipeline(const PredictionBasis& basis, StepPrediction& out) {
     t.backward.push_back(stage.backward_flops(mb) / basis.flops_per_s);
     if (!stage.is_last()) {
       const double latency = basis.topology.path_latency(s, s + 1).seconds();
-      const double bytes = static_cast<double>(mb) * stage.output_features() * kFloatBytes;
+      const double bytes = static_cast<double>(mb) * stage.output_features() * wire::kFloatBytes;
       t.to_next.push_back(latency + bytes * basis.beta);
       t.from_next.push_back(latency + bytes * basis.beta);
     }
     const auto n = static_cast<double>(stage.num_params());
-    double flush = (optimizer_step_flops(sc.train.optimizer.kind, stage.num_params()) + n) /
-                   basis.flops_per_s;
+    double flush =
+        (optimizer_step_flops(sc.train.optimizer.kind, stage.num_params()) + n) / basis.flops_per_s;
     if (st.data_parallel > 1) {
       PredictionBasis replicas = basis;
       replicas.workers = st.data_parallel;
@@ -490,13 +504,15 @@ void predict_pipeline(const PredictionBasis& basis, StepPrediction& out) {
   out.step_s = step;
   out.compute_s = busiest;
   out.communicate_s = step - busiest;
-  out.how = fmt::format("{} stages ({}), {} micro-batches of {}: the schedule's fill and drain, "
-                        "messages between stages{}",
-                        st.stages, fmt::join(blocks, "+"), m, mb,
-                        st.data_parallel > 1 ? ", each stage's allreduce over the replicas" : "");
+  out.how = fmt::format(
+      "{} stages ({}), {} micro-batches of {}: the schedule's fill and drain, "
+      "messages between stages{}",
+      st.stages, fmt::join(blocks, "+"), m, mb,
+      st.data_parallel > 1 ? ", each stage's allreduce over the replicas" : "");
   out.bottleneck_waiting = "the pipeline's bubble and messages";
-  out.lines.emplace_back("pipeline: ideal bubble (p-1)/(m+p-1)",
-                         fmt::format("{:.3f}", static_cast<double>(st.stages - 1) / (m + st.stages - 1)));
+  out.lines.emplace_back(
+      "pipeline: ideal bubble (p-1)/(m+p-1)",
+      fmt::format("{:.3f}", static_cast<double>(st.stages - 1) / (m + st.stages - 1)));
 }
 
 void check_pipeline(const Scenario& s, ScenarioChecks& checks) {
@@ -508,12 +524,16 @@ void check_pipeline(const Scenario& s, ScenarioChecks& checks) {
   }
   if (!st.stage_layers.empty() && static_cast<int>(st.stage_layers.size()) != st.stages) {
     checks.error("strategy.stage_layers",
-                 fmt::format("{} stages but {} entries: give one count per stage",
-                             st.stages, st.stage_layers.size()));
+                 fmt::format("{} stages but {} entries: give one count per stage", st.stages,
+                             st.stage_layers.size()));
   }
 }
 
-std::unique_ptr<Strategy> make_gpipe(RunCore& core) { return std::make_unique<Pipeline>(core, false); }
-std::unique_ptr<Strategy> make_1f1b(RunCore& core) { return std::make_unique<Pipeline>(core, true); }
+std::unique_ptr<Strategy> make_gpipe(RunCore& core) {
+  return std::make_unique<Pipeline>(core, false);
+}
+std::unique_ptr<Strategy> make_1f1b(RunCore& core) {
+  return std::make_unique<Pipeline>(core, true);
+}
 
 }  // namespace dtsim

@@ -4,15 +4,9 @@
 
 #include "sim/net/collectives.hpp"
 #include "sim/net/tags.hpp"
+#include "sim/net/wire.hpp"
 
 namespace dtsim {
-namespace {
-
-constexpr std::uint64_t kFloatBytes = sizeof(float);
-constexpr std::uint64_t kHeaderBytes = 8;  // a request that carries no data
-
-}  // namespace
-
 AsyncPs::AsyncPs(RunCore& core, std::unique_ptr<ServerRule> rule)
     : Strategy(core), rule_(std::move(rule)) {
   const int p = core.workers();
@@ -96,8 +90,8 @@ Task<> AsyncPs::worker(int w) {
             g.begin() + static_cast<std::ptrdiff_t>(sv.begin),
             g.begin() + static_cast<std::ptrdiff_t>(sv.end));
       }
-      sim.send(node, sv.node, tags::kRequest, wk.req_gradient ? part * kFloatBytes : kHeaderBytes,
-               std::move(data));
+      sim.send(node, sv.node, tags::kRequest,
+               wk.req_gradient ? part * wire::kFloatBytes : wire::kHeaderBytes, std::move(data));
     }
     if (!more) co_return;
     for (const ServerShard& sv : servers_) {
@@ -116,7 +110,7 @@ Task<> AsyncPs::worker(int w) {
         wk.req_gradient = false;
         wk.req_pull = false;
         for (const int server : c.server_nodes())
-          sim.send(node, server, tags::kRequest, kHeaderBytes);
+          sim.send(node, server, tags::kRequest, wire::kHeaderBytes);
         co_return;
       }
     }
@@ -240,7 +234,7 @@ void AsyncPs::answer_pulls(ServerShard& sv, int s) {
       data = std::make_shared<const std::vector<float>>(rule_->params_of(sv, s, served));
     }
     wk.read_version[static_cast<std::size_t>(s)] = served;
-    c.sim().send(sv.node, c.worker(w).node, tags::kAnswer, n * kFloatBytes, std::move(data));
+    c.sim().send(sv.node, c.worker(w).node, tags::kAnswer, n * wire::kFloatBytes, std::move(data));
     it = sv.pulls.erase(it);
   }
 }

@@ -106,8 +106,6 @@ class AsyncPs : public Strategy {
     const int index = node - core().scenario().cluster.workers;
     if (index >= 0) out.steps = servers_[static_cast<std::size_t>(index)].version;
   }
-  const PsWorker& ps_worker(int w) const { return workers_[static_cast<std::size_t>(w)]; }
-  RunCore& run() { return core(); }
 
  private:
   Task<> worker(int w);

@@ -13,6 +13,7 @@
 
 #include "sim/net/collectives.hpp"
 #include "sim/net/tags.hpp"
+#include "sim/net/wire.hpp"
 #include "sim/strategies/coded_exchange.hpp"
 #include "sim/strategies/ps_async.hpp"
 #include "sim/strategies/registry.hpp"
@@ -20,8 +21,6 @@
 
 namespace dtsim {
 namespace {
-
-constexpr std::uint64_t kFloatBytes = sizeof(float);
 
 struct Shard {
   int node = 0;
@@ -97,8 +96,8 @@ Task<> PsBsp::worker(int w) {
     // The pull overwrites the gradient buffer with the servers' new parameters.
     const CollBuf buf = c.numerics() ? CollBuf::real(wk.grads) : CollBuf::sized(n);
     co_await ps_push_pull(
-        CollContext{&c.sim(), c.worker_nodes(), w, tags::step_tag(step), c.flops_per_s(w)}, buf,
-        c.server_nodes());
+        CollContext{&c.sim(), c.worker_nodes(), w, tags::step_tag(step), c.flops_per_s(wk.node)},
+        buf, c.server_nodes());
     if (c.numerics()) std::swap(params, wk.grads);
     if (w == 0) c.bsp_step_done(step, c.workers());
     if (c.diverged_at(step)) co_return;
@@ -165,8 +164,8 @@ Task<> PsBsp::coded_server(int s) {
     for (int w = 0; w < c.workers(); ++w) {
       std::shared_ptr<const std::vector<float>> data;
       if (c.numerics()) data = std::make_shared<const std::vector<float>>(sh.params);
-      c.sim().send(sh.node, w, tags::answer_to(tags::step_tag(step)), n * kFloatBytes,
-                   std::move(data));
+      c.sim().send(sh.node, c.worker(w).node, tags::answer_to(tags::step_tag(step)),
+                   n * wire::kFloatBytes, std::move(data));
     }
     if (c.diverged_at(step)) co_return;
   }

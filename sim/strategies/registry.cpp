@@ -1,5 +1,6 @@
 #include "sim/strategies/registry.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "sim/strategies/strategy.hpp"
@@ -115,19 +116,34 @@ const std::vector<StrategyEntry>& table() {
        nullptr,
        &predict_adpsgd,
        &make_adpsgd},
-  {A::kPipeline, S::kGPipe, "gpipe",
+      {A::kPipeline,
+       S::kGPipe,
+       "gpipe",
        "the model's layers in stages; all micro-batches forward, then all backward; a flush",
-       {"stages", "micro_batches", "stage_layers", "data_parallel", "collective"}, false,
-       &check_pipeline, &predict_pipeline, &make_gpipe},
-      {A::kPipeline, S::k1F1B, "1f1b",
+       {"stages", "micro_batches", "stage_layers", "data_parallel", "collective"},
+       false,
+       &check_pipeline,
+       &predict_pipeline,
+       &make_gpipe},
+      {A::kPipeline,
+       S::k1F1B,
+       "1f1b",
        "the model's layers in stages; warm-up, then one forward and one backward in turn, "
        "then a flush (PipeDream-Flush)",
-       {"stages", "micro_batches", "stage_layers", "data_parallel", "collective"}, false,
-       &check_pipeline, &predict_pipeline, &make_1f1b},
-      {A::kTensor, S::kBsp, "bsp",
+       {"stages", "micro_batches", "stage_layers", "data_parallel", "collective"},
+       false,
+       &check_pipeline,
+       &predict_pipeline,
+       &make_1f1b},
+      {A::kTensor,
+       S::kBsp,
+       "bsp",
        "every layer's weights split among tensor_parallel nodes (Megatron pairs), or the "
        "input's features (data.partition = columns, blocks)",
-       {"tensor_parallel", "data_parallel", "collective"}, false, &check_tensor, &predict_tensor,
+       {"tensor_parallel", "data_parallel", "collective"},
+       false,
+       &check_tensor,
+       &predict_tensor,
        &make_tensor},
   };
   return rows;
@@ -144,6 +160,16 @@ bool StrategyEntry::reads(std::string_view key) const {
 
 std::span<const StrategyEntry> strategy_table() { return table(); }
 
+std::vector<std::string> modes_reading(std::string_view key) {
+  std::vector<std::string> names;
+  for (const StrategyEntry& e : table()) {
+    if (e.reads(key) && std::find(names.begin(), names.end(), e.name) == names.end()) {
+      names.emplace_back(e.name);
+    }
+  }
+  return names;
+}
+
 const StrategyEntry* find_strategy(Architecture architecture, SyncMode sync) {
   for (const StrategyEntry& e : table()) {
     if (e.architecture == architecture && e.sync == sync) return &e;
@@ -158,9 +184,11 @@ const StrategyEntry& strategy_of(const StrategyConfig& config) {
 }
 
 NameTable<Architecture> architecture_names() {
-  static constexpr Named<Architecture> kNames[] = {
-      {"allreduce", A::kAllreduce}, {"ps", A::kParameterServer}, {"gossip", A::kGossip},
-      {"pipeline", A::kPipeline},   {"tensor", A::kTensor}};
+  static constexpr Named<Architecture> kNames[] = {{"allreduce", A::kAllreduce},
+                                                   {"ps", A::kParameterServer},
+                                                   {"gossip", A::kGossip},
+                                                   {"pipeline", A::kPipeline},
+                                                   {"tensor", A::kTensor}};
   return kNames;
 }
 

@@ -10,6 +10,7 @@
 
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -50,6 +51,10 @@ std::span<const StrategyEntry> strategy_table();
 const StrategyEntry* find_strategy(Architecture architecture, SyncMode sync);
 // The row of a checked scenario's strategy. Throws std::logic_error when there is none.
 const StrategyEntry& strategy_of(const StrategyConfig& config);
+
+// The names of the sync modes that read strategy.`key` ("bsp", once even if several
+// architectures run it), in table order.
+std::vector<std::string> modes_reading(std::string_view key);
 
 NameTable<Architecture> architecture_names();
 // The sync modes' names, from the table (a name run by several architectures appears once).

@@ -14,6 +14,7 @@
 #include "engine/tensor_shard.hpp"
 #include "sim/net/collectives.hpp"
 #include "sim/net/tags.hpp"
+#include "sim/net/wire.hpp"
 #include "sim/scenario/checks.hpp"
 #include "sim/strategies/registry.hpp"
 #include "sim/strategies/strategy.hpp"
@@ -21,9 +22,6 @@
 
 namespace dtsim {
 namespace {
-
-constexpr std::uint64_t kFloatBytes = sizeof(float);
-constexpr std::uint64_t kMaxCollectives = 16;  // per step (sim/net/tags.hpp)
 
 ShardPlan plan_of(const Scenario& s) {
   return s.data.partition.kind == PartitionKind::kRows ? ShardPlan::kMegatron
@@ -63,7 +61,6 @@ class Tensor : public Strategy {
   int d_;
   std::vector<TensorShard> shards_;  // per rank, the same for every replica
   std::vector<ShardNode> nodes_;
-  std::map<std::uint64_t, int> shards_done_;  // replica 0's shards past each step's update
   std::uint64_t exchanged_per_step_ = 0;
   std::vector<float> global_;
 };
@@ -76,18 +73,18 @@ Tensor::Tensor(RunCore& core)
   std::uint64_t collectives = d_ > 1 ? 1 : 0;
   for (int k = 0; k < s0.forward_parts(); ++k) {
     collectives += s0.forward_comm(k) != ShardComm::kNone ? 1 : 0;
-    exchanged_per_step_ += s0.forward_comm_floats(k, core.batch()) * kFloatBytes;
+    exchanged_per_step_ += s0.forward_comm_floats(k, core.batch()) * wire::kFloatBytes;
   }
   for (int k = 0; k < s0.backward_parts(); ++k) {
     collectives += s0.backward_comm(k) != ShardComm::kNone ? 1 : 0;
-    exchanged_per_step_ += s0.backward_comm_floats(k, core.batch()) * kFloatBytes;
+    exchanged_per_step_ += s0.backward_comm_floats(k, core.batch()) * wire::kFloatBytes;
   }
   exchanged_per_step_ *= static_cast<std::uint64_t>(d_);
-  if (collectives > kMaxCollectives) {
+  if (collectives > tags::kCollectivesPerStep) {
     throw InputError({}, "strategy.tensor_parallel",
                      fmt::format("this model needs {} collectives per step split this way; at "
                                  "most {} are supported",
-                                 collectives, kMaxCollectives));
+                                 collectives, tags::kCollectivesPerStep));
   }
   for (int r = 0; r < d_; ++r) {
     for (int j = 0; j < t_; ++j) {
@@ -125,8 +122,8 @@ void Tensor::gather_input(ShardNode& n) const {
   }
 }
 
-Task<> Tensor::collective(ShardNode& n, ShardComm comm, std::span<float> buffer,
-                          std::size_t floats, std::uint64_t tag) {
+Task<> Tensor::collective(ShardNode& n, ShardComm comm, std::span<float> buffer, std::size_t floats,
+                          std::uint64_t tag) {
   RunCore& c = core();
   std::vector<int> group;
   for (int j = 0; j < t_; ++j) group.push_back(n.replica * t_ + j);
@@ -159,7 +156,8 @@ Task<> Tensor::program(int r, int j) {
           labels.push_back(train.labels[row]);
         } else {
           const auto o = static_cast<std::size_t>(train.outputs);
-          targets.insert(targets.end(), train.targets.begin() + static_cast<std::ptrdiff_t>(row * o),
+          targets.insert(targets.end(),
+                         train.targets.begin() + static_cast<std::ptrdiff_t>(row * o),
                          train.targets.begin() + static_cast<std::ptrdiff_t>((row + 1) * o));
         }
       }
@@ -175,14 +173,16 @@ Task<> Tensor::program(int r, int j) {
         };
       }
       // The first part loads the rank's share of the batch's features.
-      const SimTime load = k == 0 ? SimTime::from_seconds(c.scenario().data.load_cost.seconds() * b * share)
-                                  : SimTime();
+      const SimTime load =
+          k == 0 ? SimTime::from_seconds(c.scenario().data.load_cost.seconds() * b * share)
+                 : SimTime();
       co_await sim.compute(n.node, c.job_time(n.node, sh.forward_flops(k, b)) + load,
                            std::move(work), "forward");
       if (sh.forward_comm(k) != ShardComm::kNone) {
         co_await collective(n, sh.forward_comm(k),
                             c.numerics() ? sh.forward_comm_buffer(k, b, n.ws) : std::span<float>(),
-                            sh.forward_comm_floats(k, b), tags::collective_tag(step, collectives++));
+                            sh.forward_comm_floats(k, b),
+                            tags::collective_tag(step, collectives++));
       }
     }
     if (j == 0 && c.numerics()) c.report_loss(r, n.ws.loss);
@@ -194,7 +194,8 @@ Task<> Tensor::program(int r, int j) {
       if (sh.backward_comm(k) != ShardComm::kNone) {
         co_await collective(n, sh.backward_comm(k),
                             c.numerics() ? sh.backward_comm_buffer(k, b, n.ws) : std::span<float>(),
-                            sh.backward_comm_floats(k, b), tags::collective_tag(step, collectives++));
+                            sh.backward_comm_floats(k, b),
+                            tags::collective_tag(step, collectives++));
       }
     }
     if (j == 0) ++c.worker(r).steps;
@@ -230,10 +231,7 @@ Task<> Tensor::update(ShardNode& n, std::uint64_t step, std::uint64_t tag) {
                        (d_ > 1 ? static_cast<double>(size) : 0.0);
   co_await c.sim().compute(n.node, c.job_time(n.node, flops), std::move(work), "update");
   ++n.steps;
-  if (n.replica == 0 && ++shards_done_[step] == t_) {
-    shards_done_.erase(step);
-    c.bsp_step_done(step, d_);
-  }
+  if (n.replica == 0) c.part_done(step, t_, d_);
 }
 
 std::span<const float> Tensor::global_params(double& /*consensus*/) {
@@ -259,7 +257,7 @@ void Tensor::finish(RunResult& result) {
     std::uint64_t floats = ws.input.size();
     for (const auto& a : ws.acts) floats += a.size();
     for (const auto& g : ws.gathered) floats += g.size();
-    mp.activation_bytes.push_back(floats * kFloatBytes);
+    mp.activation_bytes.push_back(floats * wire::kFloatBytes);
     mp.peak_in_flight.push_back(1);
   }
   result.model_parallel = mp;
@@ -267,9 +265,19 @@ void Tensor::finish(RunResult& result) {
 
 }  // namespace
 
+// A feature split: columns give every node all the samples, blocks split them among
+// data_parallel row groups too.
 void check_tensor(const Scenario& s, ScenarioChecks& checks) {
-  if (s.strategy.tensor_parallel < 1) {
-    checks.error("strategy.tensor_parallel", "expected at least 1");
+  const PartitionKind partition = s.data.partition.kind;
+  if (partition == PartitionKind::kColumns && s.strategy.data_parallel > 1) {
+    checks.error("data.partition",
+                 "columns give every node all the samples: with data_parallel > 1 row groups, "
+                 "use partition = \"blocks\"");
+  }
+  if (partition == PartitionKind::kBlocks && s.strategy.data_parallel < 2) {
+    checks.error("data.partition",
+                 "blocks are row groups (strategy.data_parallel >= 2) by column groups; with "
+                 "one row group use partition = \"columns\"");
   }
 }
 
@@ -305,7 +313,8 @@ void predict_tensor(const PredictionBasis& basis, StepPrediction& out) {
     comm += exchange(sh.backward_comm(k), sh.backward_comm_floats(k, b));
   }
   const auto n = static_cast<double>(sh.num_params());
-  double update = optimizer_step_flops(sc.train.optimizer.kind, sh.num_params()) / basis.flops_per_s;
+  double update =
+      optimizer_step_flops(sc.train.optimizer.kind, sh.num_params()) / basis.flops_per_s;
   if (st.data_parallel > 1) {
     PredictionBasis replicas = basis;
     replicas.workers = st.data_parallel;
@@ -320,11 +329,11 @@ void predict_tensor(const PredictionBasis& basis, StepPrediction& out) {
   out.step_s = compute + comm + update;
   out.compute_s = compute + update;
   out.communicate_s = comm;
-  out.how = fmt::format("{} shards ({}): {} collectives per step between them{}", t,
-                        plan_of(sc) == ShardPlan::kMegatron ? "Megatron column/row pairs"
-                                                            : "input features split",
-                        sh.forward_parts() + sh.backward_parts() - 1,
-                        st.data_parallel > 1 ? ", each shard's allreduce over the replicas" : "");
+  out.how = fmt::format(
+      "{} shards ({}): {} collectives per step between them{}", t,
+      plan_of(sc) == ShardPlan::kMegatron ? "Megatron column/row pairs" : "input features split",
+      sh.forward_parts() + sh.backward_parts() - 1,
+      st.data_parallel > 1 ? ", each shard's allreduce over the replicas" : "");
 }
 
 std::unique_ptr<Strategy> make_tensor(RunCore& core) { return std::make_unique<Tensor>(core); }

@@ -221,6 +221,12 @@ void RunCore::bsp_step_done(std::uint64_t step, int counted) {
            (step + 1) * static_cast<std::uint64_t>(counted) * static_cast<std::uint64_t>(batch_));
 }
 
+void RunCore::part_done(std::uint64_t step, int parts, int counted) {
+  if (++parts_done_[step] < parts) return;
+  parts_done_.erase(step);
+  bsp_step_done(step, counted);
+}
+
 void RunCore::progress(std::uint64_t updates, std::uint64_t samples, EvalNow when) {
   updates_done_ = updates;
   samples_done_ = samples;
@@ -368,9 +374,12 @@ NodeStats RunCore::node_stats(int node) const {
   st.idle_s = std::max(0.0, (sim_.now() - a.compute - a.comm).seconds());
   st.bytes_sent = a.bytes_sent;
   st.bytes_received = a.bytes_received;
-  if (is_worker && node < p_) {
-    st.steps = worker(node).steps;
-    st.dropped = worker(node).dropped;
+  // A data replica's first node reports its gradients (and those it dropped).
+  const auto replica = std::find(worker_nodes_.begin(), worker_nodes_.end(), node);
+  if (is_worker && replica != worker_nodes_.end()) {
+    const GradientWorker& wk = worker(static_cast<int>(replica - worker_nodes_.begin()));
+    st.steps = wk.steps;
+    st.dropped = wk.dropped;
   } else {
     st.steps = updates_done_;
   }

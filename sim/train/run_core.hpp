@@ -111,6 +111,9 @@ class RunCore {
   // A lock-step program finished step `step` (0-based) with `counted` gradients in it: each
   // counts at staleness 0, and the run progresses.
   void bsp_step_done(std::uint64_t step, int counted);
+  // One of `parts` nodes that hold the global model together (a split model's stages or
+  // shards) is past step `step`'s update; when the last one is, bsp_step_done(step, counted).
+  void part_done(std::uint64_t step, int parts, int counted);
   // A loss was not finite: asynchronous programs stop taking gradients.
   bool stopped() const { return stop_; }
   // Whether some worker's loss at `step` (0-based) or earlier was not finite. Lock-step
@@ -160,6 +163,7 @@ class RunCore {
   std::uint64_t next_eval_samples_ = 0;
   std::uint64_t evaluated_at_ = std::numeric_limits<std::uint64_t>::max();
   std::map<std::uint64_t, std::uint64_t> staleness_;  // histogram over the run
+  std::map<std::uint64_t, int> parts_done_;           // part_done's count per step
   double window_staleness_sum_ = 0;                   // since the last evaluation
   std::uint64_t window_staleness_count_ = 0;
   std::uint64_t window_staleness_max_ = 0;

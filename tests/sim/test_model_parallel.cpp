@@ -2,7 +2,6 @@
 // one step equals one node's, the bubble and the activations in flight follow the schedules,
 // predictions hold, runs are the same for any thread count, and bad set-ups are refused.
 #include <doctest/doctest.h>
-
 #include <fmt/format.h>
 
 #include <cmath>
@@ -85,9 +84,9 @@ TEST_CASE("one step of a split model is one node's step on the same batch") {
                 single, 1e-5);
   }
   SUBCASE("tensor, Megatron pairs over 2 shards") {
-    check_close(one_step_gradient(kBlobs, {"strategy.architecture=tensor",
-                                           "strategy.tensor_parallel=2"}),
-                single, 1e-5);
+    check_close(
+        one_step_gradient(kBlobs, {"strategy.architecture=tensor", "strategy.tensor_parallel=2"}),
+        single, 1e-5);
   }
   SUBCASE("tensor, the features in 3 columns") {
     check_close(one_step_gradient(kBlobs, {"strategy.architecture=tensor",
@@ -118,9 +117,9 @@ steps = 1
   check_close(one_step_gradient(cnn, {"strategy.architecture=pipeline", "strategy.sync=1f1b",
                                       "strategy.stages=3", "strategy.micro_batches=4"}),
               single, 1e-5);
-  check_close(one_step_gradient(cnn, {"strategy.architecture=tensor",
-                                      "strategy.tensor_parallel=2"}),
-              single, 1e-5);
+  check_close(
+      one_step_gradient(cnn, {"strategy.architecture=tensor", "strategy.tensor_parallel=2"}),
+      single, 1e-5);
 }
 
 namespace {
@@ -190,12 +189,12 @@ TEST_CASE("explain predicts uncontended split runs within 2%") {
                                  "strategy.stages=3", "strategy.micro_batches=4"},
         {"strategy.architecture=pipeline", "strategy.sync=1f1b", "strategy.stages=4",
          "strategy.micro_batches=8", "strategy.data_parallel=2"},
-        {"strategy.architecture=tensor", "strategy.tensor_parallel=2",
-         "strategy.data_parallel=2"},
+        {"strategy.architecture=tensor", "strategy.tensor_parallel=2", "strategy.data_parallel=2"},
         {"strategy.architecture=tensor", "strategy.tensor_parallel=3", "data.partition=blocks",
          "strategy.data_parallel=2"}}) {
     std::vector<std::string> overrides = split;
-    for (const char* o : {"train.steps=6", "network.bandwidth=\"1000Gbps\""}) overrides.push_back(o);
+    for (const char* o : {"train.steps=6", "network.bandwidth=\"1000Gbps\""})
+      overrides.push_back(o);
     CAPTURE(overrides[0]);
     CAPTURE(overrides[1]);
     const Scenario s = scenario(kBlobs, overrides);
@@ -288,9 +287,8 @@ TEST_CASE("split set-ups that cannot work are refused, naming the key") {
     CHECK_CONTAINS(e.message(), "use at most 4");
   }
   SUBCASE("stage_layers that do not add up") {
-    const InputError e =
-        set_up_error({"strategy.architecture=pipeline", "strategy.sync=gpipe",
-                      "strategy.stages=2", "strategy.stage_layers=[1, 2]"});
+    const InputError e = set_up_error({"strategy.architecture=pipeline", "strategy.sync=gpipe",
+                                       "strategy.stages=2", "strategy.stage_layers=[1, 2]"});
     CHECK(e.key() == "strategy.stage_layers");
   }
   SUBCASE("micro-batches that do not divide the batch") {
@@ -301,7 +299,8 @@ TEST_CASE("split set-ups that cannot work are refused, naming the key") {
     CHECK_CONTAINS(e[0].message(), "train.batch_size = 32");
   }
   SUBCASE("a width tensor_parallel does not divide") {
-    const InputError e = set_up_error({"strategy.architecture=tensor", "strategy.tensor_parallel=3"});
+    const InputError e =
+        set_up_error({"strategy.architecture=tensor", "strategy.tensor_parallel=3"});
     CHECK(e.key() == "strategy.tensor_parallel");
     CHECK_CONTAINS(e.message(), "32 cannot be split 3 ways");
   }
@@ -317,6 +316,18 @@ TEST_CASE("split set-ups that cannot work are refused, naming the key") {
     REQUIRE(e.size() == 1);
     CHECK(e[0].key() == "cluster.workers");
     CHECK_CONTAINS(e[0].message(), "= 2 nodes");
+  }
+  SUBCASE("feature splits and row groups") {
+    auto e = load_errors(
+        {"strategy.architecture=tensor", "strategy.tensor_parallel=2", "data.partition=blocks"});
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].key() == "data.partition");
+    CHECK_CONTAINS(e[0].message(), "with one row group use partition = \"columns\"");
+    e = load_errors({"strategy.architecture=tensor", "strategy.tensor_parallel=2",
+                     "strategy.data_parallel=2", "data.partition=columns"});
+    REQUIRE(e.size() == 1);
+    CHECK(e[0].key() == "data.partition");
+    CHECK_CONTAINS(e[0].message(), "use partition = \"blocks\"");
   }
   SUBCASE("columns of a cnn's image") {
     const Scenario s = parse_scenario(
