@@ -88,7 +88,7 @@ struct FaultConfig {
 // One [expect] check on a summary value: "key = \">= 0.84\"".
 struct Expectation {
   enum class Op { kGe, kLe, kGt, kLt, kEq, kRange };
-  std::string key;  // a summary key (sim/summary.hpp)
+  std::string key;  // a summary key (sim/train/summary.hpp)
   Op op = Op::kEq;
   double a = 0;      // the bound, or the range's low end
   double b = 0;      // the range's high end

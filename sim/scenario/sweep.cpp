@@ -25,7 +25,9 @@ bool scalar(const toml::node& item, std::string& text, std::string& label) {
   return true;
 }
 
-// A table value sets several keys of the section together: one point, not a grid.
+// A table value sets several keys of the section together: one point, not a grid. A quoted
+// key with a dot ("train.batch_size") is a path from the scenario's root, so that one point
+// can also set keys of other sections.
 void read_table_value(TomlReader& r, const std::string& path, const toml::table& table,
                       SweepAxis& axis) {
   std::vector<std::string> overrides;
@@ -45,8 +47,10 @@ void read_table_value(TomlReader& r, const std::string& path, const toml::table&
       r.error(vp, path + "." + std::string(kp->str()), "expected a string, number or boolean");
       continue;
     }
-    overrides.push_back(axis.key + "." + std::string(kp->str()) + "=" + text);
-    labels.push_back(std::string(kp->str()) + "=" + label);
+    const std::string key(kp->str());
+    const bool from_root = key.find('.') != std::string::npos;
+    overrides.push_back((from_root ? key : axis.key + "." + key) + "=" + text);
+    labels.push_back(key.substr(key.rfind('.') + 1) + "=" + label);
   }
   axis.overrides.push_back(std::move(overrides));
   axis.labels.push_back(fmt::format("{}", fmt::join(labels, ",")));

@@ -179,9 +179,10 @@ Task<> Tensor::program(int r, int j) {
       co_await sim.compute(n.node, c.job_time(n.node, sh.forward_flops(k, b)) + load,
                            std::move(work), "forward");
       if (sh.forward_comm(k) != ShardComm::kNone) {
-        co_await collective(n, sh.forward_comm(k),
-                            c.numerics() ? sh.forward_comm_buffer(k, b, n.ws) : std::span<float>(),
-                            sh.forward_comm_floats(k, b),
+        // (Not a conditional inside co_await's operands: GCC 12 evaluates both arms there.)
+        std::span<float> buffer;
+        if (c.numerics()) buffer = sh.forward_comm_buffer(k, b, n.ws);
+        co_await collective(n, sh.forward_comm(k), buffer, sh.forward_comm_floats(k, b),
                             tags::collective_tag(step, collectives++));
       }
     }
@@ -192,9 +193,10 @@ Task<> Tensor::program(int r, int j) {
       co_await sim.compute(n.node, c.job_time(n.node, sh.backward_flops(k, b)), std::move(work),
                            "backward");
       if (sh.backward_comm(k) != ShardComm::kNone) {
-        co_await collective(n, sh.backward_comm(k),
-                            c.numerics() ? sh.backward_comm_buffer(k, b, n.ws) : std::span<float>(),
-                            sh.backward_comm_floats(k, b),
+        // (Not a conditional inside co_await's operands: GCC 12 evaluates both arms there.)
+        std::span<float> buffer;
+        if (c.numerics()) buffer = sh.backward_comm_buffer(k, b, n.ws);
+        co_await collective(n, sh.backward_comm(k), buffer, sh.backward_comm_floats(k, b),
                             tags::collective_tag(step, collectives++));
       }
     }
@@ -253,7 +255,10 @@ void Tensor::finish(RunResult& result) {
   mp.data_parallel = d_;
   mp.activation_bytes_per_step = exchanged_per_step_;
   for (int j = 0; j < t_; ++j) {
-    const ShardWorkspace& ws = nodes_[static_cast<std::size_t>(j)].ws;
+    // A time-only run has no workspaces: size one.
+    ShardWorkspace sized;
+    if (!core().numerics()) sized = shard(j).make_workspace(core().batch());
+    const ShardWorkspace& ws = core().numerics() ? nodes_[static_cast<std::size_t>(j)].ws : sized;
     std::uint64_t floats = ws.input.size();
     for (const auto& a : ws.acts) floats += a.size();
     for (const auto& g : ws.gathered) floats += g.size();

@@ -205,6 +205,35 @@ TEST_CASE("explain predicts uncontended split runs within 2%") {
   }
 }
 
+TEST_CASE("a time-only split run takes the time and reports the measures of a full one") {
+  for (const std::vector<std::string>& split :
+       {std::vector<std::string>{"strategy.architecture=pipeline", "strategy.sync=1f1b",
+                                 "strategy.stages=3", "strategy.micro_batches=4"},
+        {"strategy.architecture=tensor", "strategy.tensor_parallel=2"},
+        {"strategy.architecture=tensor", "strategy.tensor_parallel=2", "model.hidden=[32, 24]"},
+        {"strategy.architecture=tensor", "strategy.tensor_parallel=2", "data.partition=blocks",
+         "strategy.data_parallel=2"}}) {
+    std::vector<std::string> overrides = split;
+    overrides.push_back("train.steps=4");
+    CAPTURE(overrides[0]);
+    CAPTURE(overrides[1]);
+    const Scenario full = scenario(kBlobs, overrides);
+    overrides.push_back("strategy.time_only=true");
+    const Scenario sized = scenario(kBlobs, overrides);
+    const DatasetPair data = load_data(full);
+    const RunResult a = run_training(full, data, 2);
+    const RunResult b = run_training(sized, data, 2);
+    CHECK(a.virtual_time_s == b.virtual_time_s);
+    REQUIRE(a.model_parallel);
+    REQUIRE(b.model_parallel);
+    CHECK(a.model_parallel->activation_bytes == b.model_parallel->activation_bytes);
+    CHECK(a.model_parallel->activation_bytes_per_step ==
+          b.model_parallel->activation_bytes_per_step);
+    CHECK(a.model_parallel->bubble_fraction == b.model_parallel->bubble_fraction);
+    CHECK(b.model_parallel->activation_bytes[0] > 0);
+  }
+}
+
 TEST_CASE("split runs are the same for any number of threads") {
   for (const std::vector<std::string>& split :
        {std::vector<std::string>{"strategy.architecture=pipeline", "strategy.sync=1f1b",

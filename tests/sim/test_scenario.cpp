@@ -615,6 +615,34 @@ architecture = "ps"
   }
 }
 
+TEST_CASE("a sweep table's quoted dotted keys are paths from the root") {
+  const Scenario s = parse_scenario(R"(
+name = "x"
+[sweep]
+strategy = [{ sync = "bsp", "train.batch_size" = 16 },
+            { architecture = "pipeline", sync = "gpipe", stages = 2, "cluster.workers" = 2 }]
+)",
+                                    "s.toml", {}, /*check_sweep=*/true);
+  const std::vector<SweepPoint> points = expand_sweep(s);
+  REQUIRE(points.size() == 2);
+  CHECK(points[0].label == "sync=bsp,batch_size=16");
+  CHECK(points[0].overrides ==
+        std::vector<std::string>{"strategy.sync=\"bsp\"", "train.batch_size=16"});
+  const Scenario p1 = parse_scenario("name = \"x\"\n", "s.toml", points[1].overrides);
+  CHECK(p1.strategy.architecture == Architecture::kPipeline);
+  CHECK(p1.cluster.workers == 2);
+  CHECK(p1.train.batch_size == 64);
+  // A point whose root path is wrong names it.
+  try {
+    parse_scenario("name = \"x\"\n[sweep]\nstrategy = [{ \"train.batchsize\" = 1 }]\n", "s.toml",
+                   {}, /*check_sweep=*/true);
+    FAIL("loaded");
+  } catch (const ScenarioError& e) {
+    REQUIRE(e.errors().size() == 1);
+    CHECK_CONTAINS(e.errors()[0].message(), "the value batchsize=1 does not work: unknown key");
+  }
+}
+
 TEST_CASE("[[cluster.group]] and [cluster.stragglers]") {
   const Scenario s = parse_scenario(R"(
 name = "x"
