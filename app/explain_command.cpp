@@ -21,6 +21,7 @@ int explain_scenario(const ExplainOptions& opt) {
   const Scenario scenario = load_scenario(opt.scenario.scenario, opt.scenario.overrides);
   const SetUp ready = set_up(scenario, opt.scenario, 1);  // the same checks as a run
   const Explanation e = explain(scenario, *ready.data);
+  print_stability_warnings(scenario, "");
   if (opt.json) {
     nlohmann::ordered_json j;
     j["name"] = scenario.name;

@@ -22,7 +22,8 @@ int main(int argc, char** argv) {
   CLI::App app{
       "dtsim: a simulator of distributed deep-learning training. Nodes really compute (real "
       "loss and accuracy); time is virtual, from a model of compute speed and network.\n"
-      "Exit codes: 0 ok, 1 the run diverged or an [expect] check failed, 2 bad input, 3 internal "
+      "Exit codes: 0 ok, 1 the run was not healthy (exploded, collapsed, non-finite) or an "
+      "[expect] check failed, 2 bad input, 3 internal "
       "error."};
   app.require_subcommand(1);
   app.set_version_flag("--version", "dtsim 0.1.0");

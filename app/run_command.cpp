@@ -13,6 +13,7 @@
 #include "reports/run_writer.hpp"
 #include "reports/trace_writer.hpp"
 #include "sim/strategies/registry.hpp"
+#include "sim/train/health.hpp"
 #include "sim/train/summary.hpp"
 
 namespace dtsim::app {
@@ -34,8 +35,9 @@ std::string strategy_line(const Scenario& s) {
 // The exit code of a finished run: its divergence and its [expect] checks, said on stderr.
 int outcome(const Scenario& scenario, const RunResult& result, bool quiet) {
   int code = kExitOk;
-  if (result.diverged) {
-    fmt::print(stderr, "dtsim: the run diverged: {}\n", result.diverged_reason);
+  if (result.health != Health::kOk) {
+    fmt::print(stderr, "dtsim: the run's health is {}: {}. {}\n", to_string(result.health),
+               result.health_reason, health_advice(result.health));
     code = kExitRunFailed;
   }
   const std::vector<std::string> failures = failed_expectations(scenario, result);
@@ -78,6 +80,7 @@ int run(const ScenarioOptions& opt) {
   result.wall_time_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   write_nodes_csv(dir, result);
+  write_layers_csv(dir, result);
   write_summary_json(dir, scenario, result);
   write_report_html(dir, scenario, result, timeline.spans());
   const EvalPoint& last = result.evals.back();
@@ -91,8 +94,10 @@ int run(const ScenarioOptions& opt) {
                result.jobs_wall_s, threads);
   }
   fmt::print("report: {}\n", (dir / "report.html").string());
-  fmt::print("outputs: {}/ (metrics.csv, nodes.csv, summary.json, trace.json, report.html)\n",
-             dir.string());
+  fmt::print(
+      "outputs: {}/ (metrics.csv, nodes.csv, layers.csv, summary.json, trace.json, "
+      "report.html)\n",
+      dir.string());
   if (trace.truncated() && !opt.quiet) {
     fmt::print(stderr, "dtsim: trace.json holds the first {} events (see its metadata)\n",
                trace.events());

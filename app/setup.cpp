@@ -1,5 +1,11 @@
 #include "app/setup.hpp"
 
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "sim/train/health.hpp"
+
 namespace dtsim::app {
 namespace {
 
@@ -26,6 +32,18 @@ SetUp set_up(const Scenario& scenario, const ScenarioOptions& opt, int threads) 
     throw placed(e, opt);
   }
   return s;
+}
+
+std::vector<std::string> print_stability_warnings(const Scenario& scenario,
+                                                  const std::string& prefix,
+                                                  const std::vector<std::string>& skip) {
+  std::vector<std::string> warnings = stability_warnings(scenario);
+  for (const std::string& w : warnings) {
+    if (std::find(skip.begin(), skip.end(), w) == skip.end()) {
+      fmt::print(stderr, "dtsim: warning: {}{}\n", prefix, w);
+    }
+  }
+  return warnings;
 }
 
 }  // namespace dtsim::app

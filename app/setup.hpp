@@ -4,6 +4,8 @@
 #pragma once
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "app/options.hpp"
 #include "engine/data/dataset.hpp"
@@ -18,5 +20,11 @@ struct SetUp {
 };
 
 SetUp set_up(const Scenario& scenario, const ScenarioOptions& opt, int threads);
+
+// Prints the scenario's stability warnings (sim/train/health.hpp) to stderr, each prefixed
+// with `prefix`, except those in `skip`; returns them.
+std::vector<std::string> print_stability_warnings(const Scenario& scenario,
+                                                  const std::string& prefix,
+                                                  const std::vector<std::string>& skip = {});
 
 }  // namespace dtsim::app

@@ -22,6 +22,15 @@ int validate(const ScenarioOptions& opt) {
     fmt::print("  {} = {}\n", key, value);
   const std::vector<SweepPoint> points = expand_sweep(scenario);
   if (!points.empty()) fmt::print("  [sweep]: {} points\n", points.size());
+  // Warnings go to stderr and never change the exit code; a sweep point's only when the base
+  // does not have them already.
+  const std::vector<std::string> base = print_stability_warnings(scenario, "");
+  for (const SweepPoint& point : points) {
+    std::vector<std::string> overrides = opt.overrides;
+    overrides.insert(overrides.end(), point.overrides.begin(), point.overrides.end());
+    print_stability_warnings(load_scenario(opt.scenario, overrides),
+                             fmt::format("point {}: ", point.label), base);
+  }
   return kExitOk;
 }
 

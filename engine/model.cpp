@@ -82,6 +82,25 @@ Model::Model(const ModelConfig& config, Shape input, LearningTask task, int outp
   }
 }
 
+std::string Model::locate_non_finite(std::span<const float> params, const Workspace& ws,
+                                     int batch) const {
+  const auto finite = [](std::span<const float> v) {
+    return std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); });
+  };
+  for (const TensorSlot& t : layout_.tensors()) {
+    if (!finite(ParamLayout::view(params, t))) return fmt::format("the parameters of {}", t.name);
+  }
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    const auto n =
+        static_cast<std::size_t>(batch) * static_cast<std::size_t>(layers_[i]->output().size());
+    if (!finite(std::span<const float>(ws.acts_[i]).first(std::min(n, ws.acts_[i].size())))) {
+      return fmt::format("the output of layer {} of {} ({})", i + 1, layers_.size(),
+                         layers_[i]->kind());
+    }
+  }
+  return "the loss";
+}
+
 std::string Model::summary() const {
   std::string widths = fmt::format("{}", input_.size());
   for (const auto& layer : layers_) {

@@ -85,6 +85,11 @@ class Model {
   double loss(const float* out, const Batch& batch, float* dy) const;
   // e.g. "mlp 784-256-128-10 relu (235146 parameters)".
   std::string summary() const;
+  // Where a non-finite value first shows after a forward pass of `batch` samples in `ws`: the
+  // first parameter tensor holding one ("the parameters of dense2.weight"), else the first
+  // layer whose output does ("the output of layer 3 of 6 (dense)"), else "the loss".
+  std::string locate_non_finite(std::span<const float> params, const Workspace& ws,
+                                int batch) const;
 
   // He/Xavier initial parameters from the counter-based RNG keyed by `seed`.
   std::vector<float> init_params(std::uint64_t seed) const;

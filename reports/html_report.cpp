@@ -8,6 +8,7 @@
 
 #include "reports/atomic_file.hpp"
 #include "reports/page.hpp"
+#include "sim/train/health.hpp"
 #include "sim/train/summary.hpp"
 
 namespace dtsim::embedded {
@@ -88,7 +89,9 @@ static void where_time_went(const RunResult& r, const std::vector<const NodeStat
 std::vector<std::string> time_account(const Scenario& s, const RunResult& r) {
   std::vector<std::string> out;
   const double total = r.virtual_time_s;
-  if (r.diverged) out.push_back("The run diverged: " + r.diverged_reason + ".");
+  if (r.health != Health::kOk) {
+    out.push_back(fmt::format("The run's health is {}: {}.", to_string(r.health), r.health_reason));
+  }
   if (s.strategy.time_only) {
     out.push_back(
         "A time-only run: data sizes travel but no numerics run, so there is no loss or "
@@ -172,6 +175,14 @@ std::string report_html(const Scenario& s, const RunResult& r,
   card("steps", fmt::format("{}", r.steps));
   d["headline"] = headline;
   d["account"] = time_account(s, r);
+  d["health"] = {{"state", to_string(r.health)},
+                 {"reason", r.health_reason},
+                 {"where", r.health == Health::kOk
+                               ? std::string()
+                               : fmt::format("At step {}, {} of virtual time; metrics.csv's health "
+                                             "column and layers.csv show the run point by point.",
+                                             r.health_step, seconds(r.health_time_s))},
+                 {"advice", health_advice(r.health)}};
   nlohmann::json settings = nlohmann::json::array();
   for (const auto& [k, v] : resolved_settings(s)) settings.push_back({k, v});
   d["settings"] = settings;

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "sim/train/health.hpp"
 #include "sim/train/summary.hpp"
 
 namespace dtsim {
@@ -16,15 +17,29 @@ std::string num(double v) { return std::isfinite(v) ? fmt::format("{}", v) : std
 
 std::string metrics_csv_header() {
   return "step,epoch,virtual_time_s,samples,train_loss,test_loss,test_accuracy,bytes_sent,"
-         "mean_staleness,max_staleness,consensus_distance\n";
+         "mean_staleness,max_staleness,consensus_distance,grad_norm,health\n";
 }
 
 std::string metrics_csv_row(const EvalPoint& p) {
-  return fmt::format("{},{},{},{},{},{},{},{},{},{},{}\n", p.step, num(p.epoch),
+  return fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{}\n", p.step, num(p.epoch),
                      num(p.virtual_time_s), p.samples, num(p.train_loss), num(p.test_loss),
                      num(p.test_accuracy), p.bytes_sent, num(p.mean_staleness),
                      std::isfinite(p.mean_staleness) ? fmt::format("{}", p.max_staleness) : "",
-                     num(p.consensus_distance));
+                     num(p.consensus_distance), num(p.grad_norm), to_string(p.health));
+}
+
+std::string layers_csv(const RunResult& result) {
+  std::string text = "step,layer,grad_norm\n";
+  for (const EvalPoint& p : result.evals) {
+    for (std::size_t t = 0; t < p.layer_grad_norms.size(); ++t) {
+      text += fmt::format("{},{},{}\n", p.step, result.layer_names[t], num(p.layer_grad_norms[t]));
+    }
+  }
+  return text;
+}
+
+void write_layers_csv(const std::filesystem::path& dir, const RunResult& result) {
+  write_file_atomically(dir / "layers.csv", layers_csv(result));
 }
 
 MetricsCsvWriter::MetricsCsvWriter(const std::filesystem::path& dir) : file_(dir / "metrics.csv") {
@@ -91,6 +106,11 @@ std::string summary_json(const Scenario& scenario, const RunResult& result) {
                            {"activation_bytes", mp.activation_bytes},
                            {"activation_bytes_per_step", mp.activation_bytes_per_step}};
   }
+  j["health"] = to_string(result.health);
+  j["health_reason"] =
+      result.health == Health::kOk ? nlohmann::json(nullptr) : nlohmann::json(result.health_reason);
+  j["health_step"] =
+      result.health == Health::kOk ? nlohmann::json(nullptr) : nlohmann::json(result.health_step);
   j["diverged"] = result.diverged;
   j["diverged_reason"] =
       result.diverged ? nlohmann::json(result.diverged_reason) : nlohmann::json(nullptr);

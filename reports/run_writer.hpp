@@ -33,9 +33,12 @@ class MetricsCsvWriter : public SimObserver {
 std::string metrics_csv_header();
 std::string metrics_csv_row(const EvalPoint& point);
 std::string nodes_csv(const RunResult& result);
+// layers.csv: each evaluation's mean gradient norm per parameter tensor (step,layer,grad_norm).
+std::string layers_csv(const RunResult& result);
 std::string summary_json(const Scenario& scenario, const RunResult& result);
 
 void write_nodes_csv(const std::filesystem::path& dir, const RunResult& result);
+void write_layers_csv(const std::filesystem::path& dir, const RunResult& result);
 void write_summary_json(const std::filesystem::path& dir, const Scenario& scenario,
                         const RunResult& result);
 

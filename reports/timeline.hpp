@@ -12,7 +12,7 @@ namespace dtsim {
 
 struct TimelineSpan {
   int node = 0;
-  std::string kind;  // "forward", "backward", "gradient", "update" or "other"
+  std::string kind;   // "forward", "backward", "gradient", "update" or "other"
   std::string label;  // the span's own ("forward 3")
   double start_s = 0;
   double end_s = 0;

@@ -68,6 +68,9 @@ RunCore::RunCore(const Scenario& s, const DatasetPair& data, int threads)
     }
   }
   result_.model_summary = model_.summary();
+  if (numerics_) {
+    for (const TensorSlot& t : model_.layout().tensors()) result_.layer_names.push_back(t.name);
+  }
 }
 
 void RunCore::set_up_nodes() {
@@ -157,13 +160,33 @@ Task<> RunCore::gradient(int w, std::span<const float> params, std::optional<Sim
       [this, &wk, &loss, params, fault, w] {
         const Batch batch = gather_batch(data_.train, wk.rows, *wk.ws);
         loss = model_.gradient(params, batch, wk.grads, *wk.ws);
+        add_gradient_norms(wk);
         if (s_.train.clip_norm > 0) clip_global_norm(wk.grads, s_.train.clip_norm);
         // A Byzantine worker corrupts what it sends (after clipping: it does not play along).
         if (fault != nullptr) corrupt(*fault, w, wk.steps, wk.grads);
       },
       "gradient");
+  if (!std::isfinite(loss) && !stop_) {
+    first_bad_where_ = model_.locate_non_finite(params, *wk.ws, batch_);
+  }
   report_loss(w, loss);
   ++wk.steps;
+}
+
+void RunCore::add_gradient_norms(GradientWorker& wk) const {
+  const auto& tensors = model_.layout().tensors();
+  wk.layer_norm_sum.resize(tensors.size(), 0.0);
+  double total = 0;
+  for (std::size_t t = 0; t < tensors.size(); ++t) {
+    double sq = 0;
+    for (float g : ParamLayout::view(std::span<const float>(wk.grads), tensors[t])) {
+      sq += static_cast<double>(g) * g;
+    }
+    wk.layer_norm_sum[t] += std::sqrt(sq);
+    total += sq;
+  }
+  wk.norm_sum += std::sqrt(total);
+  ++wk.norm_count;
 }
 
 void RunCore::report_loss(int w, double loss) {
@@ -244,13 +267,20 @@ std::string RunCore::divergence_reason() const {
   const char* value = std::isnan(first_bad_loss_) ? "NaN" : (first_bad_loss_ > 0 ? "+inf" : "-inf");
   if (strategy_->lock_step()) {
     return fmt::format(
-        "the training loss became {} at step {} (lr {}); lower train.lr or set train.clip_norm",
-        value, first_bad_step_ + 1, lr_at(first_bad_step_));
+        "the training loss became {} at step {} (lr {}){}; lower train.lr or set "
+        "train.clip_norm",
+        value, first_bad_step_ + 1, lr_at(first_bad_step_), where());
   }
   return fmt::format(
-      "the training loss became {} on worker {} at its gradient {}, after {} updates (lr {}); "
+      "the training loss became {} on worker {} at its gradient {}, after {} updates (lr {}){}; "
       "lower train.lr or set train.clip_norm",
-      value, first_bad_worker_, first_bad_step_ + 1, updates_done_, s_.train.schedule.lr);
+      value, first_bad_worker_, first_bad_step_ + 1, updates_done_, s_.train.schedule.lr, where());
+}
+
+std::string RunCore::where() const {
+  if (first_bad_where_.empty()) return "";
+  return fmt::format(", first in {} (node {})", first_bad_where_,
+                     workers_[static_cast<std::size_t>(first_bad_worker_)].node);
 }
 
 void RunCore::evaluate(std::uint64_t updates, std::uint64_t samples) {
@@ -272,6 +302,7 @@ void RunCore::evaluate(std::uint64_t updates, std::uint64_t samples) {
     w.loss_count = 0;
   }
   p.train_loss = count > 0 && numerics_ ? sum / static_cast<double>(count) : kNaN;
+  gather_gradient_norms(p);
   p.mean_staleness = !strategy_->versioned() ? kNaN
                      : window_staleness_count_ == 0
                          ? 0.0
@@ -299,8 +330,43 @@ void RunCore::evaluate(std::uint64_t updates, std::uint64_t samples) {
       p.test_accuracy >= *s_.train.target_accuracy) {
     result_.time_to_target_s = p.virtual_time_s;
   }
+  judge_health(p);
   result_.evals.push_back(p);
   for (SimObserver* o : observers_) o->on_evaluation(p);
+}
+
+void RunCore::gather_gradient_norms(EvalPoint& p) {
+  double sum = 0;
+  std::uint64_t count = 0;
+  std::vector<double> layers(result_.layer_names.size(), 0.0);
+  for (GradientWorker& w : workers_) {
+    sum += w.norm_sum;
+    count += w.norm_count;
+    for (std::size_t t = 0; t < w.layer_norm_sum.size(); ++t) layers[t] += w.layer_norm_sum[t];
+    w.norm_sum = 0;
+    w.norm_count = 0;
+    std::fill(w.layer_norm_sum.begin(), w.layer_norm_sum.end(), 0.0);
+  }
+  if (count == 0) return;
+  p.grad_norm = sum / static_cast<double>(count);
+  for (double& l : layers) l /= static_cast<double>(count);
+  p.layer_grad_norms = std::move(layers);
+}
+
+void RunCore::judge_health(EvalPoint& p) {
+  if (!numerics_) return;
+  std::string reason;
+  if (stop_) {
+    p.health = Health::kNonFinite;
+    reason = divergence_reason();
+  } else {
+    p.health = health_.classify(p, lr_at(p.step), reason);
+  }
+  if (p.health == Health::kOk || result_.health != Health::kOk) return;
+  result_.health = p.health;
+  result_.health_reason = std::move(reason);
+  result_.health_step = p.step;
+  result_.health_time_s = p.virtual_time_s;
 }
 
 EvalResult RunCore::evaluate_params(std::span<const float> params) {
@@ -339,6 +405,8 @@ EvalResult RunCore::evaluate_params(std::span<const float> params) {
 RunResult RunCore::run() {
   const auto wall_start = std::chrono::steady_clock::now();
   total_updates_ = strategy_->total_updates();
+  health_.start(data_.train.task == LearningTask::kClassification ? data_.train.classes : 0,
+                total_updates_);
   for (SimObserver* o : observers_) o->on_run_start(total_updates_);
   evaluate(0, 0);
   strategy_->start();

@@ -21,6 +21,7 @@
 #include "engine/model.hpp"
 #include "sim/des/simulation.hpp"
 #include "sim/scenario/scenario.hpp"
+#include "sim/train/health.hpp"
 #include "sim/train/observer.hpp"
 #include "sim/train/run_result.hpp"
 
@@ -39,6 +40,11 @@ struct GradientWorker {
   std::uint64_t dropped = 0;        // of them, thrown away (backup workers)
   double loss_sum = 0;              // training losses since the last evaluation
   std::uint64_t loss_count = 0;
+  // Gradient norms since the last evaluation (numerics): of the whole gradient and per
+  // parameter tensor, summed over the norm_count gradients.
+  double norm_sum = 0;
+  std::vector<double> layer_norm_sum;
+  std::uint64_t norm_count = 0;
 };
 
 class RunCore {
@@ -130,6 +136,14 @@ class RunCore {
  private:
   void evaluate(std::uint64_t updates, std::uint64_t samples);
   std::string divergence_reason() const;
+  // ", first in WHERE (node N)" when the first non-finite value was located, else "".
+  std::string where() const;
+  // Adds the gradient in wk.grads to the worker's norm sums (inside its gradient job).
+  void add_gradient_norms(GradientWorker& wk) const;
+  // The mean gradient norms since the last point, into p; resets the sums.
+  void gather_gradient_norms(EvalPoint& p);
+  // p's health; the run's first unhealthy point goes into the result.
+  void judge_health(EvalPoint& p);
   // The Byzantine fault worker w is under now, if any, and what it does to a gradient.
   const FaultConfig* active_fault(int w) const;
   void corrupt(const FaultConfig& f, int w, std::uint64_t step, std::span<float> g) const;
@@ -170,6 +184,8 @@ class RunCore {
   std::uint64_t first_bad_step_ = std::numeric_limits<std::uint64_t>::max();
   double first_bad_loss_ = 0;
   int first_bad_worker_ = 0;
+  std::string first_bad_where_;  // where the non-finite value showed, if known
+  HealthMonitor health_;
   bool stop_ = false;
   bool running_ = false;  // inside sim_.run()
   // Last, so it is destroyed first: its node programs and jobs use everything above.

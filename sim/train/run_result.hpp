@@ -10,6 +10,9 @@
 
 namespace dtsim {
 
+// How a run is going: fine, or one of the ways training fails (sim/train/health.hpp).
+enum class Health { kOk, kExploded, kCollapsed, kNonFinite };
+
 // One evaluation of the global model (a row of metrics.csv).
 struct EvalPoint {
   std::uint64_t step = 0;  // global optimizer steps so far
@@ -28,6 +31,12 @@ struct EvalPoint {
   // Spread of the workers' replicas, sqrt(mean_w ||x_w - mean||^2); NaN when they share one
   // model (bsp, parameter servers).
   double consensus_distance = std::numeric_limits<double>::quiet_NaN();
+  // The mean L2 norm of the gradients computed since the previous point (each a worker's own,
+  // before clipping), and the same per parameter tensor (RunResult::layer_names); NaN and
+  // empty without numerics or for split models.
+  double grad_norm = std::numeric_limits<double>::quiet_NaN();
+  std::vector<double> layer_grad_norms;
+  Health health = Health::kOk;  // the run at this point (sim/train/health.hpp)
 };
 
 // Where one node's virtual time went (a row of nodes.csv).
@@ -77,6 +86,12 @@ struct RunResult {
   std::vector<std::pair<std::uint64_t, std::uint64_t>> staleness_histogram;
   bool diverged = false;
   std::string diverged_reason;  // e.g. "train loss is NaN at step 812"
+  // The first point whose health was not ok (its health, why, where); ok if none.
+  Health health = Health::kOk;
+  std::string health_reason;
+  std::uint64_t health_step = 0;
+  double health_time_s = 0;
+  std::vector<std::string> layer_names;  // the parameter tensors of layer_grad_norms
   std::string model_summary;
   std::optional<ModelParallelStats> model_parallel;
   // Wall-clock figures (never in metrics.csv / nodes.csv: they vary from run to run).

@@ -74,6 +74,13 @@ eval_every = 20
 target_accuracy = 0.9
 )";
 
+// summary.json says the run was healthy, and layers.csv has rows for the MLP's tensors.
+bool summary_health_ok(const fs::path& out) {
+  const auto summary = nlohmann::json::parse(read(out / "summary.json"));
+  return summary["health"] == "ok" && summary["health_reason"].is_null() &&
+         read(out / "layers.csv").find(",dense1.weight,") != std::string::npos;
+}
+
 bool have_fashion_mnist() {
   return fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz");
 }
@@ -89,8 +96,10 @@ TEST_CASE("dtsim run writes metrics.csv, nodes.csv and summary.json") {
   CHECK_CONTAINS(box.out, out.string());
   const std::string metrics = read(out / "metrics.csv");
   CHECK(metrics.rfind("step,epoch,virtual_time_s,samples,train_loss,test_loss,test_accuracy,"
-                      "bytes_sent,mean_staleness,max_staleness,consensus_distance\n",
+                      "bytes_sent,mean_staleness,max_staleness,consensus_distance,grad_norm,"
+                      "health\n",
                       0) == 0);
+  CHECK(summary_health_ok(out));
   // 1500 / 25 = 60 steps per epoch, 180 steps: rows at 0, 20, ..., 180.
   CHECK(std::count(metrics.begin(), metrics.end(), '\n') == 1 + 10);
   CHECK_CONTAINS(read(out / "nodes.csv"), "\n0,worker,5000000000000,");
@@ -173,11 +182,63 @@ TEST_CASE("a diverging run exits 1 and still writes its report") {
   const fs::path scenario = box.write("div.toml", text);
   const fs::path out = box.path / "out";
   CHECK(box.run("run " + scenario.string() + " -q -o " + out.string()) == 1);
-  CHECK_CONTAINS(box.err, "diverged");
+  CHECK_CONTAINS(box.err, "the run's health is non-finite: the training loss became");
   const auto summary = nlohmann::json::parse(read(out / "summary.json"));
   CHECK(summary["diverged"] == true);
+  CHECK(summary["health"] == "non-finite");
+  CHECK_CONTAINS(summary["health_reason"].get<std::string>(), "(node 0)");
   CHECK_CONTAINS(summary["diverged_reason"].get<std::string>(), "lower train.lr");
   CHECK(fs::exists(out / "metrics.csv"));
+  CHECK_CONTAINS(read(out / "metrics.csv"), ",non-finite\n");
+}
+
+TEST_CASE("validate and explain warn about unstable settings on stderr, exit code unchanged") {
+  Sandbox box;
+  const std::string teaching = std::string(DTSIM_SOURCE_DIR) + "/scenarios/teaching/";
+  CHECK(box.run("validate " + teaching + "sync-vs-async.toml") == 0);
+  // Its asp point (lr 0.1, 8 workers, no staleness_lr), not the one with staleness_lr.
+  CHECK_CONTAINS(box.err,
+                 "dtsim: warning: point sync=asp: sync = \"asp\" applies each of the 8 "
+                 "workers' gradients whole: at lr 0.1 that is about 0.8");
+  CHECK(box.err.find("point sync=asp,staleness_lr=true") == std::string::npos);
+  const std::string quickstart = std::string(DTSIM_SOURCE_DIR) + "/scenarios/quickstart.toml";
+  CHECK(box.run("validate " + quickstart) == 0);
+  CHECK(box.err.find("warning") == std::string::npos);
+  CHECK(box.run("explain " + quickstart + " --set train.lr=2") == 0);
+  CHECK_CONTAINS(box.err, "dtsim: warning: train.lr = 2 without clipping");
+  CHECK(box.run("explain " + quickstart + " --set train.lr=2 --set train.clip_norm=1") == 0);
+  CHECK(box.err.find("warning") == std::string::npos);
+}
+
+// The quickstart at a learning rate 100x too high: its loss explodes within the first
+// evaluation window, then the network is dead (chance accuracy). Finite all along.
+TEST_CASE("an exploding run exits 1 with its health, a report banner and layer norms") {
+  if (!have_fashion_mnist()) return;
+  Sandbox box;
+  const std::string quickstart = std::string(DTSIM_SOURCE_DIR) + "/scenarios/quickstart.toml";
+  const fs::path out = box.path / "lr5";
+  CHECK(box.run("run " + quickstart + " -q --set train.lr=5 -o " + out.string()) == 1);
+  CHECK_CONTAINS(box.err, "the run's health is exploded: the training loss reached");
+  const auto summary = nlohmann::json::parse(read(out / "summary.json"));
+  CHECK(summary["health"] == "exploded");
+  CHECK(summary["health_step"] == 200);
+  CHECK(summary["diverged"] == false);
+  CHECK_CONTAINS(read(out / "report.html"), "\"state\":\"exploded\"");
+  const std::string metrics = read(out / "metrics.csv");
+  CHECK_CONTAINS(metrics, ",exploded\n");
+  CHECK_CONTAINS(metrics, ",collapsed\n");  // later points: back at chance
+  const std::string layers = read(out / "layers.csv");
+  CHECK(layers.rfind("step,layer,grad_norm\n200,dense1.weight,", 0) == 0);
+  // With plain SGD at lr 50 the loss is finite but huge, then NaN.
+  const fs::path out50 = box.path / "lr50";
+  CHECK(box.run("run " + quickstart + " -q --set train.lr=50 --set train.optimizer=sgd -o " +
+                out50.string()) == 1);
+  const auto s50 = nlohmann::json::parse(read(out50 / "summary.json"));
+  CHECK(s50["health"] != "ok");
+  // The healthy quickstart stays ok.
+  const fs::path ok = box.path / "ok";
+  CHECK(box.run("run " + quickstart + " -q -o " + ok.string()) == 0);
+  CHECK(nlohmann::json::parse(read(ok / "summary.json"))["health"] == "ok");
 }
 
 TEST_CASE("bad command-line values exit 2") {

@@ -42,15 +42,28 @@ TEST_CASE("metrics rows: shortest round-trip numbers, NaN as an empty cell") {
   p.train_loss = std::numeric_limits<double>::quiet_NaN();
   p.test_loss = 0.25;
   p.test_accuracy = 0.8125;
-  CHECK(metrics_csv_row(p) == "200,0.5,0.1,12800,,0.25,0.8125,0,0,0,\n");
+  CHECK(metrics_csv_row(p) == "200,0.5,0.1,12800,,0.25,0.8125,0,0,0,,,ok\n");
   CHECK(metrics_csv_header() ==
         "step,epoch,virtual_time_s,samples,train_loss,test_loss,test_accuracy,bytes_sent,"
-        "mean_staleness,max_staleness,consensus_distance\n");
+        "mean_staleness,max_staleness,consensus_distance,grad_norm,health\n");
   // Replicas without a global version: no staleness, a consensus distance.
   p.mean_staleness = std::numeric_limits<double>::quiet_NaN();
   p.max_staleness = 0;
   p.consensus_distance = 0.125;
-  CHECK(metrics_csv_row(p) == "200,0.5,0.1,12800,,0.25,0.8125,0,,,0.125\n");
+  CHECK(metrics_csv_row(p) == "200,0.5,0.1,12800,,0.25,0.8125,0,,,0.125,,ok\n");
+  // A gradient norm, and a run that exploded.
+  p.grad_norm = 1.5;
+  p.health = Health::kExploded;
+  CHECK(metrics_csv_row(p) == "200,0.5,0.1,12800,,0.25,0.8125,0,,,0.125,1.5,exploded\n");
+}
+
+TEST_CASE("layers.csv: a row per evaluation and parameter tensor") {
+  RunResult r;
+  r.layer_names = {"dense1.weight", "dense1.bias"};
+  r.evals.resize(2);
+  r.evals[1].step = 100;
+  r.evals[1].layer_grad_norms = {0.5, 0.25};
+  CHECK(layers_csv(r) == "step,layer,grad_norm\n100,dense1.weight,0.5\n100,dense1.bias,0.25\n");
 }
 
 TEST_CASE("metrics.csv is readable while streaming and appears whole on commit") {
