@@ -50,6 +50,9 @@ FinishedRun read_finished_run(const std::filesystem::path& dir) {
                    : "";
     run.diverged = summary.contains("diverged") && summary["diverged"].is_boolean() &&
                    summary["diverged"].get<bool>();
+    if (summary.contains("health") && summary["health"].is_string()) {
+      run.health = summary["health"].get<std::string>();
+    }
   } catch (const std::exception& e) {
     throw InputError({summary_path.string()}, "",
                      fmt::format("not a dtsim summary.json: {}", e.what()));
@@ -129,7 +132,7 @@ std::string compare_html(const std::vector<FinishedRun>& runs, const std::string
       continue;
     }
     if (r.diverged) {
-      speedup = "diverged";
+      speedup = "diverged (health: non-finite)";
     } else if (first.diverged || !first.failed.empty()) {
       speedup = "—";
     } else if (std::isfinite(first.time_to_target_s) && std::isfinite(r.time_to_target_s) &&
@@ -140,6 +143,7 @@ std::string compare_html(const std::vector<FinishedRun>& runs, const std::string
     } else if (r.virtual_time_s > 0) {
       speedup = fmt::format("{:.2f}x (run time)", first.virtual_time_s / r.virtual_time_s);
     }
+    if (!r.diverged && r.health != "ok") speedup += fmt::format(" — health: {}", r.health);
     const auto acc = [](double v) {
       return std::isfinite(v) ? fmt::format("{:.4f}", v) : std::string("—");
     };

@@ -27,6 +27,7 @@ struct FinishedRun {
   double steps = 0;
   double mean_staleness = 0;  // NaN without a global version (local SGD, gossip)
   bool diverged = false;
+  std::string health = "ok";  // summary.json's health (ok when absent: older runs)
   std::string failed;  // not empty: the run did not finish (a sweep point that failed)
 };
 

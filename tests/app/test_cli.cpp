@@ -491,6 +491,22 @@ TEST_CASE("dtsim sweep runs each point into its own folder and compares them") {
   CHECK_CONTAINS(box.err, "no [sweep] section");
 }
 
+TEST_CASE("a sweep with an unhealthy point exits 1 and its comparison says why") {
+  Sandbox box;
+  const fs::path scenario =
+      box.write("sweep.toml", std::string(kBlobs) + "[sweep]\n\"train.lr\" = [0.05, 1e30]\n");
+  const fs::path out = box.path / "sw";
+  CHECK(box.run("sweep " + scenario.string() + " -o " + out.string()) == 1);
+  CHECK(nlohmann::json::parse(read(out / "01-lr=0.05" / "summary.json"))["health"] == "ok");
+  fs::path second;
+  for (const auto& e : fs::directory_iterator(out)) {
+    if (e.path().filename().string().rfind("02-", 0) == 0) second = e.path();
+  }
+  REQUIRE_FALSE(second.empty());
+  CHECK(nlohmann::json::parse(read(second / "summary.json"))["health"] == "non-finite");
+  CHECK_CONTAINS(read(out / "compare.html"), "diverged (health: non-finite)");
+}
+
 TEST_CASE("a sweep point that fails does not stop the others") {
   // Every point is a valid scenario (checked before any runs), but 2000 server shards are
   // more than this model has parameters (1,189), which only the run itself finds out.
