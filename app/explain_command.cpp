@@ -22,6 +22,12 @@ int explain_scenario(const ExplainOptions& opt) {
   const SetUp ready = set_up(scenario, opt.scenario, 1);  // the same checks as a run
   const Explanation e = explain(scenario, *ready.data);
   print_stability_warnings(scenario, "");
+  if (!scenario.sweep.empty()) {
+    fmt::print(stderr,
+               "dtsim: note: this explains the base point of the scenario's [sweep] of {} "
+               "points; add a point's keys with --set to explain it\n",
+               expand_sweep(scenario).size());
+  }
   if (opt.json) {
     nlohmann::ordered_json j;
     j["name"] = scenario.name;

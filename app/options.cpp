@@ -15,12 +15,22 @@ void add_scenario_options(CLI::App* cmd, ScenarioOptions& opt, unsigned flags,
         ->check(CLI::Range(1, 1024));
   }
   if ((flags & kQuiet) != 0) cmd->add_flag("-q,--quiet", opt.quiet, "No progress lines on stderr");
+  if ((flags & kNoTrace) != 0) {
+    cmd->add_flag("--no-trace", opt.no_trace,
+                  "Do not write trace.json (as --set output.trace=false)");
+  }
   cmd->add_option("--set", opt.overrides,
                   "Override a scenario key: --set train.lr=0.1 --set strategy.collective=tree "
                   "(repeatable)")
       ->expected(1)
       ->allow_extra_args(false)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+}
+
+std::vector<std::string> overrides_of(const ScenarioOptions& opt) {
+  std::vector<std::string> out = opt.overrides;
+  if (opt.no_trace) out.push_back("output.trace=false");
+  return out;
 }
 
 int threads_or_cores(int threads) {

@@ -25,15 +25,19 @@ struct ScenarioOptions {
   std::string out_dir;                 // -o; empty: the command's default
   int threads = 0;                     // 0: all cores
   bool quiet = false;                  // no progress on stderr
+  bool no_trace = false;               // --no-trace: as --set output.trace=false
   std::vector<std::string> overrides;  // --set key.path=value
 };
 
 // Which of the common options a command takes, besides the scenario file and --set.
-enum Flags : unsigned { kOut = 1, kThreads = 2, kQuiet = 4 };
+enum Flags : unsigned { kOut = 1, kThreads = 2, kQuiet = 4, kNoTrace = 8 };
 
 // Registers the scenario file argument, --set, and the chosen common flags.
 void add_scenario_options(CLI::App* cmd, ScenarioOptions& opt, unsigned flags,
                           const std::string& out_help = "Output folder");
+
+// The --set overrides, with output.trace=false last when --no-trace was given.
+std::vector<std::string> overrides_of(const ScenarioOptions& opt);
 
 // --threads, or all cores.
 int threads_or_cores(int threads);

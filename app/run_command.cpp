@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 
 #include "app/commands.hpp"
 #include "app/exit_codes.hpp"
@@ -51,7 +52,7 @@ int outcome(const Scenario& scenario, const RunResult& result, bool quiet) {
 
 int run(const ScenarioOptions& opt) {
   const auto wall_start = std::chrono::steady_clock::now();
-  const Scenario scenario = load_scenario(opt.scenario, opt.overrides);
+  const Scenario scenario = load_scenario(opt.scenario, overrides_of(opt));
   const int threads = threads_or_cores(opt.threads);
   tbb::global_control parallelism(tbb::global_control::max_allowed_parallelism,
                                   static_cast<std::size_t>(threads));
@@ -60,21 +61,30 @@ int run(const ScenarioOptions& opt) {
   const double load_wall_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   create_output_dir(dir);
+  if (!scenario.sweep.empty() && !opt.quiet) {  // (sweep points run with -q)
+    fmt::print(stderr,
+               "dtsim: note: {} has a [sweep] of {} points; `dtsim run` runs its base point "
+               "only, `dtsim sweep` runs them all\n",
+               opt.scenario, expand_sweep(scenario).size());
+  }
   if (!opt.quiet) {
     fmt::print(stderr, "dtsim: {} — {} train / {} test samples of {}; {}\n", scenario.name,
                ready.data->train.samples(), ready.data->test.samples(), scenario.data.dataset,
                strategy_line(scenario));
   }
   MetricsCsvWriter metrics(dir);
-  TraceWriter trace(dir, scenario.cluster.workers + server_count(scenario),
-                    scenario.cluster.workers);
+  std::optional<TraceWriter> trace;
+  if (scenario.output.trace) {
+    trace.emplace(dir, scenario.cluster.workers + server_count(scenario), scenario.cluster.workers);
+  }
   ProgressPrinter progress;
   TimelineRecorder timeline;
-  std::vector<SimObserver*> observers = {&metrics, &trace, &timeline};
+  std::vector<SimObserver*> observers = {&metrics, &timeline};
+  if (trace) observers.push_back(&*trace);
   if (!opt.quiet) observers.push_back(&progress);
   RunResult result = ready.training->run(observers);
   metrics.commit();
-  trace.commit();
+  if (trace) trace->commit();
   result.threads = threads;
   result.load_wall_s = load_wall_s;
   result.wall_time_s =
@@ -94,13 +104,11 @@ int run(const ScenarioOptions& opt) {
                result.jobs_wall_s, threads);
   }
   fmt::print("report: {}\n", (dir / "report.html").string());
-  fmt::print(
-      "outputs: {}/ (metrics.csv, nodes.csv, layers.csv, summary.json, trace.json, "
-      "report.html)\n",
-      dir.string());
-  if (trace.truncated() && !opt.quiet) {
+  fmt::print("outputs: {}/ (metrics.csv, nodes.csv, layers.csv, summary.json, {}report.html)\n",
+             dir.string(), trace ? "trace.json, " : "");
+  if (trace && trace->truncated() && !opt.quiet) {
     fmt::print(stderr, "dtsim: trace.json holds the first {} events (see its metadata)\n",
-               trace.events());
+               trace->events());
   }
   return outcome(scenario, result, opt.quiet);
 }
@@ -110,7 +118,7 @@ int run(const ScenarioOptions& opt) {
 Command add_run_command(CLI::App& app) {
   auto opt = std::make_shared<ScenarioOptions>();
   CLI::App* cmd = app.add_subcommand("run", "Run a scenario and write its outputs");
-  add_scenario_options(cmd, *opt, kOut | kThreads | kQuiet,
+  add_scenario_options(cmd, *opt, kOut | kThreads | kQuiet | kNoTrace,
                        "Output folder (default: runs/<scenario file name>)");
   return {cmd, [opt] { return run(*opt); }};
 }

@@ -59,7 +59,7 @@ FinishedRun finished_point(const std::filesystem::path& dir, int code, const Swe
 
 int sweep(const SweepOptions& opt, const char* self) {
   const ScenarioOptions& so = opt.scenario;
-  const Scenario scenario = load_scenario(so.scenario, so.overrides, /*check_sweep=*/true);
+  const Scenario scenario = load_scenario(so.scenario, overrides_of(so), /*check_sweep=*/true);
   const std::vector<SweepPoint> points = expand_sweep(scenario);
   if (points.empty()) {
     throw InputError({so.scenario}, "sweep",
@@ -82,7 +82,7 @@ int sweep(const SweepOptions& opt, const char* self) {
             {self, "run", so.scenario, "-o", dirs[i].string(), "--threads", std::to_string(threads),
              "-q"},
             (dirs[i] / "run.log").string()};
-    for (const auto& o : so.overrides) job.argv.insert(job.argv.end(), {"--set", o});
+    for (const auto& o : overrides_of(so)) job.argv.insert(job.argv.end(), {"--set", o});
     for (const auto& o : points[i].overrides) job.argv.insert(job.argv.end(), {"--set", o});
     jobs.push_back(std::move(job));
   }
@@ -95,8 +95,10 @@ int sweep(const SweepOptions& opt, const char* self) {
     } else if (end.code != kExitOk) {
       how = fmt::format("exit {} (see {})", end.code, jobs[i].log);
     }
-    fmt::print("point {}/{} {}: {}\n", i + 1, points.size(), points[i].label, how);
-    std::fflush(stdout);
+    if (!so.quiet || end.code != kExitOk || end.signaled) {
+      fmt::print("point {}/{} {}: {}\n", i + 1, points.size(), points[i].label, how);
+      std::fflush(stdout);
+    }
   });
   std::vector<FinishedRun> runs;
   for (std::size_t i = 0; i < points.size(); ++i) {
@@ -114,9 +116,10 @@ Command add_sweep_command(CLI::App& app, const char* self) {
   CLI::App* cmd = app.add_subcommand("sweep",
                                      "Run every point of the scenario's [sweep] grid into its "
                                      "own folder, then write compare.html");
-  add_scenario_options(cmd, opt->scenario, kOut | kThreads,
+  add_scenario_options(cmd, opt->scenario, kOut | kThreads | kQuiet | kNoTrace,
                        "Output folder (default: runs/<scenario file name>-sweep)");
   cmd->get_option("--threads")->description("Threads per point (default: cores / --jobs)");
+  cmd->get_option("--quiet")->description("Print only the points that fail, and the comparison");
   cmd->add_option("-j,--jobs", opt->jobs, "Points run at once (default: one per core)")
       ->check(CLI::Range(1, 256));
   return {cmd, [opt, self] { return sweep(*opt, self); }};

@@ -140,7 +140,7 @@ Scenario parse_scenario(const std::string& text, const std::string& file,
   s.file = file;
   r.check_keys(root, "",
                {"name", "description", "seed", "model", "data", "train", "cluster", "network",
-                "strategy", "compression", "faults", "expect", "sweep"});
+                "strategy", "compression", "faults", "expect", "output", "sweep"});
   if (root.get("name") == nullptr) {
     r.error(nullptr, "name", "missing: every scenario needs a name (name = \"...\")");
   }
@@ -156,6 +156,10 @@ Scenario parse_scenario(const std::string& text, const std::string& file,
   if (const auto* t = r.table(root, "", "compression")) read_compression(r, *t, s.compression);
   if (const toml::node* f = root.get("faults")) read_faults(r, *f, s.faults);
   if (const auto* t = r.table(root, "", "expect")) read_expect(r, *t, s.expect);
+  if (const auto* t = r.table(root, "", "output")) {
+    r.check_keys(*t, "output", {"trace"});
+    r.get_bool(*t, "output", "trace", s.output.trace);
+  }
   if (const auto* t = r.table(root, "", "sweep")) read_sweep(r, *t, s.sweep);
   check_scenario(r, root, s);
   if (check_sweep && r.errors().empty() && !s.sweep.empty()) {

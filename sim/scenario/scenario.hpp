@@ -130,6 +130,11 @@ struct SweepPoint {
   std::string label;
 };
 
+// [output]: what a run writes besides its always-written files.
+struct OutputConfig {
+  bool trace = true;  // trace.json (16 to 24 MB for a teaching run)
+};
+
 struct Scenario {
   std::string file;  // where it was loaded from
   std::string name;
@@ -144,6 +149,7 @@ struct Scenario {
   CodecConfig compression;  // [compression]; kind none when absent
   std::vector<FaultConfig> faults;
   std::vector<Expectation> expect;
+  OutputConfig output;
   std::vector<SweepAxis> sweep;  // empty: no [sweep]
 };
 

@@ -209,11 +209,11 @@ void read_network(TomlReader& r, const toml::table& t, NetworkConfig& n) {
 }
 
 void read_strategy(TomlReader& r, const toml::table& t, StrategyConfig& s) {
-  r.check_keys(t, "strategy",
-               {"architecture", "sync", "collective", "time_only", "staleness", "local_steps",
-                "backup_workers", "staleness_lr", "delay_compensation", "aggregation", "trim",
-                "krum_m", "stages", "micro_batches", "stage_layers", "tensor_parallel",
-                "data_parallel"});
+  r.check_keys(
+      t, "strategy",
+      {"architecture", "sync", "collective", "time_only", "staleness", "local_steps",
+       "backup_workers", "staleness_lr", "delay_compensation", "aggregation", "trim", "krum_m",
+       "stages", "micro_batches", "stage_layers", "tensor_parallel", "data_parallel"});
   r.get_choice(t, "strategy", "aggregation", aggregation_names(), s.aggregation.kind);
   r.get_int(t, "strategy", "trim", s.aggregation.f, 0, 1'000'000);
   r.get_int(t, "strategy", "krum_m", s.aggregation.m, 1, 1'000'000);

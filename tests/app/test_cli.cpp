@@ -491,6 +491,36 @@ TEST_CASE("dtsim sweep runs each point into its own folder and compares them") {
   CHECK_CONTAINS(box.err, "no [sweep] section");
 }
 
+TEST_CASE("trace.json can be left out; sweep --quiet prints only failures") {
+  Sandbox box;
+  const fs::path scenario =
+      box.write("sweep.toml", std::string(kBlobs) +
+                                  "[cluster]\nworkers = 2\n[sweep]\n"
+                                  "\"strategy.collective\" = [\"ring\", \"tree\"]\n");
+  // dtsim run on a sweep file says it runs the base point only.
+  const fs::path one = box.path / "one";
+  REQUIRE(box.run("run " + scenario.string() + " --no-trace -o " + one.string()) == 0);
+  CHECK_CONTAINS(box.err, "has a [sweep] of 2 points; `dtsim run` runs its base point only");
+  CHECK_FALSE(fs::exists(one / "trace.json"));
+  CHECK(fs::exists(one / "metrics.csv"));
+  CHECK(fs::exists(one / "report.html"));
+  CHECK(box.out.find("trace.json") == std::string::npos);
+  // The same from the scenario file.
+  const fs::path two = box.path / "two";
+  REQUIRE(box.run("run " +
+                  box.write("p.toml", read(scenario) + "[output]\ntrace = false\n").string() +
+                  " -q -o " + two.string()) == 0);
+  CHECK_FALSE(fs::exists(two / "trace.json"));
+  CHECK(read(two / "metrics.csv") == read(one / "metrics.csv"));
+  // A sweep passes it on to its points, and --quiet keeps only the comparison line.
+  const fs::path sw = box.path / "sw";
+  REQUIRE(box.run("sweep " + scenario.string() + " --quiet --no-trace -o " + sw.string()) == 0);
+  CHECK_FALSE(fs::exists(sw / "01-collective=ring" / "trace.json"));
+  CHECK(fs::exists(sw / "02-collective=tree" / "metrics.csv"));
+  CHECK(box.out.find("point 1/2") == std::string::npos);
+  CHECK_CONTAINS(box.out, "comparison: ");
+}
+
 TEST_CASE("a sweep with an unhealthy point exits 1 and its comparison says why") {
   Sandbox box;
   const fs::path scenario =
