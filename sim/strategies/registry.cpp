@@ -40,6 +40,7 @@ namespace {
 using A = Architecture;
 using S = SyncMode;
 
+// The table itself: data, a row per mode, so longer than a function should be.
 const std::vector<StrategyEntry>& table() {
   static const std::vector<StrategyEntry> rows = {
       {A::kAllreduce,

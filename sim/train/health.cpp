@@ -47,8 +47,10 @@ std::vector<std::string> stability_warnings(const Scenario& s) {
   const StrategyConfig& st = s.strategy;
   const int p = s.cluster.workers;
   const double lr = s.train.schedule.lr;
-  const bool async =
-      st.sync == SyncMode::kAsp || st.sync == SyncMode::kSsp || st.sync == SyncMode::kDelayed;
+  // Modes whose server applies each gradient as it comes are the ones with a staleness-aware
+  // lr (their rows read staleness_lr); a bound or delay, where there is one, is `staleness`.
+  const StrategyEntry* mode = find_strategy(st.architecture, st.sync);
+  const bool async = mode != nullptr && mode->reads("staleness_lr");
   const OptimizerConfig& opt = s.train.optimizer;
   const double adam = opt.kind == OptimizerKind::kAdam ? 0.01 : 1.0;
   if (async && p >= 4 && !st.staleness_lr && lr * p >= 0.2 * adam) {
@@ -61,11 +63,8 @@ std::vector<std::string> stability_warnings(const Scenario& s) {
   const double beta = opt.kind == OptimizerKind::kAdam  ? opt.beta1
                       : opt.kind == OptimizerKind::kSgd ? 0.0
                                                         : opt.momentum;
-  int staleness = 0;
-  if (st.sync == SyncMode::kAsp) staleness = p - 1;
-  if ((st.sync == SyncMode::kSsp || st.sync == SyncMode::kDelayed) && st.staleness) {
-    staleness = *st.staleness;
-  }
+  int staleness = async ? p - 1 : 0;  // p workers taking turns
+  if (async && mode->reads("staleness") && st.staleness) staleness = *st.staleness;
   if (beta >= 0.9 && staleness >= 8) {
     out.push_back(fmt::format(
         "momentum {:g} with gradients about {} updates stale: staleness acts as extra momentum "
