@@ -105,20 +105,30 @@ void check_compression(ScenarioChecks& c, const Scenario& s) {
   const CodecConfig& codec = s.compression;
   const bool coded = codec.kind != CodecKind::kNone;
   const bool robust = st.aggregation.kind != AggregationKind::kMean;
-  if ((coded || robust) && (!mode_of(st).takes_compression || st.backup_workers > 0)) {
-    std::vector<std::string> modes;
+  const StrategyEntry& mode = mode_of(st);
+  if (coded && (!mode.takes_compression || st.backup_workers > 0)) {
     std::vector<std::string> where;
     for (const StrategyEntry& e : strategy_table()) {
-      const std::string name = fmt::format("\"{}\"", e.name);
-      if (!e.takes_compression) continue;
-      if (std::find(modes.begin(), modes.end(), name) == modes.end()) modes.push_back(name);
-      where.push_back(to_string(e.architecture));
+      if (e.takes_compression)
+        where.push_back(fmt::format("{} {}", to_string(e.architecture), e.name));
     }
-    c.error(coded ? "compression.codec" : "strategy.aggregation",
-            fmt::format("{} works with sync = {} (without backup workers) on architecture = {} "
-                        "in this version",
-                        coded ? "compression" : "an aggregation rule other than mean",
-                        fmt::join(modes, " | "), fmt::join(where, " | ")));
+    c.error("compression.codec",
+            fmt::format("compression works with {} (without backup workers) in this version, "
+                        "not {} {}",
+                        fmt::join(where, ", "), to_string(st.architecture), to_string(st.sync)));
+  }
+  if (robust && (!mode.reads("aggregation") || st.backup_workers > 0)) {
+    c.error("strategy.aggregation",
+            fmt::format("an aggregation rule other than mean needs a step's gradients together: "
+                        "sync = {} (without backup workers), not \"{}\"",
+                        quoted_modes_reading("aggregation"), to_string(st.sync)));
+  }
+  if (codec.kind == CodecKind::kSign && coded && mode.takes_compression &&
+      !mode.reads("aggregation")) {
+    c.error("compression.codec",
+            fmt::format("codec = \"sign\" is a majority vote over a step's gradients; \"{}\" "
+                        "applies them one at a time: use ef-sign or onebit",
+                        to_string(st.sync)));
   }
   if (codec.momentum_correction && s.train.optimizer.kind != OptimizerKind::kSgd) {
     c.error("compression.momentum_correction",

@@ -12,11 +12,24 @@ AsyncPs::AsyncPs(RunCore& core, std::unique_ptr<ServerRule> rule)
   const int p = core.workers();
   const int k = core.servers();
   const std::size_t n = core.num_params();
+  const CodecConfig& codec = core.scenario().compression;
+  const bool coded = codec.kind != CodecKind::kNone;
   for (int w = 0; w < p; ++w) {
     PsWorker wk;
     wk.params = core.initial_params();
     wk.read_version.assign(static_cast<std::size_t>(k), 0);
+    for (int s = 0; coded && s < k; ++s) {
+      const auto [b, e] = part_range(n, k, s);
+      wk.codecs.push_back(
+          std::make_unique<Compressor>(codec, e - b, core.scenario().seed, w, nullptr, s));
+      wk.payloads.push_back(std::make_shared<Payload>());
+    }
     workers_.push_back(std::move(wk));
+  }
+  for (int s = 0; coded && s < k; ++s) {
+    const auto [b, e] = part_range(n, k, s);
+    decoders_.push_back(
+        std::make_unique<Compressor>(codec, e - b, core.scenario().seed, -1, nullptr, s));
   }
   const std::vector<float>& init = core.initial_params();
   for (int s = 0; s < k; ++s) {
@@ -81,7 +94,19 @@ Task<> AsyncPs::worker(int w) {
   while (true) {
     wk.req_gradient = !first;
     wk.req_pull = more;
+    if (wk.req_gradient && !wk.codecs.empty()) {
+      co_await encode(w);
+      for (std::size_t s = 0; s < servers_.size(); ++s) {
+        const ServerShard& sv = servers_[s];
+        Message m{node, sv.node, tags::kRequest, 0, nullptr, nullptr};
+        m.bytes = c.numerics() ? wk.payloads[s]->size() : wk.codecs[s]->payload_size(wk.pushed);
+        if (c.numerics()) m.payload = wk.payloads[s];
+        sim.send(std::move(m));
+      }
+      ++wk.pushed;
+    }
     for (const ServerShard& sv : servers_) {
+      if (wk.req_gradient && !wk.codecs.empty()) break;  // sent above
       const std::uint64_t part = sv.end - sv.begin;
       std::shared_ptr<const std::vector<float>> data;
       if (wk.req_gradient && c.numerics()) {
@@ -135,7 +160,8 @@ Task<> AsyncPs::server(int s) {
       g.slot = wk.grad_slot;
       g.read_version = wk.read_version[static_cast<std::size_t>(s)];
       if (m.data) g.grad = *m.data;
-      if (m.data && compensate) {
+      if (!decoders_.empty()) co_await decode(s, m.payload.get(), g);
+      if ((m.data || m.payload) && compensate) {
         g.read_params.assign(wk.params.begin() + static_cast<std::ptrdiff_t>(sv.begin),
                              wk.params.begin() + static_cast<std::ptrdiff_t>(sv.end));
       }
@@ -150,6 +176,42 @@ Task<> AsyncPs::server(int s) {
     co_await absorb(sv, s);
     answer_pulls(sv, s);
   }
+}
+
+Task<> AsyncPs::encode(int w) {
+  RunCore& c = core();
+  PsWorker& wk = workers_[static_cast<std::size_t>(w)];
+  const GradientWorker& gw = c.worker(w);
+  const double flops =
+      encode_flops_per_element(c.scenario().compression) * static_cast<double>(c.num_params());
+  std::function<void()> work;
+  if (c.numerics()) {
+    work = [this, &wk, &gw] {
+      for (std::size_t s = 0; s < servers_.size(); ++s) {
+        const ServerShard& sv = servers_[s];
+        const std::span<const float> part(gw.grads.data() + sv.begin, sv.end - sv.begin);
+        // A fresh payload: the last one may still be on its way or waiting at the server.
+        wk.payloads[s] = std::make_shared<Payload>();
+        wk.codecs[s]->encode(part, wk.pushed, *wk.payloads[s]);
+      }
+    };
+  }
+  co_await c.sim().compute(gw.node, c.job_time(gw.node, flops), std::move(work), "encode");
+}
+
+Task<> AsyncPs::decode(int s, const Payload* payload, Pending& g) {
+  RunCore& c = core();
+  const ServerShard& sv = servers_[static_cast<std::size_t>(s)];
+  const std::uint64_t n = sv.end - sv.begin;
+  const double flops = decode_flops_per_element(c.scenario().compression) * static_cast<double>(n);
+  std::function<void()> work;
+  if (c.numerics()) {
+    work = [this, s, payload, &g, n] {
+      g.grad.resize(n);
+      decoders_[static_cast<std::size_t>(s)]->decode(*payload, g.grad, g.clock);
+    };
+  }
+  co_await c.sim().compute(sv.node, c.job_time(sv.node, flops), std::move(work), "decode");
 }
 
 Task<> AsyncPs::absorb(ServerShard& sv, int s) {

@@ -21,6 +21,7 @@
 #include <memory>
 #include <vector>
 
+#include "engine/compress.hpp"
 #include "sim/strategies/strategy.hpp"
 
 namespace dtsim {
@@ -61,6 +62,11 @@ struct PsWorker {
   std::uint64_t slot = 0;       // the run's gradient number its next gradient will be
   std::uint64_t grad_slot = 0;  // that of its last gradient
   bool done = false;            // backup workers: the servers said the run is over
+  // With a codec: one compressor (and error-feedback memory) per shard, and this request's
+  // encoded parts.
+  std::vector<std::unique_ptr<Compressor>> codecs;
+  std::vector<std::shared_ptr<Payload>> payloads;
+  std::uint64_t pushed = 0;  // gradients pushed so far: the codecs' step
 };
 
 // What makes each mode.
@@ -114,13 +120,18 @@ class AsyncPs : public Strategy {
   Task<> absorb(ServerShard& sv, int s);
   Task<> apply(ServerShard& sv, int s, std::vector<Pending> group, double lr);
   void answer_pulls(ServerShard& sv, int s);
+  // With a codec: worker w encodes its gradient's shard parts (a job), and shard s decodes
+  // a pushed payload into g.grad (a job).
+  Task<> encode(int w);
+  Task<> decode(int s, const Payload* payload, Pending& g);  // payload: null in time-only runs
 
   std::unique_ptr<ServerRule> rule_;
   std::vector<PsWorker> workers_;
   std::vector<ServerShard> servers_;
-  std::uint64_t tickets_ = 0;               // gradients handed out so far
-  std::map<std::uint64_t, int> shards_at_;  // shards that reached each version
-  std::vector<float> global_;               // the shards side by side
+  std::uint64_t tickets_ = 0;                          // gradients handed out so far
+  std::map<std::uint64_t, int> shards_at_;             // shards that reached each version
+  std::vector<float> global_;                          // the shards side by side
+  std::vector<std::unique_ptr<Compressor>> decoders_;  // per shard, with a codec
 };
 
 // bsp with backup workers runs on this machinery: ps_bsp.cpp's factory makes it.

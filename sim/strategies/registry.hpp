@@ -34,7 +34,9 @@ struct StrategyEntry {
   // The strategy.* keys it reads besides architecture, sync and time_only, in the order the
   // resolved settings show them.
   std::vector<std::string_view> keys;
-  bool takes_compression;  // [compression] and strategy.aggregation apply to it
+  // [compression] applies to it (robust aggregation rules: to the modes that read
+  // "aggregation").
+  bool takes_compression;
   // Errors for settings it cannot run with (keys it needs, limits); may be null.
   void (*check)(const Scenario& scenario, ScenarioChecks& checks);
   // Its communication and update time per step, uncontended (sim/train/explain.hpp).

@@ -160,7 +160,7 @@ Task<> RunCore::gradient(int w, std::span<const float> params, std::optional<Sim
       [this, &wk, &loss, params, fault, w] {
         const Batch batch = gather_batch(data_.train, wk.rows, *wk.ws);
         loss = model_.gradient(params, batch, wk.grads, *wk.ws);
-        add_gradient_norms(wk);
+        measure_gradient(wk);
         if (s_.train.clip_norm > 0) clip_global_norm(wk.grads, s_.train.clip_norm);
         // A Byzantine worker corrupts what it sends (after clipping: it does not play along).
         if (fault != nullptr) corrupt(*fault, w, wk.steps, wk.grads);
@@ -169,24 +169,29 @@ Task<> RunCore::gradient(int w, std::span<const float> params, std::optional<Sim
   if (!std::isfinite(loss) && !stop_) {
     first_bad_where_ = model_.locate_non_finite(params, *wk.ws, batch_);
   }
+  wk.layer_norm_sum.resize(wk.last_layer_norms.size(), 0.0);
+  for (std::size_t t = 0; t < wk.last_layer_norms.size(); ++t) {
+    wk.layer_norm_sum[t] += wk.last_layer_norms[t];
+  }
+  wk.norm_sum += wk.last_norm;
+  ++wk.norm_count;
   report_loss(w, loss);
   ++wk.steps;
 }
 
-void RunCore::add_gradient_norms(GradientWorker& wk) const {
+void RunCore::measure_gradient(GradientWorker& wk) const {
   const auto& tensors = model_.layout().tensors();
-  wk.layer_norm_sum.resize(tensors.size(), 0.0);
+  wk.last_layer_norms.resize(tensors.size());
   double total = 0;
   for (std::size_t t = 0; t < tensors.size(); ++t) {
     double sq = 0;
     for (float g : ParamLayout::view(std::span<const float>(wk.grads), tensors[t])) {
       sq += static_cast<double>(g) * g;
     }
-    wk.layer_norm_sum[t] += std::sqrt(sq);
+    wk.last_layer_norms[t] = std::sqrt(sq);
     total += sq;
   }
-  wk.norm_sum += std::sqrt(total);
-  ++wk.norm_count;
+  wk.last_norm = std::sqrt(total);
 }
 
 void RunCore::report_loss(int w, double loss) {

@@ -41,10 +41,14 @@ struct GradientWorker {
   double loss_sum = 0;              // training losses since the last evaluation
   std::uint64_t loss_count = 0;
   // Gradient norms since the last evaluation (numerics): of the whole gradient and per
-  // parameter tensor, summed over the norm_count gradients.
+  // parameter tensor, summed over the norm_count gradients. The gradient job writes only the
+  // last gradient's (an evaluation may run while a job is in flight); they are added to the
+  // sums when the job ends, on the event loop.
   double norm_sum = 0;
   std::vector<double> layer_norm_sum;
   std::uint64_t norm_count = 0;
+  double last_norm = 0;
+  std::vector<double> last_layer_norms;
 };
 
 class RunCore {
@@ -138,8 +142,8 @@ class RunCore {
   std::string divergence_reason() const;
   // ", first in WHERE (node N)" when the first non-finite value was located, else "".
   std::string where() const;
-  // Adds the gradient in wk.grads to the worker's norm sums (inside its gradient job).
-  void add_gradient_norms(GradientWorker& wk) const;
+  // The norms of the gradient in wk.grads, into wk.last_* (inside its gradient job).
+  void measure_gradient(GradientWorker& wk) const;
   // The mean gradient norms since the last point, into p; resets the sums.
   void gather_gradient_norms(EvalPoint& p);
   // p's health; the run's first unhealthy point goes into the result.

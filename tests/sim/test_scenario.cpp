@@ -244,10 +244,29 @@ TEST_CASE("errors name file, line, column and key") {
     REQUIRE(e.size() == 1);
     CHECK_CONTAINS(e[0].message(), "krum with trim = 1 needs at least 5 workers");
     e = errors_of(
-        "name = \"x\"\n[cluster]\nservers = 1\n[strategy]\narchitecture = \"ps\"\n"
-        "sync = \"asp\"\n[compression]\ncodec = \"fp16\"\n");
+        "name = \"x\"\n[cluster]\nworkers = 4\n[strategy]\narchitecture = \"gossip\"\n"
+        "sync = \"d-psgd\"\n[compression]\ncodec = \"fp16\"\n");
     REQUIRE(e.size() == 1);
-    CHECK_CONTAINS(e[0].message(), "compression works with sync = \"bsp\"");
+    CHECK_CONTAINS(e[0].message(),
+                   "compression works with allreduce bsp, ps bsp, ps asp, ps ssp, "
+                   "ps delayed (without backup workers) in this version, not "
+                   "gossip d-psgd");
+    // Asynchronous servers take codecs, but apply gradients one at a time: no vote, no
+    // robust rule.
+    e = errors_of(
+        "name = \"x\"\n[cluster]\nworkers = 4\nservers = 1\n[strategy]\narchitecture = \"ps\"\n"
+        "sync = \"asp\"\n[compression]\ncodec = \"sign\"\n");
+    REQUIRE(e.size() == 1);
+    CHECK_CONTAINS(e[0].message(), "codec = \"sign\" is a majority vote");
+    e = errors_of(
+        "name = \"x\"\n[cluster]\nworkers = 4\nservers = 1\n[strategy]\narchitecture = \"ps\"\n"
+        "sync = \"asp\"\naggregation = \"median\"\n");
+    REQUIRE(e.size() == 1);
+    CHECK_CONTAINS(e[0].message(), "needs a step's gradients together: sync = \"bsp\"");
+    CHECK(parse_scenario("name = \"x\"\n[cluster]\nservers = 1\n[strategy]\narchitecture = \"ps\"\n"
+                         "sync = \"asp\"\n[compression]\ncodec = \"topk\"\n",
+                         "s.toml")
+              .compression.kind == CodecKind::kTopK);
   }
   SUBCASE("faults of later versions are named as such") {
     const auto e = errors_of("name = \"x\"\n[[faults]]\nkind = \"crash\"\nnode = 0\n");
