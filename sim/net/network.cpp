@@ -41,6 +41,65 @@ void Network::start(int id, std::uint64_t token) {
       links.count = static_cast<int>(route_.size());
     }
   }
+  f.sent = now_;
+  f.token = token;
+  f.next_in_pair = -1;
+  f.waiting = false;
+  if (links.count > 0) {
+    // Behind an earlier message between the same two nodes that is still transferring, it
+    // waits its turn. (Nothing to look up while the pair has nothing waiting and the first
+    // link, which only this sender's messages use, is free: the common case.)
+    const LinkState& first = links_[static_cast<std::size_t>(*links.begin())];
+    if (!pair_tail_.empty() || first.ordinary > 0 || lazy_live(first)) {
+      const int pred = pair_predecessor(m, first);
+      if (pred >= 0) {
+        f.waiting = true;
+        f.transferring = false;
+        f.lazy = false;
+        ++f.version;
+        pair_tail_[pair_key(m)] = id;
+        Flow& p = flows_[static_cast<std::size_t>(pred)];
+        p.next_in_pair = id;
+        if (p.lazy && p.transferring) schedule_pair_start(id, p.finish);
+        return;
+      }
+    }
+  }
+  begin_transfer(id);
+}
+
+int Network::pair_predecessor(const Message& m, const LinkState& first) {
+  if (!pair_tail_.empty()) {
+    const auto it = pair_tail_.find(pair_key(m));
+    if (it != pair_tail_.end()) {
+      const Flow& p = flows_[static_cast<std::size_t>(it->second)];
+      // (The entry may be stale: a tail that ended lazily, its id perhaps reused since.)
+      if (p.msg.src == m.src && p.msg.dst == m.dst && in_flight(p)) return it->second;
+      pair_tail_.erase(it);
+    }
+  }
+  if (lazy_live(first)) {
+    const Flow& p = flows_[static_cast<std::size_t>(first.lazy_flow)];
+    if (p.msg.src == m.src && p.msg.dst == m.dst) return first.lazy_flow;
+  }
+  return -1;
+}
+
+void Network::pair_start_event(void* self, std::uint64_t arg) {
+  auto* net = static_cast<Network*>(self);
+  const int id = static_cast<int>(arg >> 32);
+  const Flow& f = net->flows_[static_cast<std::size_t>(id)];
+  // Superseded when its predecessor stopped being lazy: that one starts it when it ends.
+  if (!f.waiting || f.version != static_cast<std::uint32_t>(arg)) return;
+  net->begin_transfer(id);
+}
+
+void Network::begin_transfer(int id) {
+  Flow& f = flows_[static_cast<std::size_t>(id)];
+  const Message& m = f.msg;
+  const LinkList& links = f.links;
+  const std::uint64_t token = f.token;
+  f.waiting = false;
   SimTime latency;
   bool alone = true;  // no other flow transfers over its links
   double rate = std::numeric_limits<double>::infinity();
@@ -51,8 +110,6 @@ void Network::start(int id, std::uint64_t token) {
     rate = std::min(rate, ls.capacity);
   }
   f.latency = latency;
-  f.sent = now_;
-  f.token = token;
   ++f.version;
   const auto bytes = static_cast<double>(m.bytes);
   if (alone && token == 0 && bytes > 0 && links.count > 0) {
@@ -62,6 +119,7 @@ void Network::start(int id, std::uint64_t token) {
     f.transferring = true;
     f.lazy = true;
     f.rate = rate;
+    f.last_update = now_;  // when its transfer began (after f.sent if it waited its turn)
     if (bytes != last_bytes_ || rate != last_rate_) {
       last_bytes_ = bytes;
       last_rate_ = rate;
@@ -74,6 +132,7 @@ void Network::start(int id, std::uint64_t token) {
       ls.lazy_until = f.finish;
     }
     schedule_delivery(id, f.finish + latency);
+    if (f.next_in_pair >= 0) schedule_pair_start(f.next_in_pair, f.finish);
     return;
   }
   f.lazy = false;
@@ -89,6 +148,14 @@ void Network::start(int id, std::uint64_t token) {
     return;
   }
   f.transferring = true;
+  {
+    // Its pair's messages sent after it must find it (those before it have been sent).
+    const auto [it, added] = pair_tail_.try_emplace(pair_key(m), id);
+    if (!added) {
+      const Flow& tail = flows_[static_cast<std::size_t>(it->second)];
+      if (tail.msg.src != m.src || tail.msg.dst != m.dst || !in_flight(tail)) it->second = id;
+    }
+  }
   for (int l : links) {
     const LinkState& ls = links_[static_cast<std::size_t>(l)];
     if (lazy_live(ls)) make_ordinary(ls.lazy_flow);
@@ -119,10 +186,12 @@ void Network::make_ordinary(int id) {
   Flow& f = flows_[static_cast<std::size_t>(id)];
   f.lazy = false;
   f.remaining =
-      std::max(0.0, static_cast<double>(f.msg.bytes) - f.rate * (now_ - f.sent).seconds());
+      std::max(0.0, static_cast<double>(f.msg.bytes) - f.rate * (now_ - f.last_update).seconds());
   f.last_update = now_;
   f.finish = SimTime::from_ns(-1);
   ++f.version;  // supersedes its delivery event
+  // Its successor on the pair now starts when its transfer really ends (finish_transfer).
+  if (f.next_in_pair >= 0) ++flows_[static_cast<std::size_t>(f.next_in_pair)].version;
   for (int l : f.links) {
     join_link(l, id);
     LinkState& ls = links_[static_cast<std::size_t>(l)];
@@ -165,7 +234,16 @@ void Network::finish_transfer(int id) {
   }
   const Flow& done = flows_[static_cast<std::size_t>(id)];
   if (sent_ != nullptr && done.token != 0) sent_(sent_context_, done.token);
-  schedule_delivery(id, now_ + flows_[static_cast<std::size_t>(id)].latency);
+  Flow& ended = flows_[static_cast<std::size_t>(id)];  // (sent_ may have grown flows_)
+  schedule_delivery(id, now_ + ended.latency);
+  const int next = ended.next_in_pair;
+  ended.next_in_pair = -1;
+  if (next >= 0) {
+    begin_transfer(next);
+  } else if (!pair_tail_.empty()) {
+    const auto it = pair_tail_.find(pair_key(ended.msg));
+    if (it != pair_tail_.end() && it->second == id) pair_tail_.erase(it);
+  }
 }
 
 void Network::deliver_event(void* self, std::uint64_t arg) {
@@ -177,6 +255,7 @@ void Network::deliver_event(void* self, std::uint64_t arg) {
   // (latencies are >= 0), so they will not mistake the next flow given this id for it.
   f.lazy = false;
   f.transferring = false;
+  f.next_in_pair = -1;  // (a lazy flow's successor was started by its own event)
   net->free_flows_.push_back(id);
   --net->active_;
   net->deliver_(net->deliver_context_, f.msg, f.sent);

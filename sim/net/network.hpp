@@ -9,6 +9,11 @@
 // flow lists (each link only notes which lazy flow occupies it until when); only when another
 // flow joins one of its links does it become an ordinary flow with a transfer-end event.
 // Structured collectives, whose flows rarely share links, so cost one event per message.
+// Messages between the same two nodes are transferred in order, one after another (as over
+// one connection: a TCP stream, an RDMA queue pair, MPI's non-overtaking rule): a message
+// sent while an earlier one to the same node is still transferring waits for its end. Only
+// messages of different pairs share links. (Sharing a rank's consecutive messages made a
+// ring's parts that caught up with the part ahead move with it as one ever slower block.)
 // This relies on latencies >= 0: a lazy flow's links forget it by time, once its transfer
 // has ended, and it is delivered after that.
 //
@@ -18,6 +23,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "sim/des/event_queue.hpp"
@@ -107,6 +113,10 @@ class Network {
     // link's flow list (its links only point to it, until its transfer ends); it is made an
     // ordinary flow if another flow joins one of its links before then.
     bool lazy = false;
+    // Queued behind an earlier message between the same two nodes (next_in_pair of that
+    // one), not yet transferring.
+    bool waiting = false;
+    int next_in_pair = -1;   // the message queued right behind this one, if any
     bool fixed = false;      // progressive-filling scratch
     std::uint32_t mark = 0;  // component-search scratch
     Message msg;
@@ -126,8 +136,25 @@ class Network {
     std::uint32_t mark = 0;
   };
 
-  // Starts the transfer of flow `id`, whose message is in place.
+  // Sends flow `id`, whose message is in place: its transfer starts now, or when the
+  // messages between the same two nodes sent before it have been transferred.
   void start(int id, std::uint64_t token);
+  void begin_transfer(int id);
+  static std::uint64_t pair_key(const Message& m) {
+    return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(m.src)) << 32) |
+           static_cast<std::uint32_t>(m.dst);
+  }
+  // The last message between m's nodes still transferring or waiting, or -1.
+  int pair_predecessor(const Message& m, const LinkState& first);
+  bool in_flight(const Flow& f) const {
+    return f.waiting || (f.transferring && (!f.lazy || f.finish > now_));
+  }
+  void schedule_pair_start(int id, SimTime at) {
+    queue_.schedule(at, Event{&Network::pair_start_event, this,
+                              (static_cast<std::uint64_t>(id) << 32) |
+                                  flows_[static_cast<std::size_t>(id)].version});
+  }
+  static void pair_start_event(void* self, std::uint64_t arg);
   static void flow_event(void* self, std::uint64_t arg);
   static void deliver_event(void* self, std::uint64_t arg);
   void finish_transfer(int id);
@@ -170,6 +197,8 @@ class Network {
   std::vector<int> comp_flows_;  // scratch
   std::vector<int> comp_links_;  // scratch
   std::vector<int> route_;       // scratch for long routes
+  // By (src, dst): the last message still transferring (not lazily) or waiting between them.
+  std::unordered_map<std::uint64_t, int> pair_tail_;
   // The last transfer time worked out: collectives send runs of equal-sized messages over
   // equal links, and a division is a good part of a message's cost.
   double last_bytes_ = -1;
