@@ -167,7 +167,21 @@ void Network::begin_transfer(int id) {
     schedule_finish(id, f);  // a blocking send must hear when its transfer ends
     return;
   }
-  reallocate(links.begin(), links.end());
+  mark_dirty(links.begin(), links.end());
+}
+
+void Network::mark_dirty(const int* begin, const int* end) {
+  dirty_links_.insert(dirty_links_.end(), begin, end);
+  dirty_links_.push_back(-1);
+  if (reallocation_pending_) return;
+  reallocation_pending_ = true;
+  queue_.schedule(now_, Event{&Network::reallocate_event, this, 0});
+}
+
+void Network::reallocate_event(void* self, std::uint64_t) {
+  auto* net = static_cast<Network*>(self);
+  net->reallocation_pending_ = false;
+  net->reallocate();
 }
 
 void Network::join_link(int link, int id) {
@@ -230,7 +244,7 @@ void Network::finish_transfer(int id) {
     bool shared = false;
     for (int l : f.links) shared = shared || links_[static_cast<std::size_t>(l)].ordinary > 0;
     // Only flows that shared a link with this one can speed up.
-    if (shared) reallocate(f.links.begin(), f.links.end());
+    if (shared) mark_dirty(f.links.begin(), f.links.end());
   }
   const Flow& done = flows_[static_cast<std::size_t>(id)];
   if (sent_ != nullptr && done.token != 0) sent_(sent_context_, done.token);
@@ -261,36 +275,54 @@ void Network::deliver_event(void* self, std::uint64_t arg) {
   net->deliver_(net->deliver_context_, f.msg, f.sent);
 }
 
-void Network::reallocate(const int* seed_begin, const int* seed_end) {
-  // 1. The connected component: links and flows reachable through shared links.
+void Network::reallocate() {
+  // 1. The connected components of the changed links: links and flows reachable through
+  // shared links. They are searched from the most recent change back, and their flows'
+  // finish events queued in the opposite order (the component changed first, first), each
+  // component's flows in the order of a search from its last change: the order a
+  // recomputation after every change would leave them in (which matters only to events tied
+  // to the nanosecond, and keeps them where they were before recomputations were deferred).
   ++epoch_;
   comp_flows_.clear();
   comp_links_.clear();
-  for (const int* it = seed_begin; it != seed_end; ++it) {
-    const int l = *it;
-    LinkScratch& ls = scratch_[static_cast<std::size_t>(l)];
-    if (ls.mark != epoch_) {
-      ls.mark = epoch_;
-      comp_links_.push_back(l);
+  comp_ends_.clear();
+  std::size_t li = 0;
+  std::size_t group_end = dirty_links_.size();  // one past the -1 that closes a group
+  while (group_end > 0) {
+    std::size_t group_begin = group_end - 1;
+    while (group_begin > 0 && dirty_links_[group_begin - 1] >= 0) --group_begin;
+    for (std::size_t i = group_begin; i + 1 < group_end; ++i) {
+      const int l = dirty_links_[i];
+      LinkScratch& ls = scratch_[static_cast<std::size_t>(l)];
+      if (ls.mark != epoch_) {
+        ls.mark = epoch_;
+        comp_links_.push_back(l);
+      }
     }
-  }
-  // (No lazy flow is reached: a lazy flow's links carry no other flow.)
-  for (std::size_t li = 0; li < comp_links_.size(); ++li) {
-    for (int fid : link_flows_[static_cast<std::size_t>(comp_links_[li])]) {
-      Flow& f = flows_[static_cast<std::size_t>(fid)];
-      if (f.mark == epoch_) continue;
-      f.mark = epoch_;
-      comp_flows_.push_back(fid);
-      for (int l : f.links) {
-        LinkScratch& ls = scratch_[static_cast<std::size_t>(l)];
-        if (ls.mark != epoch_) {
-          ls.mark = epoch_;
-          comp_links_.push_back(l);
+    group_end = group_begin;
+    // (No lazy flow is reached: a lazy flow's links carry no other flow.)
+    for (; li < comp_links_.size(); ++li) {
+      for (int fid : link_flows_[static_cast<std::size_t>(comp_links_[li])]) {
+        Flow& f = flows_[static_cast<std::size_t>(fid)];
+        if (f.mark == epoch_) continue;
+        f.mark = epoch_;
+        comp_flows_.push_back(fid);
+        for (int l : f.links) {
+          LinkScratch& ls = scratch_[static_cast<std::size_t>(l)];
+          if (ls.mark != epoch_) {
+            ls.mark = epoch_;
+            comp_links_.push_back(l);
+          }
         }
       }
     }
+    if (comp_ends_.empty() || comp_ends_.back() != comp_flows_.size()) {
+      comp_ends_.push_back(comp_flows_.size());
+    }
   }
+  dirty_links_.clear();
   if (comp_flows_.empty()) return;
+  ++reallocations_;
 
   // 2. Settle each flow's progress at its old rate.
   for (int fid : comp_flows_) {
@@ -334,7 +366,12 @@ void Network::reallocate(const int* seed_begin, const int* seed_end) {
   }
 
   // 4. New finish times; a changed one supersedes the flow's pending event.
-  for (int fid : comp_flows_) schedule_finish(fid, flows_[static_cast<std::size_t>(fid)]);
+  for (std::size_t c = comp_ends_.size(); c-- > 0;) {
+    for (std::size_t i = c == 0 ? 0 : comp_ends_[c - 1]; i < comp_ends_[c]; ++i) {
+      const int fid = comp_flows_[i];
+      schedule_finish(fid, flows_[static_cast<std::size_t>(fid)]);
+    }
+  }
 }
 
 std::vector<double> Network::link_rates(int link) const {

@@ -1,8 +1,12 @@
 // The flow-level network model (the one SimGrid's default model uses).
 //
 // A message is a flow over its route. Flows that share a link share its bandwidth max-min
-// fairly (progressive filling); rates are recomputed when a flow starts or ends, but only for
-// the flows connected to it through shared links, since no other flow's rate can change.
+// fairly (progressive filling); rates are recomputed when flows start or end, but only for
+// the flows connected to them through shared links, since no other flow's rate can change.
+// The recomputation is deferred to one event at the same instant, queued behind the events
+// already there, so that all the flows that start or end at one instant (an incast's
+// thousands of messages) cost one recomputation, not one each: rates held for no time change
+// no transfer.
 // A message arrives at (end of its transfer) + (sum of its links' latencies), so alone on its
 // path it costs latency + bytes / bandwidth. Finish times are rounded to the nanosecond.
 // A flow alone on its path gets a single event, its delivery, and stays out of its links'
@@ -85,6 +89,8 @@ class Network {
 
   const Topology& topology() const { return topology_; }
   std::uint64_t flows_started() const { return flows_started_; }
+  // How many times rates were recomputed (for tests of the model's cost).
+  std::uint64_t reallocations() const { return reallocations_; }
   std::size_t active_flows() const { return active_; }
   // The current rate of every transferring flow over `link`, bytes/s (for tests).
   std::vector<double> link_rates(int link) const;
@@ -158,8 +164,12 @@ class Network {
   static void flow_event(void* self, std::uint64_t arg);
   static void deliver_event(void* self, std::uint64_t arg);
   void finish_transfer(int id);
-  // Recomputes the rates of every flow connected to `seed_links`.
-  void reallocate(const int* seed_begin, const int* seed_end);
+  // Notes that the flows over these links changed; their rates are recomputed at the
+  // reallocation event, scheduled at the current time if none is pending.
+  void mark_dirty(const int* begin, const int* end);
+  static void reallocate_event(void* self, std::uint64_t arg);
+  // Recomputes the rates of every flow connected to dirty_links_.
+  void reallocate();
   void schedule_finish(int id, Flow& f);
   // A lazy flow still transferring becomes an ordinary one, in its links' flow lists, so that
   // it can share them; its delivery event is superseded.
@@ -194,9 +204,15 @@ class Network {
   std::vector<std::vector<int>> link_flows_;  // by link: its ordinary flows
   std::vector<LinkScratch> scratch_;          // by link
   std::uint32_t epoch_ = 0;
-  std::vector<int> comp_flows_;  // scratch
-  std::vector<int> comp_links_;  // scratch
-  std::vector<int> route_;       // scratch for long routes
+  std::vector<int> comp_flows_;         // scratch
+  std::vector<int> comp_links_;         // scratch
+  std::vector<std::size_t> comp_ends_;  // scratch: where each component's flows end
+  std::vector<int> route_;              // scratch for long routes
+  // The links of each flow that started or ended since the last reallocation, each flow's
+  // followed by -1, in the order they changed.
+  std::vector<int> dirty_links_;
+  bool reallocation_pending_ = false;
+  std::uint64_t reallocations_ = 0;
   // By (src, dst): the last message still transferring (not lazily) or waiting between them.
   std::unordered_map<std::uint64_t, int> pair_tail_;
   // The last transfer time worked out: collectives send runs of equal-sized messages over

@@ -349,6 +349,8 @@ TEST_CASE("flows that end at the same time leave their link to the one still sen
   CHECK(at[0] == doctest::Approx(3e-3 + 2e-6).epsilon(1e-12));
   CHECK(at[1] == at[0]);
   CHECK(at[2] == doctest::Approx(4e-3 + 2e-6).epsilon(1e-12));
+  // Rates were worked out when the three started and when two ended, not once per flow.
+  CHECK(sim.network().reallocations() == 2);
 }
 
 TEST_CASE("a flow joining mid-transfer takes its share from then on, and gives it back") {
@@ -367,4 +369,21 @@ TEST_CASE("a flow joining mid-transfer takes its share from then on, and gives i
   REQUIRE(times.size() == 2);
   CHECK(times[0] == doctest::Approx(2e-3 + 2e-6).epsilon(1e-12));    // B
   CHECK(times[1] == doctest::Approx(3.5e-3 + 2e-6).epsilon(1e-12));  // A
+}
+
+TEST_CASE("an incast costs a few events per message, however many flows share the link") {
+  // n senders, one receiver, all at t = 0: recomputing the rates at every start would
+  // re-time every flow each time (about n^2 / 2 events).
+  for (int n : {16, 256}) {
+    CAPTURE(n);
+    Simulation sim(Topology(star(), n + 1), 1);
+    std::vector<double> at(static_cast<std::size_t>(n), 0.0);
+    for (int s = 0; s < n; ++s) sim.spawn(receive_each(sim, n, s, at));
+    for (int s = 0; s < n; ++s) sim.spawn(send_at_start(sim, s, n, 100'000));
+    sim.run();
+    // All at B/n: n * 100 kB at B, then the latency of two links.
+    for (double t : at) CHECK(t == doctest::Approx(n * 1e-4 + 2e-6).epsilon(1e-12));
+    CHECK(sim.events_run() <= 4 * static_cast<std::uint64_t>(n) + 8);
+    CHECK(sim.network().reallocations() == 1);
+  }
 }
