@@ -286,6 +286,7 @@ void Network::reallocate() {
   comp_flows_.clear();
   comp_links_.clear();
   comp_ends_.clear();
+  comp_link_ends_.clear();
   std::size_t li = 0;
   std::size_t group_end = dirty_links_.size();  // one past the -1 that closes a group
   while (group_end > 0) {
@@ -316,8 +317,9 @@ void Network::reallocate() {
         }
       }
     }
-    if (comp_ends_.empty() || comp_ends_.back() != comp_flows_.size()) {
+    if (comp_link_ends_.empty() || comp_link_ends_.back() != comp_links_.size()) {
       comp_ends_.push_back(comp_flows_.size());
+      comp_link_ends_.push_back(comp_links_.size());
     }
   }
   dirty_links_.clear();
@@ -332,17 +334,34 @@ void Network::reallocate() {
     f.fixed = false;
   }
 
-  // 3. Progressive filling: repeatedly saturate the link with the smallest fair share.
-  for (int l : comp_links_) {
-    LinkScratch& ls = scratch_[static_cast<std::size_t>(l)];
-    ls.left = links_[static_cast<std::size_t>(l)].capacity;
-    ls.unfixed = links_[static_cast<std::size_t>(l)].ordinary;
+  // 3. Progressive filling: repeatedly saturate the link with the smallest fair share, one
+  // component at a time (each search for that link scans only its component's links).
+  for (std::size_t c = 0; c < comp_ends_.size(); ++c) {
+    const int* links_begin = comp_links_.data() + (c == 0 ? 0 : comp_link_ends_[c - 1]);
+    const int* links_end = comp_links_.data() + comp_link_ends_[c];
+    fill(links_begin, links_end, comp_ends_[c] - (c == 0 ? 0 : comp_ends_[c - 1]));
   }
-  std::size_t unfixed = comp_flows_.size();
+
+  // 4. New finish times; a changed one supersedes the flow's pending event.
+  for (std::size_t c = comp_ends_.size(); c-- > 0;) {
+    for (std::size_t i = c == 0 ? 0 : comp_ends_[c - 1]; i < comp_ends_[c]; ++i) {
+      const int fid = comp_flows_[i];
+      schedule_finish(fid, flows_[static_cast<std::size_t>(fid)]);
+    }
+  }
+}
+
+void Network::fill(const int* links_begin, const int* links_end, std::size_t unfixed) {
+  for (const int* it = links_begin; it != links_end; ++it) {
+    LinkScratch& ls = scratch_[static_cast<std::size_t>(*it)];
+    ls.left = links_[static_cast<std::size_t>(*it)].capacity;
+    ls.unfixed = links_[static_cast<std::size_t>(*it)].ordinary;
+  }
   while (unfixed > 0) {
     double best = std::numeric_limits<double>::infinity();
     int best_link = -1;
-    for (int l : comp_links_) {
+    for (const int* it = links_begin; it != links_end; ++it) {
+      const int l = *it;
       const LinkScratch& ls = scratch_[static_cast<std::size_t>(l)];
       if (ls.unfixed == 0) continue;
       const double share = std::max(0.0, ls.left) / ls.unfixed;
@@ -362,14 +381,6 @@ void Network::reallocate() {
         ls.left -= best;
         --ls.unfixed;
       }
-    }
-  }
-
-  // 4. New finish times; a changed one supersedes the flow's pending event.
-  for (std::size_t c = comp_ends_.size(); c-- > 0;) {
-    for (std::size_t i = c == 0 ? 0 : comp_ends_[c - 1]; i < comp_ends_[c]; ++i) {
-      const int fid = comp_flows_[i];
-      schedule_finish(fid, flows_[static_cast<std::size_t>(fid)]);
     }
   }
 }

@@ -170,6 +170,8 @@ class Network {
   static void reallocate_event(void* self, std::uint64_t arg);
   // Recomputes the rates of every flow connected to dirty_links_.
   void reallocate();
+  // Progressive filling over one component's links, with `unfixed` flows.
+  void fill(const int* links_begin, const int* links_end, std::size_t unfixed);
   void schedule_finish(int id, Flow& f);
   // A lazy flow still transferring becomes an ordinary one, in its links' flow lists, so that
   // it can share them; its delivery event is superseded.
@@ -204,10 +206,11 @@ class Network {
   std::vector<std::vector<int>> link_flows_;  // by link: its ordinary flows
   std::vector<LinkScratch> scratch_;          // by link
   std::uint32_t epoch_ = 0;
-  std::vector<int> comp_flows_;         // scratch
-  std::vector<int> comp_links_;         // scratch
-  std::vector<std::size_t> comp_ends_;  // scratch: where each component's flows end
-  std::vector<int> route_;              // scratch for long routes
+  std::vector<int> comp_flows_;              // scratch
+  std::vector<int> comp_links_;              // scratch
+  std::vector<std::size_t> comp_ends_;       // scratch: where each component's flows end
+  std::vector<std::size_t> comp_link_ends_;  // scratch: and its links
+  std::vector<int> route_;                   // scratch for long routes
   // The links of each flow that started or ended since the last reallocation, each flow's
   // followed by -1, in the order they changed.
   std::vector<int> dirty_links_;
