@@ -41,6 +41,65 @@ void Network::start(int id, std::uint64_t token) {
       links.count = static_cast<int>(route_.size());
     }
   }
+  f.sent = now_;
+  f.token = token;
+  f.next_in_pair = -1;
+  f.waiting = false;
+  if (links.count > 0) {
+    // Behind an earlier message between the same two nodes that is still transferring, it
+    // waits its turn. (Nothing to look up while the pair has nothing waiting and the first
+    // link, which only this sender's messages use, is free: the common case.)
+    const LinkState& first = links_[static_cast<std::size_t>(*links.begin())];
+    if (!pair_tail_.empty() || first.ordinary > 0 || lazy_live(first)) {
+      const int pred = pair_predecessor(m, first);
+      if (pred >= 0) {
+        f.waiting = true;
+        f.transferring = false;
+        f.lazy = false;
+        ++f.version;
+        pair_tail_[pair_key(m)] = id;
+        Flow& p = flows_[static_cast<std::size_t>(pred)];
+        p.next_in_pair = id;
+        if (p.lazy && p.transferring) schedule_pair_start(id, p.finish);
+        return;
+      }
+    }
+  }
+  begin_transfer(id);
+}
+
+int Network::pair_predecessor(const Message& m, const LinkState& first) {
+  if (!pair_tail_.empty()) {
+    const auto it = pair_tail_.find(pair_key(m));
+    if (it != pair_tail_.end()) {
+      const Flow& p = flows_[static_cast<std::size_t>(it->second)];
+      // (The entry may be stale: a tail that ended lazily, its id perhaps reused since.)
+      if (p.msg.src == m.src && p.msg.dst == m.dst && in_flight(p)) return it->second;
+      pair_tail_.erase(it);
+    }
+  }
+  if (lazy_live(first)) {
+    const Flow& p = flows_[static_cast<std::size_t>(first.lazy_flow)];
+    if (p.msg.src == m.src && p.msg.dst == m.dst) return first.lazy_flow;
+  }
+  return -1;
+}
+
+void Network::pair_start_event(void* self, std::uint64_t arg) {
+  auto* net = static_cast<Network*>(self);
+  const int id = static_cast<int>(arg >> 32);
+  const Flow& f = net->flows_[static_cast<std::size_t>(id)];
+  // Superseded when its predecessor stopped being lazy: that one starts it when it ends.
+  if (!f.waiting || f.version != static_cast<std::uint32_t>(arg)) return;
+  net->begin_transfer(id);
+}
+
+void Network::begin_transfer(int id) {
+  Flow& f = flows_[static_cast<std::size_t>(id)];
+  const Message& m = f.msg;
+  const LinkList& links = f.links;
+  const std::uint64_t token = f.token;
+  f.waiting = false;
   SimTime latency;
   bool alone = true;  // no other flow transfers over its links
   double rate = std::numeric_limits<double>::infinity();
@@ -51,8 +110,6 @@ void Network::start(int id, std::uint64_t token) {
     rate = std::min(rate, ls.capacity);
   }
   f.latency = latency;
-  f.sent = now_;
-  f.token = token;
   ++f.version;
   const auto bytes = static_cast<double>(m.bytes);
   if (alone && token == 0 && bytes > 0 && links.count > 0) {
@@ -62,6 +119,7 @@ void Network::start(int id, std::uint64_t token) {
     f.transferring = true;
     f.lazy = true;
     f.rate = rate;
+    f.last_update = now_;  // when its transfer began (after f.sent if it waited its turn)
     if (bytes != last_bytes_ || rate != last_rate_) {
       last_bytes_ = bytes;
       last_rate_ = rate;
@@ -74,6 +132,7 @@ void Network::start(int id, std::uint64_t token) {
       ls.lazy_until = f.finish;
     }
     schedule_delivery(id, f.finish + latency);
+    if (f.next_in_pair >= 0) schedule_pair_start(f.next_in_pair, f.finish);
     return;
   }
   f.lazy = false;
@@ -89,6 +148,14 @@ void Network::start(int id, std::uint64_t token) {
     return;
   }
   f.transferring = true;
+  {
+    // Its pair's messages sent after it must find it (those before it have been sent).
+    const auto [it, added] = pair_tail_.try_emplace(pair_key(m), id);
+    if (!added) {
+      const Flow& tail = flows_[static_cast<std::size_t>(it->second)];
+      if (tail.msg.src != m.src || tail.msg.dst != m.dst || !in_flight(tail)) it->second = id;
+    }
+  }
   for (int l : links) {
     const LinkState& ls = links_[static_cast<std::size_t>(l)];
     if (lazy_live(ls)) make_ordinary(ls.lazy_flow);
@@ -100,7 +167,21 @@ void Network::start(int id, std::uint64_t token) {
     schedule_finish(id, f);  // a blocking send must hear when its transfer ends
     return;
   }
-  reallocate(links.begin(), links.end());
+  mark_dirty(links.begin(), links.end());
+}
+
+void Network::mark_dirty(const int* begin, const int* end) {
+  dirty_links_.insert(dirty_links_.end(), begin, end);
+  dirty_links_.push_back(-1);
+  if (reallocation_pending_) return;
+  reallocation_pending_ = true;
+  queue_.schedule(now_, Event{&Network::reallocate_event, this, 0});
+}
+
+void Network::reallocate_event(void* self, std::uint64_t) {
+  auto* net = static_cast<Network*>(self);
+  net->reallocation_pending_ = false;
+  net->reallocate();
 }
 
 void Network::join_link(int link, int id) {
@@ -119,10 +200,12 @@ void Network::make_ordinary(int id) {
   Flow& f = flows_[static_cast<std::size_t>(id)];
   f.lazy = false;
   f.remaining =
-      std::max(0.0, static_cast<double>(f.msg.bytes) - f.rate * (now_ - f.sent).seconds());
+      std::max(0.0, static_cast<double>(f.msg.bytes) - f.rate * (now_ - f.last_update).seconds());
   f.last_update = now_;
   f.finish = SimTime::from_ns(-1);
   ++f.version;  // supersedes its delivery event
+  // Its successor on the pair now starts when its transfer really ends (finish_transfer).
+  if (f.next_in_pair >= 0) ++flows_[static_cast<std::size_t>(f.next_in_pair)].version;
   for (int l : f.links) {
     join_link(l, id);
     LinkState& ls = links_[static_cast<std::size_t>(l)];
@@ -161,11 +244,20 @@ void Network::finish_transfer(int id) {
     bool shared = false;
     for (int l : f.links) shared = shared || links_[static_cast<std::size_t>(l)].ordinary > 0;
     // Only flows that shared a link with this one can speed up.
-    if (shared) reallocate(f.links.begin(), f.links.end());
+    if (shared) mark_dirty(f.links.begin(), f.links.end());
   }
   const Flow& done = flows_[static_cast<std::size_t>(id)];
   if (sent_ != nullptr && done.token != 0) sent_(sent_context_, done.token);
-  schedule_delivery(id, now_ + flows_[static_cast<std::size_t>(id)].latency);
+  Flow& ended = flows_[static_cast<std::size_t>(id)];  // (sent_ may have grown flows_)
+  schedule_delivery(id, now_ + ended.latency);
+  const int next = ended.next_in_pair;
+  ended.next_in_pair = -1;
+  if (next >= 0) {
+    begin_transfer(next);
+  } else if (!pair_tail_.empty()) {
+    const auto it = pair_tail_.find(pair_key(ended.msg));
+    if (it != pair_tail_.end() && it->second == id) pair_tail_.erase(it);
+  }
 }
 
 void Network::deliver_event(void* self, std::uint64_t arg) {
@@ -177,41 +269,62 @@ void Network::deliver_event(void* self, std::uint64_t arg) {
   // (latencies are >= 0), so they will not mistake the next flow given this id for it.
   f.lazy = false;
   f.transferring = false;
+  f.next_in_pair = -1;  // (a lazy flow's successor was started by its own event)
   net->free_flows_.push_back(id);
   --net->active_;
   net->deliver_(net->deliver_context_, f.msg, f.sent);
 }
 
-void Network::reallocate(const int* seed_begin, const int* seed_end) {
-  // 1. The connected component: links and flows reachable through shared links.
+void Network::reallocate() {
+  // 1. The connected components of the changed links: links and flows reachable through
+  // shared links. They are searched from the most recent change back, and their flows'
+  // finish events queued in the opposite order (the component changed first, first), each
+  // component's flows in the order of a search from its last change: the order a
+  // recomputation after every change would leave them in (which matters only to events tied
+  // to the nanosecond, and keeps them where they were before recomputations were deferred).
   ++epoch_;
   comp_flows_.clear();
   comp_links_.clear();
-  for (const int* it = seed_begin; it != seed_end; ++it) {
-    const int l = *it;
-    LinkScratch& ls = scratch_[static_cast<std::size_t>(l)];
-    if (ls.mark != epoch_) {
-      ls.mark = epoch_;
-      comp_links_.push_back(l);
+  comp_ends_.clear();
+  comp_link_ends_.clear();
+  std::size_t li = 0;
+  std::size_t group_end = dirty_links_.size();  // one past the -1 that closes a group
+  while (group_end > 0) {
+    std::size_t group_begin = group_end - 1;
+    while (group_begin > 0 && dirty_links_[group_begin - 1] >= 0) --group_begin;
+    for (std::size_t i = group_begin; i + 1 < group_end; ++i) {
+      const int l = dirty_links_[i];
+      LinkScratch& ls = scratch_[static_cast<std::size_t>(l)];
+      if (ls.mark != epoch_) {
+        ls.mark = epoch_;
+        comp_links_.push_back(l);
+      }
     }
-  }
-  // (No lazy flow is reached: a lazy flow's links carry no other flow.)
-  for (std::size_t li = 0; li < comp_links_.size(); ++li) {
-    for (int fid : link_flows_[static_cast<std::size_t>(comp_links_[li])]) {
-      Flow& f = flows_[static_cast<std::size_t>(fid)];
-      if (f.mark == epoch_) continue;
-      f.mark = epoch_;
-      comp_flows_.push_back(fid);
-      for (int l : f.links) {
-        LinkScratch& ls = scratch_[static_cast<std::size_t>(l)];
-        if (ls.mark != epoch_) {
-          ls.mark = epoch_;
-          comp_links_.push_back(l);
+    group_end = group_begin;
+    // (No lazy flow is reached: a lazy flow's links carry no other flow.)
+    for (; li < comp_links_.size(); ++li) {
+      for (int fid : link_flows_[static_cast<std::size_t>(comp_links_[li])]) {
+        Flow& f = flows_[static_cast<std::size_t>(fid)];
+        if (f.mark == epoch_) continue;
+        f.mark = epoch_;
+        comp_flows_.push_back(fid);
+        for (int l : f.links) {
+          LinkScratch& ls = scratch_[static_cast<std::size_t>(l)];
+          if (ls.mark != epoch_) {
+            ls.mark = epoch_;
+            comp_links_.push_back(l);
+          }
         }
       }
     }
+    if (comp_link_ends_.empty() || comp_link_ends_.back() != comp_links_.size()) {
+      comp_ends_.push_back(comp_flows_.size());
+      comp_link_ends_.push_back(comp_links_.size());
+    }
   }
+  dirty_links_.clear();
   if (comp_flows_.empty()) return;
+  ++reallocations_;
 
   // 2. Settle each flow's progress at its old rate.
   for (int fid : comp_flows_) {
@@ -221,17 +334,34 @@ void Network::reallocate(const int* seed_begin, const int* seed_end) {
     f.fixed = false;
   }
 
-  // 3. Progressive filling: repeatedly saturate the link with the smallest fair share.
-  for (int l : comp_links_) {
-    LinkScratch& ls = scratch_[static_cast<std::size_t>(l)];
-    ls.left = links_[static_cast<std::size_t>(l)].capacity;
-    ls.unfixed = links_[static_cast<std::size_t>(l)].ordinary;
+  // 3. Progressive filling: repeatedly saturate the link with the smallest fair share, one
+  // component at a time (each search for that link scans only its component's links).
+  for (std::size_t c = 0; c < comp_ends_.size(); ++c) {
+    const int* links_begin = comp_links_.data() + (c == 0 ? 0 : comp_link_ends_[c - 1]);
+    const int* links_end = comp_links_.data() + comp_link_ends_[c];
+    fill(links_begin, links_end, comp_ends_[c] - (c == 0 ? 0 : comp_ends_[c - 1]));
   }
-  std::size_t unfixed = comp_flows_.size();
+
+  // 4. New finish times; a changed one supersedes the flow's pending event.
+  for (std::size_t c = comp_ends_.size(); c-- > 0;) {
+    for (std::size_t i = c == 0 ? 0 : comp_ends_[c - 1]; i < comp_ends_[c]; ++i) {
+      const int fid = comp_flows_[i];
+      schedule_finish(fid, flows_[static_cast<std::size_t>(fid)]);
+    }
+  }
+}
+
+void Network::fill(const int* links_begin, const int* links_end, std::size_t unfixed) {
+  for (const int* it = links_begin; it != links_end; ++it) {
+    LinkScratch& ls = scratch_[static_cast<std::size_t>(*it)];
+    ls.left = links_[static_cast<std::size_t>(*it)].capacity;
+    ls.unfixed = links_[static_cast<std::size_t>(*it)].ordinary;
+  }
   while (unfixed > 0) {
     double best = std::numeric_limits<double>::infinity();
     int best_link = -1;
-    for (int l : comp_links_) {
+    for (const int* it = links_begin; it != links_end; ++it) {
+      const int l = *it;
       const LinkScratch& ls = scratch_[static_cast<std::size_t>(l)];
       if (ls.unfixed == 0) continue;
       const double share = std::max(0.0, ls.left) / ls.unfixed;
@@ -253,9 +383,6 @@ void Network::reallocate(const int* seed_begin, const int* seed_end) {
       }
     }
   }
-
-  // 4. New finish times; a changed one supersedes the flow's pending event.
-  for (int fid : comp_flows_) schedule_finish(fid, flows_[static_cast<std::size_t>(fid)]);
 }
 
 std::vector<double> Network::link_rates(int link) const {

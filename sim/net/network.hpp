@@ -1,14 +1,23 @@
 // The flow-level network model (the one SimGrid's default model uses).
 //
 // A message is a flow over its route. Flows that share a link share its bandwidth max-min
-// fairly (progressive filling); rates are recomputed when a flow starts or ends, but only for
-// the flows connected to it through shared links, since no other flow's rate can change.
+// fairly (progressive filling); rates are recomputed when flows start or end, but only for
+// the flows connected to them through shared links, since no other flow's rate can change.
+// The recomputation is deferred to one event at the same instant, queued behind the events
+// already there, so that all the flows that start or end at one instant (an incast's
+// thousands of messages) cost one recomputation, not one each: rates held for no time change
+// no transfer.
 // A message arrives at (end of its transfer) + (sum of its links' latencies), so alone on its
 // path it costs latency + bytes / bandwidth. Finish times are rounded to the nanosecond.
 // A flow alone on its path gets a single event, its delivery, and stays out of its links'
 // flow lists (each link only notes which lazy flow occupies it until when); only when another
 // flow joins one of its links does it become an ordinary flow with a transfer-end event.
 // Structured collectives, whose flows rarely share links, so cost one event per message.
+// Messages between the same two nodes are transferred in order, one after another (as over
+// one connection: a TCP stream, an RDMA queue pair, MPI's non-overtaking rule): a message
+// sent while an earlier one to the same node is still transferring waits for its end. Only
+// messages of different pairs share links. (Sharing a rank's consecutive messages made a
+// ring's parts that caught up with the part ahead move with it as one ever slower block.)
 // This relies on latencies >= 0: a lazy flow's links forget it by time, once its transfer
 // has ended, and it is delivered after that.
 //
@@ -18,6 +27,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "sim/des/event_queue.hpp"
@@ -79,6 +89,8 @@ class Network {
 
   const Topology& topology() const { return topology_; }
   std::uint64_t flows_started() const { return flows_started_; }
+  // How many times rates were recomputed (for tests of the model's cost).
+  std::uint64_t reallocations() const { return reallocations_; }
   std::size_t active_flows() const { return active_; }
   // The current rate of every transferring flow over `link`, bytes/s (for tests).
   std::vector<double> link_rates(int link) const;
@@ -107,6 +119,10 @@ class Network {
     // link's flow list (its links only point to it, until its transfer ends); it is made an
     // ordinary flow if another flow joins one of its links before then.
     bool lazy = false;
+    // Queued behind an earlier message between the same two nodes (next_in_pair of that
+    // one), not yet transferring.
+    bool waiting = false;
+    int next_in_pair = -1;   // the message queued right behind this one, if any
     bool fixed = false;      // progressive-filling scratch
     std::uint32_t mark = 0;  // component-search scratch
     Message msg;
@@ -126,13 +142,36 @@ class Network {
     std::uint32_t mark = 0;
   };
 
-  // Starts the transfer of flow `id`, whose message is in place.
+  // Sends flow `id`, whose message is in place: its transfer starts now, or when the
+  // messages between the same two nodes sent before it have been transferred.
   void start(int id, std::uint64_t token);
+  void begin_transfer(int id);
+  static std::uint64_t pair_key(const Message& m) {
+    return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(m.src)) << 32) |
+           static_cast<std::uint32_t>(m.dst);
+  }
+  // The last message between m's nodes still transferring or waiting, or -1.
+  int pair_predecessor(const Message& m, const LinkState& first);
+  bool in_flight(const Flow& f) const {
+    return f.waiting || (f.transferring && (!f.lazy || f.finish > now_));
+  }
+  void schedule_pair_start(int id, SimTime at) {
+    queue_.schedule(at, Event{&Network::pair_start_event, this,
+                              (static_cast<std::uint64_t>(id) << 32) |
+                                  flows_[static_cast<std::size_t>(id)].version});
+  }
+  static void pair_start_event(void* self, std::uint64_t arg);
   static void flow_event(void* self, std::uint64_t arg);
   static void deliver_event(void* self, std::uint64_t arg);
   void finish_transfer(int id);
-  // Recomputes the rates of every flow connected to `seed_links`.
-  void reallocate(const int* seed_begin, const int* seed_end);
+  // Notes that the flows over these links changed; their rates are recomputed at the
+  // reallocation event, scheduled at the current time if none is pending.
+  void mark_dirty(const int* begin, const int* end);
+  static void reallocate_event(void* self, std::uint64_t arg);
+  // Recomputes the rates of every flow connected to dirty_links_.
+  void reallocate();
+  // Progressive filling over one component's links, with `unfixed` flows.
+  void fill(const int* links_begin, const int* links_end, std::size_t unfixed);
   void schedule_finish(int id, Flow& f);
   // A lazy flow still transferring becomes an ordinary one, in its links' flow lists, so that
   // it can share them; its delivery event is superseded.
@@ -167,9 +206,18 @@ class Network {
   std::vector<std::vector<int>> link_flows_;  // by link: its ordinary flows
   std::vector<LinkScratch> scratch_;          // by link
   std::uint32_t epoch_ = 0;
-  std::vector<int> comp_flows_;  // scratch
-  std::vector<int> comp_links_;  // scratch
-  std::vector<int> route_;       // scratch for long routes
+  std::vector<int> comp_flows_;              // scratch
+  std::vector<int> comp_links_;              // scratch
+  std::vector<std::size_t> comp_ends_;       // scratch: where each component's flows end
+  std::vector<std::size_t> comp_link_ends_;  // scratch: and its links
+  std::vector<int> route_;                   // scratch for long routes
+  // The links of each flow that started or ended since the last reallocation, each flow's
+  // followed by -1, in the order they changed.
+  std::vector<int> dirty_links_;
+  bool reallocation_pending_ = false;
+  std::uint64_t reallocations_ = 0;
+  // By (src, dst): the last message still transferring (not lazily) or waiting between them.
+  std::unordered_map<std::uint64_t, int> pair_tail_;
   // The last transfer time worked out: collectives send runs of equal-sized messages over
   // equal links, and a division is a good part of a message's cost.
   double last_bytes_ = -1;

@@ -274,3 +274,25 @@ TEST_CASE("parameter-server shards cover the vector exactly once") {
       CHECK(d[static_cast<std::size_t>(i)] == static_cast<float>(3 * i + 3));
   }
 }
+
+TEST_CASE("a ring whose parts differ by a float keeps to its slowest part's time") {
+  // Regression (issue 13): parts of 57 and 58 floats. A 57-float part gains 4 bytes' time on
+  // the 58-float part ahead of it at every hop; over 2(p - 1) hops it catches up, and its
+  // rank then has two messages for the same neighbour at once. When those shared the link
+  // instead of leaving in order, the jam they formed moved as one block, slower with every
+  // part it caught: the time drifted past the formula and the events grew as p^3 (a 4,096-
+  // worker training step never ended). Here the drift exceeds a step within p = 256: tiny
+  // latency, slow links. Each message pays 2 latencies plus its 58 floats, rounded to the ns.
+  const int p = 256;
+  NetworkConfig net;
+  net.topology = TopologyKind::kStar;
+  net.link = {1e9 / 8, SimTime::from_ns(20)};
+  CollectiveSpec spec;
+  spec.nodes = p;
+  spec.bytes = 4 * (57 * p + 102);  // 102 parts of 58 floats, the rest of 57
+  spec.network = net;
+  const CollectiveRun run = run_collective(spec);
+  const SimTime step = SimTime::from_ns(40) + SimTime::from_seconds(58 * 4 / net.link.bandwidth);
+  CHECK(run.simulated_time_s == (step * (2 * (p - 1))).seconds());
+  CHECK(run.events <= run.messages * 3 / 2);
+}

@@ -288,3 +288,102 @@ TEST_CASE("posted receives are matched by source and tag, whatever the order the
   CHECK(got[3].tag == 9);
   CHECK(got[3].at == doctest::Approx(34e-6).epsilon(1e-9));
 }
+
+namespace {
+
+// Receives one message from each of `sources` at `node` (tag 1), in any order, noting each
+// arrival time by source.
+Task<> receive_each(Simulation& sim, int node, int source, std::vector<double>& at) {
+  co_await sim.recv(node, source, 1);
+  at[static_cast<std::size_t>(source)] = sim.now().seconds();
+}
+
+}  // namespace
+
+TEST_CASE("two flows sharing one link get exactly half of it each") {
+  Simulation sim(Topology(star(), 3), 1);
+  sim.spawn(send_at_start(sim, 0, 2, 1'000'000));
+  sim.spawn(send_at_start(sim, 1, 2, 1'000'000));
+  struct Probe {
+    static void fn(void* self, std::uint64_t) {
+      auto& s = *static_cast<Simulation*>(self);
+      CHECK(s.network().link_rates(2 * 2 + 1) == std::vector<double>{kBw / 2, kBw / 2});
+      CHECK(s.network().link_rates(2 * 0) == std::vector<double>{kBw / 2});
+    }
+  };
+  sim.schedule(SimTime::from_ns(1), {Probe::fn, &sim, 0});
+  sim.run();
+  // Both at B/2: 1 MB takes 2 ms, plus two links of latency.
+  CHECK(sim.now() == SimTime::from_ns(2'000'000 + 2'000));
+}
+
+TEST_CASE("a flow limited elsewhere leaves the rest of a shared link to the others") {
+  // A: 0 -> 3 and B: 1 -> 3 share node 3's down link (B); C: 2 -> 3 too, but node 2's up link
+  // is B/10. C gets B/10, A and B split what is left: 0.45 B each, so their 900 kB take 2 ms.
+  // C keeps its B/10 when they end (its own up link holds it there): 1 MB takes 10 ms.
+  Topology topo(star(), 4);
+  topo.set_node_links(2, {kBw / 10, kLat});
+  Simulation sim(std::move(topo), 1);
+  std::vector<double> at(3, 0.0);
+  for (int s = 0; s < 3; ++s) sim.spawn(receive_each(sim, 3, s, at));
+  sim.spawn(send_at_start(sim, 0, 3, 900'000));
+  sim.spawn(send_at_start(sim, 1, 3, 900'000));
+  sim.spawn(send_at_start(sim, 2, 3, 1'000'000));
+  sim.run();
+  CHECK(at[0] == doctest::Approx(2e-3 + 2e-6).epsilon(1e-12));
+  CHECK(at[1] == doctest::Approx(2e-3 + 2e-6).epsilon(1e-12));
+  // Node 2's links have latency kLat too: 10 ms of transfer, then 2 us.
+  CHECK(at[2] == doctest::Approx(10e-3 + 2e-6).epsilon(1e-12));
+}
+
+TEST_CASE("flows that end at the same time leave their link to the one still sending") {
+  // A, B: 1 MB and C: 2 MB from nodes 0, 1, 2 to node 3, all at t = 0: each at B/3 until A and
+  // B end together at 3 ms (C has 1 MB left), then C alone at B until 4 ms.
+  Simulation sim(Topology(star(), 4), 1);
+  std::vector<double> at(3, 0.0);
+  for (int s = 0; s < 3; ++s) sim.spawn(receive_each(sim, 3, s, at));
+  sim.spawn(send_at_start(sim, 0, 3, 1'000'000));
+  sim.spawn(send_at_start(sim, 1, 3, 1'000'000));
+  sim.spawn(send_at_start(sim, 2, 3, 2'000'000));
+  sim.run();
+  CHECK(at[0] == doctest::Approx(3e-3 + 2e-6).epsilon(1e-12));
+  CHECK(at[1] == at[0]);
+  CHECK(at[2] == doctest::Approx(4e-3 + 2e-6).epsilon(1e-12));
+  // Rates were worked out when the three started and when two ended, not once per flow.
+  CHECK(sim.network().reallocations() == 2);
+}
+
+TEST_CASE("a flow joining mid-transfer takes its share from then on, and gives it back") {
+  // A: 0 -> 2, 3 MB at t = 0, alone for 1 ms (1 MB done); B: 1 -> 2, 0.5 MB at 1 ms. Both at
+  // B/2 until B is done at 2 ms (A has 1.5 MB left), then A alone at B until 3.5 ms.
+  Simulation sim(Topology(star(), 3), 1);
+  std::vector<double> times;
+  sim.spawn(receive_two(sim, 2, 1, 0, times));
+  sim.spawn(send_at_start(sim, 0, 2, 3'000'000));
+  auto late = [](Simulation& s) -> Task<> {
+    co_await s.delay(SimTime::from_ns(1'000'000));
+    s.send(1, 2, 1, 500'000);
+  };
+  sim.spawn(late(sim));
+  sim.run();
+  REQUIRE(times.size() == 2);
+  CHECK(times[0] == doctest::Approx(2e-3 + 2e-6).epsilon(1e-12));    // B
+  CHECK(times[1] == doctest::Approx(3.5e-3 + 2e-6).epsilon(1e-12));  // A
+}
+
+TEST_CASE("an incast costs a few events per message, however many flows share the link") {
+  // n senders, one receiver, all at t = 0: recomputing the rates at every start would
+  // re-time every flow each time (about n^2 / 2 events).
+  for (int n : {16, 256}) {
+    CAPTURE(n);
+    Simulation sim(Topology(star(), n + 1), 1);
+    std::vector<double> at(static_cast<std::size_t>(n), 0.0);
+    for (int s = 0; s < n; ++s) sim.spawn(receive_each(sim, n, s, at));
+    for (int s = 0; s < n; ++s) sim.spawn(send_at_start(sim, s, n, 100'000));
+    sim.run();
+    // All at B/n: n * 100 kB at B, then the latency of two links.
+    for (double t : at) CHECK(t == doctest::Approx(n * 1e-4 + 2e-6).epsilon(1e-12));
+    CHECK(sim.events_run() <= 4 * static_cast<std::uint64_t>(n) + 8);
+    CHECK(sim.network().reallocations() == 1);
+  }
+}
