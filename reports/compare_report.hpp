@@ -28,7 +28,7 @@ struct FinishedRun {
   double mean_staleness = 0;  // NaN without a global version (local SGD, gossip)
   bool diverged = false;
   std::string health = "ok";  // summary.json's health (ok when absent: older runs)
-  std::string failed;  // not empty: the run did not finish (a sweep point that failed)
+  std::string failed;         // not empty: the run did not finish (a sweep point that failed)
 };
 
 // Reads a run folder written by `dtsim run`. Throws InputError naming the file that is

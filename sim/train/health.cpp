@@ -107,22 +107,24 @@ Health HealthMonitor::classify(const EvalPoint& p, double lr, std::string& reaso
         p.grad_norm, p.step, p.grad_norm / first_grad_norm_, first_grad_norm_, lr);
     return Health::kExploded;
   }
+  // What both kinds of collapse report about the loss.
+  const auto guess_loss = [&] {
+    return fmt::format("test loss {:.4g}, ln({}) = {:.4g} (lr {:g})", p.test_loss, classes_,
+                       std::log(classes_), lr);
+  };
   if (at_chance && best_before >= chance + HealthRules::kLeftChance) {
     reason = fmt::format(
-        "test accuracy fell back to chance ({:.4f}, chance {:g}) at step {} after reaching "
-        "{:.4f}; test loss {:.4g}, ln({}) = {:.4g} (lr {:g})",
-        p.test_accuracy, chance, p.step, best_before, p.test_loss, classes_, std::log(classes_),
-        lr);
+        "test accuracy fell back to chance ({:.4f}, chance {:g}) at step {} after "
+        "reaching {:.4f}; {}",
+        p.test_accuracy, chance, p.step, best_before, guess_loss());
     return Health::kCollapsed;
   }
   if (at_chance && best_accuracy_ < chance + HealthRules::kLeftChance && total_updates_ > 0 &&
       static_cast<double>(p.step) >=
           HealthRules::kNeverLeftShare * static_cast<double>(total_updates_)) {
-    reason = fmt::format(
-        "test accuracy is still at chance ({:.4f}, chance {:g}) at step {} of {}; test loss "
-        "{:.4g}, ln({}) = {:.4g} (lr {:g})",
-        p.test_accuracy, chance, p.step, total_updates_, p.test_loss, classes_, std::log(classes_),
-        lr);
+    reason =
+        fmt::format("test accuracy is still at chance ({:.4f}, chance {:g}) at step {} of {}; {}",
+                    p.test_accuracy, chance, p.step, total_updates_, guess_loss());
     return Health::kCollapsed;
   }
   return Health::kOk;

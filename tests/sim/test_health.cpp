@@ -146,8 +146,9 @@ eval_every = 5
   CHECK_CONTAINS(r.health_reason, "(node 0)");
   // The first step's update makes the weights huge but finite; the next forward overflows in
   // the second dense layer (layers: dense, relu, dense, relu, dense).
-  CHECK_CONTAINS(r.health_reason, "at step 2 (lr 1e+30), first in the output of layer 3 of 5 "
-                                  "(dense) (node 0)");
+  CHECK_CONTAINS(r.health_reason,
+                 "at step 2 (lr 1e+30), first in the output of layer 3 of 5 "
+                 "(dense) (node 0)");
   REQUIRE(r.layer_names.size() == 6);
   CHECK(r.layer_names[0] == "dense1.weight");
 }
