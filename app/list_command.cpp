@@ -47,7 +47,8 @@ int list() {
              names(allreduce_algo_names()), names(collective_op_names()));
   fmt::print("codecs         {}\n", names(codec_names()));
   fmt::print("aggregations   {}\n", names(aggregation_names()));
-  fmt::print("faults         byzantine ({})\n", names(byzantine_mode_names()));
+  fmt::print("faults         {} (byzantine modes: {})\n", names(fault_kind_names()),
+             names(byzantine_mode_names()));
   fmt::print("expect keys    {}\n", fmt::join(summary_keys(), ", "));
   return kExitOk;
 }

@@ -25,6 +25,7 @@ enum class RngPurpose : std::uint32_t {
   kCodec = 7,      // stochastic compression
   kGossip = 8,     // gossip partner choice (ad-psgd)
   kFault = 9,      // Byzantine noise
+  kLoss = 10,      // lost messages ([[faults]] kind = loss)
   kTest = 99,      // tests
 };
 

@@ -86,6 +86,42 @@ static void where_time_went(const RunResult& r, const std::vector<const NodeStat
   }
 }
 
+// One sentence per fault: what happened and what it cost (docs/faults.md).
+void fault_account(const RunResult& r, std::vector<std::string>& out) {
+  for (const FaultRecord& f : r.faults) {
+    const std::string who =
+        fmt::format("{} {}", r.nodes[static_cast<std::size_t>(f.node)].role, f.node);
+    std::string line;
+    if (f.kind == "crash" || f.kind == "restart") {
+      line = fmt::format("Fault: {} went down at {}", who, seconds(f.at_s));
+      line += std::isnan(f.detected_s)
+                  ? " (the run ended before the others noticed)"
+                  : fmt::format("; the others noticed at {}", seconds(f.detected_s));
+      if (!std::isnan(f.rejoined_s))
+        line += fmt::format(" and it rejoined at {}", seconds(f.rejoined_s));
+      line += fmt::format(". It lost {} gradient{} ({} of compute); the others waited {} for it.",
+                          f.lost_gradients, f.lost_gradients == 1 ? "" : "s",
+                          seconds(f.lost_compute_s), seconds(f.cost_s));
+    } else if (f.kind == "slow") {
+      line = fmt::format("Fault: {} computed slower from {} ({}): {} of extra compute.", who,
+                         seconds(f.at_s), f.what, seconds(f.cost_s));
+    } else if (f.kind == "link-down") {
+      line = fmt::format(
+          "Fault: {}'s links were down from {} to {}; {} transfer{} waited "
+          "(nothing was lost).",
+          who, seconds(f.at_s), seconds(f.end_s), f.paused_transfers,
+          f.paused_transfers == 1 ? "" : "s");
+    } else if (f.kind == "loss") {
+      line = fmt::format(
+          "Fault: {}'s links lost {} transfer{} ({}), each sent again after its "
+          "timeout: {} of timeouts in all.",
+          who, f.retransmissions, f.retransmissions == 1 ? "" : "s",
+          bytes(static_cast<double>(f.retransmitted_bytes)), seconds(f.cost_s));
+    }
+    if (!line.empty()) out.push_back(line);
+  }
+}
+
 std::vector<std::string> time_account(const Scenario& s, const RunResult& r) {
   std::vector<std::string> out;
   const double total = r.virtual_time_s;
@@ -102,6 +138,7 @@ std::vector<std::string> time_account(const Scenario& s, const RunResult& r) {
     if (n.role == "worker") workers.push_back(&n);
   }
   if (total > 0 && !workers.empty()) where_time_went(r, workers, out);
+  fault_account(r, out);
   std::uint64_t dropped = 0;
   std::uint64_t computed = 0;
   for (const NodeStats* w : workers) {
@@ -234,6 +271,22 @@ std::string report_html(const Scenario& s, const RunResult& r,
                      {"end", t.end_s}});
   }
   d["timeline"] = spans;
+  nlohmann::json faults = nlohmann::json::array();
+  for (const FaultRecord& f : r.faults) {
+    const NodeStats& n = r.nodes[static_cast<std::size_t>(f.node)];
+    // Its span: the window, or from the fault to when it rejoined, was noticed, or the end.
+    double end = f.end_s;
+    if (std::isnan(end)) end = std::isnan(f.rejoined_s) ? f.detected_s : f.rejoined_s;
+    if (std::isnan(end) || f.kind == "crash") end = r.virtual_time_s;
+    faults.push_back({{"node", fmt::format("{} {}", n.role, n.node)},
+                      {"kind", f.kind},
+                      {"what", f.what},
+                      {"start", f.at_s},
+                      {"end", std::max(end, f.at_s)},
+                      {"cost", seconds(f.cost_s)},
+                      {"lost", f.lost_gradients}});
+  }
+  d["faults"] = faults;
 
   return page::render(page::text(embedded::report_template, embedded::report_template_size), s.name,
                       d);

@@ -106,6 +106,28 @@ std::string summary_json(const Scenario& scenario, const RunResult& result) {
                            {"activation_bytes", mp.activation_bytes},
                            {"activation_bytes_per_step", mp.activation_bytes_per_step}};
   }
+  if (!result.faults.empty()) {
+    const auto time = [](double t) {
+      return std::isnan(t) ? nlohmann::json(nullptr) : nlohmann::json(t);
+    };
+    nlohmann::json faults = nlohmann::json::array();
+    for (const FaultRecord& f : result.faults) {
+      faults.push_back({{"kind", f.kind},
+                        {"node", f.node},
+                        {"what", f.what},
+                        {"at_s", f.at_s},
+                        {"end_s", time(f.end_s)},
+                        {"detected_s", time(f.detected_s)},
+                        {"rejoined_s", time(f.rejoined_s)},
+                        {"cost_s", f.cost_s},
+                        {"lost_compute_s", f.lost_compute_s},
+                        {"lost_gradients", f.lost_gradients},
+                        {"paused_transfers", f.paused_transfers},
+                        {"retransmissions", f.retransmissions},
+                        {"retransmitted_bytes", f.retransmitted_bytes}});
+    }
+    j["faults"] = faults;
+  }
   j["health"] = to_string(result.health);
   j["health_reason"] =
       result.health == Health::kOk ? nlohmann::json(nullptr) : nlohmann::json(result.health_reason);

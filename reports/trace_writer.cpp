@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 namespace dtsim {
 namespace {
 
@@ -69,6 +71,29 @@ void TraceWriter::on_message(const Message& m, SimTime sent, SimTime arrived) {
   event(fmt::format(
       R"j({{"ph": "e", "pid": 1, "tid": {}, "cat": "message", "id": {}, "name": "→ node {}", "ts": {}}})j",
       m.src, id, m.dst, us(arrived)));
+}
+
+void TraceWriter::on_faults(const std::vector<FaultRecord>& faults) {
+  const auto at = [](double seconds) { return us(SimTime::from_seconds(seconds)); };
+  for (const FaultRecord& f : faults) {
+    double end = f.end_s;
+    if (f.kind == "restart" && !std::isnan(f.rejoined_s)) end = f.rejoined_s;
+    if (std::isnan(end)) {
+      event(fmt::format(
+          R"j({{"ph": "i", "s": "t", "pid": 1, "tid": {}, "cat": "fault", "name": "{}", "ts": {}, "args": {{"what": "{}"}}}})j",
+          f.node, f.kind, at(f.at_s), f.what));
+    } else {
+      event(fmt::format(
+          R"j({{"ph": "X", "pid": 1, "tid": {}, "cat": "fault", "name": "{}", "ts": {}, "dur": {}, "args": {{"what": "{}"}}}})j",
+          f.node, f.kind, at(f.at_s),
+          us(SimTime::from_seconds(end) - SimTime::from_seconds(f.at_s)), f.what));
+    }
+    if (!std::isnan(f.detected_s)) {
+      event(fmt::format(
+          R"j({{"ph": "i", "s": "t", "pid": 1, "tid": {}, "cat": "fault", "name": "{} noticed", "ts": {}}})j",
+          f.node, f.kind, at(f.detected_s)));
+    }
+  }
 }
 
 void TraceWriter::commit() {

@@ -4,7 +4,8 @@
 // One process "dtsim" with a track per node ("worker 3", "server 0"): compute spans named by
 // what they computed (gradient, update, reduce, copy) and "wait" spans where the node was
 // blocked on communication; each message is an async slice "→ node D" on its sender's track,
-// from send to arrival, with its size. Times are virtual microseconds.
+// from send to arrival, with its size; faults (category "fault") on the node they hit. Times
+// are virtual microseconds.
 //
 // Bounded: after `max_events` events the trace stops recording and says so in its metadata
 // (trace_truncated_at_s), so a long run still gives a file Perfetto opens quickly. Events
@@ -31,6 +32,10 @@ class TraceWriter : public SimObserver {
   void on_compute(int node, const char* what, SimTime start, SimTime end) override;
   void on_message(const Message& m, SimTime sent, SimTime arrived) override;
   void on_wait(int node, SimTime start, SimTime end) override;
+  // Each fault on its node's track, whatever the event limit: a span over its window (slow,
+  // link-down, loss; a restart until it rejoined), or an instant (a crash), and an instant
+  // where the others noticed a crash or restart.
+  void on_faults(const std::vector<FaultRecord>& faults) override;
 
   // Closes the JSON and renames trace.json.partial to trace.json.
   void commit();

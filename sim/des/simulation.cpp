@@ -42,6 +42,7 @@ void Simulation::spawn(Task<> program) {
 
 void Simulation::run() {
   while (!queue_.empty()) {
+    if (queue_.size() == background_pending_ && programs_done()) break;
     const Event e = queue_.pop(now_);
     e.fn(e.target, e.arg);
   }
@@ -55,6 +56,26 @@ void Simulation::run() {
         "simulation deadlock: {} node programs still wait at t = {} s with nothing left to happen",
         waiting, now_.seconds()));
   }
+}
+
+void Simulation::schedule_background(SimTime t, Event e) {
+  background_.push_back(e);
+  ++background_pending_;
+  queue_.schedule(t, Event{&Simulation::background_event, this, background_.size() - 1});
+}
+
+void Simulation::background_event(void* self, std::uint64_t index) {
+  auto* sim = static_cast<Simulation*>(self);
+  --sim->background_pending_;
+  const Event e = sim->background_[index];
+  e.fn(e.target, e.arg);
+}
+
+bool Simulation::programs_done() const {
+  for (const Task<>& p : programs_) {
+    if (!p.done()) return false;
+  }
+  return true;
 }
 
 void Simulation::ComputeAwaiter::await_suspend(std::coroutine_handle<> h) {

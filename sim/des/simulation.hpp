@@ -71,6 +71,9 @@ class Simulation {
 
   // Schedules `fn(target, arg)` at time t (>= now).
   void schedule(SimTime t, Event e) { queue_.schedule(t, e); }
+  // The same for an event that does not keep the run going (a fault's start or end): run()
+  // ends when every program has finished and only such events are left.
+  void schedule_background(SimTime t, Event e);
   void schedule_resume(SimTime t, std::coroutine_handle<> h);
 
   // ---- awaitables ----
@@ -208,6 +211,8 @@ class Simulation {
   // Posting `w` releases the rendezvous message to `box` that waited for it, if any.
   void release_rendezvous(NodeState& box, const RecvAwaiter& w);
   static void resume_event(void* address, std::uint64_t);
+  static void background_event(void* self, std::uint64_t index);
+  bool programs_done() const;
   static void deliver(void* self, Message& m, SimTime sent);
   void waited(int node, SimTime since) {
     nodes_[static_cast<std::size_t>(node)].account.comm += now_ - since;
@@ -222,6 +227,8 @@ class Simulation {
   std::vector<Task<>> programs_;
   std::vector<NodeState> nodes_;
   std::vector<EventObserver*> observers_;
+  std::vector<Event> background_;  // by index: the background events
+  std::size_t background_pending_ = 0;
 };
 
 }  // namespace dtsim

@@ -5,6 +5,8 @@
 #include <limits>
 #include <stdexcept>
 
+#include "engine/rng.hpp"
+
 namespace dtsim {
 
 Network::Network(Topology topology, EventQueue& queue, const SimTime& now)
@@ -112,7 +114,10 @@ void Network::begin_transfer(int id) {
   f.latency = latency;
   ++f.version;
   const auto bytes = static_cast<double>(m.bytes);
-  if (alone && token == 0 && bytes > 0 && links.count > 0) {
+  f.lost = false;
+  if (lossy_links_ > 0 && bytes > 0 && links.count > 0) f.lost = draw_loss(f, f.retry_after);
+  // (A rate of 0: a link is down; the flow waits in its links' lists for it to come back.)
+  if (alone && token == 0 && bytes > 0 && links.count > 0 && rate > 0 && !f.lost) {
     // The common case in structured collectives: nobody shares its links, so nothing else
     // changes, its rate is its slowest link's, and its delivery is its only event. (Its
     // remaining bytes are worked out if it ever has to share: see make_ordinary.)
@@ -162,7 +167,7 @@ void Network::begin_transfer(int id) {
   }
   // (make_ordinary does not move flows_, so f is still valid.)
   for (int l : links) join_link(l, id);
-  if (alone) {
+  if (alone && rate > 0) {
     f.rate = rate;
     schedule_finish(id, f);  // a blocking send must hear when its transfer ends
     return;
@@ -217,7 +222,13 @@ void Network::make_ordinary(int id) {
 }
 
 void Network::schedule_finish(int id, Flow& f) {
-  if (!(f.rate > 0)) throw std::logic_error("network: a flow got no bandwidth (a link of 0 B/s?)");
+  if (!(f.rate > 0)) {  // a link on its path is down: no end in sight
+    if (f.finish != SimTime::from_ns(-1)) {
+      ++f.version;  // supersedes its pending event
+      f.finish = SimTime::from_ns(-1);
+    }
+    return;
+  }
   const SimTime finish = now_ + SimTime::from_seconds(f.remaining / f.rate);
   if (finish == f.finish) return;  // its pending event is still right
   ++f.version;
@@ -245,6 +256,18 @@ void Network::finish_transfer(int id) {
     for (int l : f.links) shared = shared || links_[static_cast<std::size_t>(l)].ordinary > 0;
     // Only flows that shared a link with this one can speed up.
     if (shared) mark_dirty(f.links.begin(), f.links.end());
+  }
+  if (flows_[static_cast<std::size_t>(id)].lost) {
+    // Lost on the way: sent again after the timeout, still ahead of its pair's later messages.
+    Flow& lost = flows_[static_cast<std::size_t>(id)];
+    lost.lost = false;
+    lost.waiting = true;
+    ++retransmissions_;
+    retransmitted_bytes_ += lost.msg.bytes;
+    ++lost.version;
+    pair_tail_.try_emplace(pair_key(lost.msg), id);  // (its pair's next message finds it)
+    schedule_pair_start(id, now_ + lost.retry_after);
+    return;
   }
   const Flow& done = flows_[static_cast<std::size_t>(id)];
   if (sent_ != nullptr && done.token != 0) sent_(sent_context_, done.token);
@@ -383,6 +406,50 @@ void Network::fill(const int* links_begin, const int* links_end, std::size_t unf
       }
     }
   }
+}
+
+void Network::set_capacity(int link, double bytes_per_s) {
+  LinkState& ls = links_[static_cast<std::size_t>(link)];
+  if (lazy_live(ls)) make_ordinary(ls.lazy_flow);
+  ls.capacity = bytes_per_s;
+  if (ls.ordinary > 0) mark_dirty(&link, &link + 1);
+  last_rate_ = -1;  // (the cached transfer time may have used the old capacity)
+}
+
+void Network::set_loss(int link, double probability, SimTime timeout, std::uint64_t seed) {
+  if (loss_.empty()) loss_.resize(links_.size());
+  LinkLoss& l = loss_[static_cast<std::size_t>(link)];
+  lossy_links_ += (probability > 0 ? 1 : 0) - (l.probability > 0 ? 1 : 0);
+  l.probability = probability;
+  l.timeout = timeout;
+  loss_seed_ = seed;
+}
+
+bool Network::draw_loss(const Flow& f, SimTime& timeout) {
+  timeout = SimTime();
+  double kept = 1;  // the chance that every link of its path carries it
+  for (int l : f.links) {
+    const LinkLoss& ll = loss_[static_cast<std::size_t>(l)];
+    if (ll.probability <= 0) continue;
+    kept *= 1 - ll.probability;
+    timeout = std::max(timeout, ll.timeout);
+  }
+  if (kept >= 1) return false;
+  CounterRng rng({loss_seed_, RngPurpose::kLoss, 0, loss_draws_++});
+  if (rng.uniform() < kept) return false;
+  for (int l : f.links) {
+    LinkLoss& ll = loss_[static_cast<std::size_t>(l)];
+    if (ll.probability <= 0) continue;
+    ++ll.lost;
+    ll.lost_bytes += f.msg.bytes;
+    break;
+  }
+  return true;
+}
+
+std::size_t Network::flows_on(int link) const {
+  const LinkState& ls = links_[static_cast<std::size_t>(link)];
+  return link_flows_[static_cast<std::size_t>(link)].size() + (lazy_live(ls) ? 1 : 0);
 }
 
 std::vector<double> Network::link_rates(int link) const {

@@ -21,6 +21,13 @@
 // This relies on latencies >= 0: a lazy flow's links forget it by time, once its transfer
 // has ended, and it is delivered after that.
 //
+// Faults ([[faults]], sim/train/faults.hpp) change links while the network runs: a link's
+// capacity may drop to 0 (link-down: its flows get rate 0 and wait, keeping the bytes they have
+// moved, until it comes back), and a link may lose transfers with a probability (loss: a
+// transfer over it is drawn lost when it starts, from one seeded stream in event order; a lost
+// transfer uses the links as any other, then is sent again `timeout` after it ended, with a
+// new draw; messages of the same pair behind it wait, as behind a TCP retransmission).
+//
 // Payloads are real data (a shared, immutable float vector) or, in time-only mode, just a size.
 // Single-threaded: owned by a Simulation and used from its event loop.
 #pragma once
@@ -87,6 +94,25 @@ class Network {
     start(id, 0);
   }
 
+  // ---- faults ----
+  // Sets a link's capacity from now on (0: it carries nothing until raised again).
+  void set_capacity(int link, double bytes_per_s);
+  // Transfers that start over `link` from now on are lost with `probability` (0: none), and
+  // sent again `timeout` after their transfer ends. `seed` keys the draws.
+  void set_loss(int link, double probability, SimTime timeout, std::uint64_t seed);
+  std::uint64_t retransmissions() const { return retransmissions_; }
+  std::uint64_t retransmitted_bytes() const { return retransmitted_bytes_; }
+  // The transfers lost on `link` so far (each counted on the first lossy link of its path),
+  // and their bytes.
+  std::uint64_t lost_on(int link) const {
+    return loss_.empty() ? 0 : loss_[static_cast<std::size_t>(link)].lost;
+  }
+  std::uint64_t lost_bytes_on(int link) const {
+    return loss_.empty() ? 0 : loss_[static_cast<std::size_t>(link)].lost_bytes;
+  }
+  // The flows transferring over `link` now.
+  std::size_t flows_on(int link) const;
+
   const Topology& topology() const { return topology_; }
   std::uint64_t flows_started() const { return flows_started_; }
   // How many times rates were recomputed (for tests of the model's cost).
@@ -122,6 +148,9 @@ class Network {
     // Queued behind an earlier message between the same two nodes (next_in_pair of that
     // one), not yet transferring.
     bool waiting = false;
+    // Drawn lost when its transfer began (a loss fault): it is sent again retry_after its end.
+    bool lost = false;
+    SimTime retry_after;
     int next_in_pair = -1;   // the message queued right behind this one, if any
     bool fixed = false;      // progressive-filling scratch
     std::uint32_t mark = 0;  // component-search scratch
@@ -225,6 +254,22 @@ class Network {
   SimTime last_transfer_;
   std::uint64_t flows_started_ = 0;
   std::size_t active_ = 0;
+  // Loss faults: each link's loss probability and retransmission timeout (empty until a loss
+  // fault begins), how many links lose now, and the draws' stream position.
+  struct LinkLoss {
+    double probability = 0;
+    SimTime timeout;
+    std::uint64_t lost = 0;
+    std::uint64_t lost_bytes = 0;
+  };
+  std::vector<LinkLoss> loss_;
+  int lossy_links_ = 0;
+  std::uint64_t loss_seed_ = 0;
+  std::uint64_t loss_draws_ = 0;
+  std::uint64_t retransmissions_ = 0;
+  std::uint64_t retransmitted_bytes_ = 0;
+  // Whether the transfer of flow `id` that begins now is lost, and if so the timeout.
+  bool draw_loss(const Flow& f, SimTime& timeout);
 };
 
 }  // namespace dtsim

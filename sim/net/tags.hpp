@@ -48,5 +48,6 @@ constexpr std::uint64_t answer_to(std::uint64_t tag) { return tag + 1; }
 // Exchanges outside the step structure.
 inline constexpr std::uint64_t kRequest = 1;  // a worker to a server, or a gossip request
 inline constexpr std::uint64_t kAnswer = 2;   // the answer
+inline constexpr std::uint64_t kRejoin = 3;   // the model a restarted worker rejoins with
 
 }  // namespace dtsim::tags

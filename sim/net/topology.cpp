@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "engine/errors.hpp"
 
 namespace dtsim {
@@ -71,6 +73,40 @@ void Topology::set_node_links(int node, const LinkSpec& spec) {
       }
       break;
   }
+}
+
+std::vector<int> Topology::node_links(int node, bool out, bool in) const {
+  const int n = node;
+  const int p = nodes_;
+  std::vector<int> links;
+  switch (config_.topology) {
+    case TopologyKind::kStar:
+    case TopologyKind::kHierarchical:
+      if (out) links.push_back(2 * n);
+      if (in) links.push_back(2 * n + 1);
+      break;
+    case TopologyKind::kRing:
+      if (p < 2) break;
+      if (out) {
+        links.push_back(n);                    // n -> n+1
+        links.push_back(p + (n + p - 1) % p);  // n -> n-1
+      }
+      if (in) {
+        links.push_back((n + p - 1) % p);  // n-1 -> n
+        links.push_back(p + (n + 1) % p);  // n+1 -> n
+      }
+      break;
+    case TopologyKind::kFull:
+      for (int o = 0; o < p; ++o) {
+        if (o == n) continue;
+        if (out) links.push_back(n * p + o);
+        if (in) links.push_back(o * p + n);
+      }
+      break;
+  }
+  std::sort(links.begin(), links.end());
+  links.erase(std::unique(links.begin(), links.end()), links.end());
+  return links;
 }
 
 template <typename Add>

@@ -41,6 +41,9 @@ class Topology {
   // Replaces the spec of every link attached to `node` (its own up/down or ring links).
   void set_node_links(int node, const LinkSpec& spec);
 
+  // The links that carry what `node` sends (`out`) and what it receives (`in`).
+  std::vector<int> node_links(int node, bool out, bool in) const;
+
   // Appends the directed links from src to dst to `out` (src != dst).
   void route(int src, int dst, std::vector<int>& out) const;
   // The same route written to out[0..3] when it has at most 4 links (always for star, full

@@ -3,6 +3,7 @@
 #include "sim/scenario/checks.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 
@@ -251,19 +252,86 @@ void check_model_parallel(ScenarioChecks& c, const Scenario& s) {
             "gradient clipping needs the whole gradient's norm, which a split model does not "
             "compute in this version: remove train.clip_norm");
   }
-  if (!s.faults.empty()) {
-    c.error_at(s.faults[0].place, "faults",
+  for (const FaultConfig& f : s.faults) {
+    if (f.kind != FaultKind::kByzantine) continue;
+    c.error_at(f.place, "faults",
                "Byzantine faults corrupt a data-parallel worker's gradient: a split model has "
                "none to corrupt in this version");
+    break;
+  }
+}
+
+// The strategies a worker may crash or restart under, for messages: "ps asp, ...".
+std::string crash_survivors() {
+  std::vector<std::string> names;
+  for (const StrategyEntry& e : strategy_table()) {
+    if (e.survives_crash) names.push_back(fmt::format("{} {}", to_string(e.architecture), e.name));
+  }
+  return fmt::format("{}", fmt::join(names, ", "));
+}
+
+void check_crash(ScenarioChecks& c, const Scenario& s, const FaultConfig& f) {
+  const StrategyConfig& st = s.strategy;
+  const StrategyEntry* entry = find_strategy(st.architecture, st.sync);
+  if (entry != nullptr && !entry->survives_crash) {
+    c.error_at(f.place, "faults.kind",
+               fmt::format("kind = \"{}\": {} {} cannot go on without a worker in this "
+                           "version; these can: {}",
+                           to_string(f.kind), to_string(st.architecture), to_string(st.sync),
+                           crash_survivors()));
+    return;
+  }
+  if (st.backup_workers > 0) {
+    c.error_at(f.place, "faults.kind",
+               fmt::format("kind = \"{}\" with strategy.backup_workers: backup workers already "
+                           "leave the slowest out; use one or the other",
+                           to_string(f.kind)));
+  }
+  if (st.architecture == Architecture::kAllreduce &&
+      (s.compression.kind != CodecKind::kNone || st.aggregation.kind != AggregationKind::kMean)) {
+    c.error_at(f.place, "faults.kind",
+               fmt::format("kind = \"{}\" over an allreduce with [compression] or a robust "
+                           "aggregation: their exchange cannot re-form without a worker in "
+                           "this version (a parameter server can)",
+                           to_string(f.kind)));
   }
 }
 
 void check_faults(ScenarioChecks& c, const Scenario& s) {
+  const int nodes = s.cluster.workers + server_count(s);
+  std::vector<int> stopped;  // nodes that crash or restart
+  int crashed = 0;
   for (const FaultConfig& f : s.faults) {
-    if (f.node >= s.cluster.workers) {
+    const bool worker_only = f.kind == FaultKind::kByzantine || f.kind == FaultKind::kCrash ||
+                             f.kind == FaultKind::kRestart;
+    if (worker_only && f.node >= s.cluster.workers) {
       c.error_at(f.place, "faults.node",
-                 fmt::format("node {} is not a worker: the workers are 0-{}", f.node,
-                             s.cluster.workers - 1));
+                 f.node < nodes && f.kind != FaultKind::kByzantine
+                     ? fmt::format("node {} is a parameter-server shard: a shard that crashes "
+                                   "loses the model's part it holds, which this version does "
+                                   "not recover; the workers are 0-{}",
+                                   f.node, s.cluster.workers - 1)
+                     : fmt::format("node {} is not a worker: the workers are 0-{}", f.node,
+                                   s.cluster.workers - 1));
+      continue;
+    }
+    if (f.node >= nodes) {
+      c.error_at(f.place, "faults.node",
+                 fmt::format("node {} does not exist: the nodes are 0-{}", f.node, nodes - 1));
+      continue;
+    }
+    if (f.kind != FaultKind::kCrash && f.kind != FaultKind::kRestart) continue;
+    check_crash(c, s, f);
+    if (std::find(stopped.begin(), stopped.end(), f.node) != stopped.end()) {
+      c.error_at(f.place, "faults.node",
+                 fmt::format("node {} already crashes or restarts in an earlier [[faults]] "
+                             "entry: one of them per node",
+                             f.node));
+    }
+    stopped.push_back(f.node);
+    if (f.kind == FaultKind::kCrash && ++crashed == s.cluster.workers) {
+      c.error_at(f.place, "faults",
+                 "every worker crashes: at least one must survive for the run to end");
     }
   }
 }

@@ -73,15 +73,30 @@ struct ClusterConfig {
   StragglerConfig stragglers;
 };
 
-// [[faults]]: what goes wrong, where and when. This version implements kind = "byzantine".
+// [[faults]]: what goes wrong, where and when (docs/faults.md).
+//   byzantine  a worker corrupts the gradients it sends (mode, factor)
+//   crash      the node stops for good at `at`
+//   restart    the node is down from `at` for `duration`, then rejoins
+//   slow       jobs the node starts in [at, at + duration) take `factor` times longer
+//   link-down  the node's links carry nothing in [at, at + duration): transfers pause
+//   loss       each transfer over the node's links in the window is lost with `probability`;
+//              the sender sends it again `timeout` after its transfer ended
+enum class FaultKind { kByzantine, kCrash, kRestart, kSlow, kLinkDown, kLoss };
 enum class ByzantineMode { kSignFlip, kNoise, kScale };
+// Which of a node's links a link-down or loss fault hits: what it sends, receives, or both.
+enum class FaultLinks { kBoth, kUp, kDown };
 struct FaultConfig {
+  FaultKind kind = FaultKind::kByzantine;
   int node = 0;
   SimTime at;                       // from this virtual time on
-  std::optional<SimTime> duration;  // for this long (default: to the end)
+  std::optional<SimTime> duration;  // for this long (default: to the end; restart needs it)
   ByzantineMode mode = ByzantineMode::kSignFlip;
-  // sign-flip: sends -factor * g; scale: factor * g; noise: N(0, factor^2) per element.
+  // byzantine sign-flip: sends -factor * g; scale: factor * g; noise: N(0, factor^2) per
+  // element. slow: the compute-time multiplier.
   double factor = 1;
+  double probability = 0;                           // loss
+  FaultLinks links = FaultLinks::kBoth;             // link-down, loss
+  SimTime timeout = SimTime::from_ns(200'000'000);  // loss: the retransmission timeout
   SourcePlace place;
 };
 
@@ -196,6 +211,23 @@ SourcePlace locate_key(const std::string& path, const std::string& key);
 // Every resolved setting of `s` as (key path, value) pairs, units written out, for reports and
 // `dtsim validate`.
 std::vector<std::pair<std::string, std::string>> resolved_settings(const Scenario& s);
+// One fault in words: "restart at 3 s for 2 s", "loss p=0.01 on up links from 1 s".
+std::string describe_fault(const FaultConfig& f);
+
+inline NameTable<FaultKind> fault_kind_names() {
+  static constexpr Named<FaultKind> kNames[] = {
+      {"byzantine", FaultKind::kByzantine}, {"crash", FaultKind::kCrash},
+      {"restart", FaultKind::kRestart},     {"slow", FaultKind::kSlow},
+      {"link-down", FaultKind::kLinkDown},  {"loss", FaultKind::kLoss}};
+  return kNames;
+}
+inline const char* to_string(FaultKind kind) { return name_of(fault_kind_names(), kind); }
+inline NameTable<FaultLinks> fault_link_names() {
+  static constexpr Named<FaultLinks> kNames[] = {
+      {"both", FaultLinks::kBoth}, {"up", FaultLinks::kUp}, {"down", FaultLinks::kDown}};
+  return kNames;
+}
+inline const char* to_string(FaultLinks links) { return name_of(fault_link_names(), links); }
 
 inline NameTable<ByzantineMode> byzantine_mode_names() {
   static constexpr Named<ByzantineMode> kNames[] = {{"sign-flip", ByzantineMode::kSignFlip},

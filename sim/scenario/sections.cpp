@@ -2,6 +2,7 @@
 #include "sim/scenario/sections.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <charconv>
@@ -209,11 +210,11 @@ void read_network(TomlReader& r, const toml::table& t, NetworkConfig& n) {
 }
 
 void read_strategy(TomlReader& r, const toml::table& t, StrategyConfig& s) {
-  r.check_keys(
-      t, "strategy",
-      {"architecture", "sync", "collective", "time_only", "staleness", "local_steps",
-       "backup_workers", "staleness_lr", "delay_compensation", "aggregation", "trim", "krum_m",
-       "stages", "micro_batches", "stage_layers", "tensor_parallel", "data_parallel"});
+  r.check_keys(t, "strategy",
+               {"architecture", "sync", "collective", "time_only", "staleness", "local_steps",
+                "backup_workers", "staleness_lr", "delay_compensation", "aggregation", "trim",
+                "krum_m", "stages", "micro_batches", "stage_layers", "tensor_parallel",
+                "data_parallel", "failure_timeout"});
   r.get_choice(t, "strategy", "aggregation", aggregation_names(), s.aggregation.kind);
   r.get_int(t, "strategy", "trim", s.aggregation.f, 0, 1'000'000);
   r.get_int(t, "strategy", "krum_m", s.aggregation.m, 1, 1'000'000);
@@ -235,6 +236,7 @@ void read_strategy(TomlReader& r, const toml::table& t, StrategyConfig& s) {
   r.get_bool(t, "strategy", "staleness_lr", s.staleness_lr);
   r.get_choice(t, "strategy", "collective", allreduce_algo_names(), s.collective);
   r.get_bool(t, "strategy", "time_only", s.time_only);
+  r.get_unit(t, "strategy", "failure_timeout", s.failure_timeout, parse_duration);
 }
 
 void read_compression(TomlReader& r, const toml::table& t, CodecConfig& c) {
@@ -265,28 +267,46 @@ void read_compression(TomlReader& r, const toml::table& t, CodecConfig& c) {
 
 namespace {
 
-// kind = "byzantine": false (and an error) for anything else.
-bool read_fault_kind(TomlReader& r, const toml::node& item, const toml::table& t) {
-  const toml::node* kind = t.get("kind");
-  if (kind == nullptr) {
-    r.error(&item, "faults.kind", "missing: kind = \"byzantine\"");
-    return false;
+// The keys each kind of fault reads, besides kind, node and at.
+std::vector<std::string_view> fault_keys(FaultKind kind) {
+  switch (kind) {
+    case FaultKind::kByzantine:
+      return {"duration", "mode", "factor"};
+    case FaultKind::kCrash:
+      return {};
+    case FaultKind::kRestart:
+      return {"duration"};
+    case FaultKind::kSlow:
+      return {"duration", "factor"};
+    case FaultKind::kLinkDown:
+      return {"duration", "link"};
+    case FaultKind::kLoss:
+      return {"duration", "link", "probability", "timeout"};
   }
-  const auto* v = kind->as_string();
-  if (v == nullptr) {
-    r.error(kind, "faults.kind", "expected a string: byzantine");
-    return false;
+  return {};
+}
+
+void read_byzantine(TomlReader& r, const toml::node& item, const toml::table& t, FaultConfig& f) {
+  if (t.get("mode") == nullptr) {
+    r.error(&item, "faults.mode",
+            fmt::format("missing: {}", joined_names(byzantine_mode_names(), " | ")));
   }
-  if (v->get() == "byzantine") return true;
-  const std::string_view k = v->get();
-  if (k == "crash" || k == "restart" || k == "slow" || k == "link-down") {
-    r.error(kind, "faults.kind",
-            fmt::format("\"{}\" is not implemented yet; this version has byzantine", k));
-  } else {
-    r.error(kind, "faults.kind",
-            "expected one of: byzantine (crash, restart, slow, link-down come later)");
+  r.get_choice(t, "faults", "mode", byzantine_mode_names(), f.mode);
+  if (f.mode != ByzantineMode::kSignFlip && t.get("factor") == nullptr) {
+    r.error(&item, "faults.factor",
+            fmt::format("missing: mode = \"{}\" needs a factor (scale: g * factor; noise: "
+                        "standard deviation)",
+                        to_string(f.mode)));
   }
-  return false;
+  r.get_double(t, "faults", "factor", f.factor, -1e12, 1e12);
+}
+
+// The keys a kind needs: an error for each one missing.
+void require(TomlReader& r, const toml::node& item, const toml::table& t, const FaultConfig& f,
+             std::string_view key, std::string_view what) {
+  if (t.get(key) != nullptr) return;
+  r.error(&item, fmt::format("faults.{}", key),
+          fmt::format("missing: kind = \"{}\" needs {} = {}", to_string(f.kind), key, what));
 }
 
 }  // namespace
@@ -303,26 +323,62 @@ void read_faults(TomlReader& r, const toml::node& node, std::vector<FaultConfig>
       r.error(&item, "faults", "expected [[faults]] tables");
       continue;
     }
-    r.check_keys(*t, "faults", {"at", "node", "kind", "duration", "factor", "mode"});
+    r.check_keys(
+        *t, "faults",
+        {"at", "node", "kind", "duration", "factor", "mode", "link", "probability", "timeout"});
     FaultConfig f;
     f.place = r.place(&item);
-    if (!read_fault_kind(r, item, *t)) continue;
-    if (t->get("node") == nullptr) r.error(&item, "faults.node", "missing: the worker it hits");
+    if (t->get("kind") == nullptr) {
+      r.error(&item, "faults.kind",
+              fmt::format("missing: kind = {}", joined_names(fault_kind_names(), " | ")));
+      continue;
+    }
+    const std::size_t errors = r.errors().size();
+    r.get_choice(*t, "faults", "kind", fault_kind_names(), f.kind);
+    if (r.errors().size() != errors) continue;
+    // Keys that belong to other kinds are mistakes, not settings to ignore.
+    const std::vector<std::string_view> own = fault_keys(f.kind);
+    for (const auto& [key, value] : *t) {
+      const std::string_view k = key.str();
+      if (k == "kind" || k == "node" || k == "at") continue;
+      if (std::find(own.begin(), own.end(), k) != own.end()) continue;
+      if (k != "duration" && k != "factor" && k != "mode" && k != "link" && k != "probability" &&
+          k != "timeout") {
+        continue;  // (reported by check_keys)
+      }
+      r.error(&value, fmt::format("faults.{}", k),
+              fmt::format("kind = \"{}\" does not read {}; it reads {}", to_string(f.kind), k,
+                          own.empty() ? std::string("only node and at")
+                                      : fmt::format("{}", fmt::join(own, ", "))));
+    }
+    if (t->get("node") == nullptr) r.error(&item, "faults.node", "missing: the node it hits");
     r.get_int(*t, "faults", "node", f.node, 0, 1'000'000);
     r.get_unit(*t, "faults", "at", f.at, parse_duration);
     get_optional_unit(r, *t, "faults", "duration", f.duration, parse_duration);
-    if (t->get("mode") == nullptr) {
-      r.error(&item, "faults.mode",
-              fmt::format("missing: {}", joined_names(byzantine_mode_names(), " | ")));
+    switch (f.kind) {
+      case FaultKind::kByzantine:
+        read_byzantine(r, item, *t, f);
+        break;
+      case FaultKind::kCrash:
+        break;
+      case FaultKind::kRestart:
+        require(r, item, *t, f, "duration", "how long it is down, e.g. \"2s\"");
+        break;
+      case FaultKind::kSlow:
+        require(r, item, *t, f, "factor", "its compute-time multiplier, e.g. 4.0");
+        r.get_double(*t, "faults", "factor", f.factor, 1.0, 1e6);
+        break;
+      case FaultKind::kLinkDown:
+        require(r, item, *t, f, "duration", "how long its links are down, e.g. \"0.5s\"");
+        r.get_choice(*t, "faults", "link", fault_link_names(), f.links);
+        break;
+      case FaultKind::kLoss:
+        require(r, item, *t, f, "probability", "the chance a transfer is lost, e.g. 0.01");
+        r.get_double(*t, "faults", "probability", f.probability, 0.0, 0.99);
+        r.get_choice(*t, "faults", "link", fault_link_names(), f.links);
+        r.get_unit(*t, "faults", "timeout", f.timeout, parse_duration);
+        break;
     }
-    r.get_choice(*t, "faults", "mode", byzantine_mode_names(), f.mode);
-    if (f.mode != ByzantineMode::kSignFlip && t->get("factor") == nullptr) {
-      r.error(&item, "faults.factor",
-              fmt::format("missing: mode = \"{}\" needs a factor (scale: g * factor; noise: "
-                          "standard deviation)",
-                          to_string(f.mode)));
-    }
-    r.get_double(*t, "faults", "factor", f.factor, -1e12, 1e12);
     out.push_back(f);
   }
 }

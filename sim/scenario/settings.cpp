@@ -140,6 +140,29 @@ void compression(const CodecConfig& c, Settings& out) {
 
 }  // namespace
 
+std::string describe_fault(const FaultConfig& f) {
+  const std::string window = f.duration ? fmt::format(" for {} s", f.duration->seconds()) : "";
+  const std::string links =
+      f.links == FaultLinks::kBoth ? "" : fmt::format(" ({} link)", to_string(f.links));
+  switch (f.kind) {
+    case FaultKind::kByzantine:
+      return fmt::format("byzantine {} x {} from {} s{}", to_string(f.mode), f.factor,
+                         f.at.seconds(), window);
+    case FaultKind::kCrash:
+      return fmt::format("crash at {} s", f.at.seconds());
+    case FaultKind::kRestart:
+      return fmt::format("restart: down at {} s{}", f.at.seconds(), window);
+    case FaultKind::kSlow:
+      return fmt::format("slow x {} from {} s{}", f.factor, f.at.seconds(), window);
+    case FaultKind::kLinkDown:
+      return fmt::format("link-down{} at {} s{}", links, f.at.seconds(), window);
+    case FaultKind::kLoss:
+      return fmt::format("loss p = {}{} from {} s{}, retransmitted after {} s", f.probability,
+                         links, f.at.seconds(), window, f.timeout.seconds());
+  }
+  return "";
+}
+
 Settings resolved_settings(const Scenario& s) {
   Settings out;
   model_and_data(s, out);
@@ -147,12 +170,12 @@ Settings resolved_settings(const Scenario& s) {
   cluster_and_network(s, out);
   strategy(s, out);
   compression(s.compression, out);
+  bool crashes = false;
   for (const FaultConfig& f : s.faults) {
-    out.emplace_back(
-        fmt::format("faults (node {})", f.node),
-        fmt::format("byzantine {} x {} from {} s{}", to_string(f.mode), f.factor, f.at.seconds(),
-                    f.duration ? fmt::format(" for {} s", f.duration->seconds()) : ""));
+    out.emplace_back(fmt::format("faults (node {})", f.node), describe_fault(f));
+    crashes = crashes || f.kind == FaultKind::kCrash || f.kind == FaultKind::kRestart;
   }
+  if (crashes) out.emplace_back("strategy.failure_timeout", secs(s.strategy.failure_timeout));
   for (const Expectation& e : s.expect) out.emplace_back("expect." + e.key, e.text);
   return out;
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/aggregate.hpp"
+#include "sim/des/sim_time.hpp"
 #include "sim/net/network_config.hpp"
 
 namespace dtsim {
@@ -32,6 +33,9 @@ struct StrategyConfig {
   std::vector<int> stage_layers;  // pipeline: blocks per stage, by hand; empty: FLOP-balanced
   int tensor_parallel = 1;        // tensor: t
   int data_parallel = 1;          // pipeline, tensor: d replicas of the split model
+  // How long the others take to notice a crashed worker (a missed heartbeat): they go on
+  // without it that long after it stops ([[faults]] crash, restart).
+  SimTime failure_timeout = SimTime::from_ns(1'000'000'000);
 };
 
 // Whether the model itself is split among nodes (pipeline or tensor).

@@ -8,6 +8,10 @@
 // done, their gradient thrown away (`dropped`, wasted work), and join the allreduce with
 // zeros; the sum is divided by p - b. This is the arrangement of Chen et al. (2016) on an
 // allreduce: nobody waits for the slowest b.
+//
+// With crash or restart faults, each step's exchange is formed over the workers that take part
+// in it (membership.hpp): a crashed worker's data is dropped, and the mean is over the
+// survivors' gradients.
 #include <algorithm>
 #include <coroutine>
 #include <functional>
@@ -15,7 +19,9 @@
 
 #include "sim/net/collectives.hpp"
 #include "sim/net/tags.hpp"
+#include "sim/net/wire.hpp"
 #include "sim/strategies/coded_exchange.hpp"
+#include "sim/strategies/membership.hpp"
 #include "sim/strategies/registry.hpp"
 #include "sim/strategies/replica.hpp"
 #include "sim/strategies/strategy.hpp"
@@ -56,12 +62,14 @@ class Barrier {
 
 class AllreduceBsp : public Strategy {
  public:
-  explicit AllreduceBsp(RunCore& core) : Strategy(core), barrier_(core.sim(), core.workers()) {
+  explicit AllreduceBsp(RunCore& core)
+      : Strategy(core), barrier_(core.sim(), core.workers()), members_(core) {
     const int p = core.workers();
     for (int w = 0; w < p; ++w) replicas_.push_back(Replica::initial(core, true));
     if (uses_coded_exchange(core.scenario())) coded_ = std::make_unique<CodedAllreduce>(core);
     backup_cost_.assign(static_cast<std::size_t>(p), SimTime());
     backup_counts_.assign(static_cast<std::size_t>(p), true);
+    rejoin_step_.assign(static_cast<std::size_t>(p), 0);
   }
 
   void start() override {
@@ -69,11 +77,19 @@ class AllreduceBsp : public Strategy {
   }
 
   std::span<const float> global_params(double& /*consensus*/) override {
-    return replicas_[0].params;
+    return replicas_[static_cast<std::size_t>(members_.leader())].params;
   }
+  void worker_lost(int w) override { members_.lost(w); }
 
  private:
   Task<> worker(int w);
+  // Worker w was hit by its restart fault: it waits until it is back and the others have
+  // noticed it left, then for the model from a step's leader. Returns false if the run ended
+  // first; otherwise its replica is the leader's and its next step is rejoin_step_[w].
+  Task<bool> rejoin(int w);
+  // The leader of step `step`, after its update: sends the model to the workers waiting to
+  // rejoin, or, after the last step, tells them the run is over.
+  void welcome(int leader, std::uint64_t step);
   // Backup workers: every worker's gradient time for this step, and which of them count.
   void choose_counted(int counted);
 
@@ -83,7 +99,50 @@ class AllreduceBsp : public Strategy {
   std::vector<SimTime> backup_cost_;  // this step's gradient cost per worker
   std::vector<bool> backup_counts_;   // whether its gradient is among the first p - b
   SimTime backup_cutoff_;
+  Membership members_;
+  std::vector<std::uint64_t> rejoin_step_;  // by worker: the step it rejoins at
+  std::uint64_t samples_ = 0;               // with crashes: samples in the steps so far
 };
+
+void AllreduceBsp::welcome(int leader, std::uint64_t step) {
+  RunCore& c = core();
+  const bool last = step + 1 >= c.total_steps();
+  if (last) members_.close();
+  const Replica& model = replicas_[static_cast<std::size_t>(leader)];
+  const int state_slots = c.scenario().train.optimizer.kind == OptimizerKind::kAdam  ? 2
+                          : c.scenario().train.optimizer.kind == OptimizerKind::kSgd ? 0
+                                                                                     : 1;
+  for (int r : members_.take_rejoining()) {
+    rejoin_step_[static_cast<std::size_t>(r)] = step + 1;
+    const std::uint64_t bytes = last ? wire::kHeaderBytes
+                                     : static_cast<std::uint64_t>(c.num_params()) *
+                                           wire::kFloatBytes *
+                                           static_cast<std::uint64_t>(1 + state_slots);
+    std::shared_ptr<const std::vector<float>> data;
+    if (!last && c.numerics()) data = std::make_shared<const std::vector<float>>(model.params);
+    c.sim().send(c.worker(leader).node, c.worker(r).node, tags::kRejoin, bytes, std::move(data));
+  }
+}
+
+Task<bool> AllreduceBsp::rejoin(int w) {
+  RunCore& c = core();
+  Simulation& sim = c.sim();
+  const SimTime back = c.faults()->back_at(w);
+  if (back > sim.now()) co_await sim.delay(back - sim.now());
+  co_await members_.noticed(w);  // (the others must know it left before it can rejoin)
+  if (members_.closed()) co_return false;
+  members_.want_rejoin(w);
+  const Message m = co_await sim.recv(c.worker(w).node, kAnySource, tags::kRejoin);
+  if (members_.closed() && !m.data && m.bytes == wire::kHeaderBytes) co_return false;
+  Replica& rep = replicas_[static_cast<std::size_t>(w)];
+  if (m.data) {
+    rep.params = *m.data;
+    // (The leader's optimizer is not stepped again before this worker takes part.)
+    *rep.optimizer = *replicas_[static_cast<std::size_t>(m.src)].optimizer;
+  }
+  c.faults()->rejoined(w, sim.now());
+  co_return true;
+}
 
 void AllreduceBsp::choose_counted(int counted) {
   RunCore& c = core();
@@ -115,6 +174,7 @@ Task<> AllreduceBsp::worker(int w) {
                               (p > 1 ? static_cast<double>(n) : 0.0);
   if (b > 0 && w == 0) barrier_.on_release([this, counted] { choose_counted(counted); });
   for (std::uint64_t step = 0; step < c.total_steps(); ++step) {
+    const SimTime gradient_start = sim.now();
     if (b > 0) {
       co_await barrier_.arrive();
       if (backup_counts_[static_cast<std::size_t>(w)]) {
@@ -130,18 +190,37 @@ Task<> AllreduceBsp::worker(int w) {
     } else {
       co_await c.gradient(w, rep.params);
     }
+    int group = counted;  // the gradients this step's mean is over
+    if (members_.active()) {
+      if (members_.hit(w)) {  // down: this gradient is lost
+        c.faults()->lost_gradient(w, sim.now() - gradient_start);
+        if (c.faults()->stop_of(w)->kind == FaultKind::kCrash) co_return;
+        const bool back = co_await rejoin(w);
+        if (!back) co_return;
+        step = rejoin_step_[static_cast<std::size_t>(w)] - 1;  // (the loop adds one)
+        continue;
+      }
+      co_await members_.arrive(w);
+      group = members_.size();
+    }
     if (coded_) {
       co_await coded_->exchange(w, step);  // leaves the aggregated mean in wk.grads
     } else {
       const CollBuf buf = numerics ? CollBuf::real(wk.grads) : CollBuf::sized(n);
-      co_await allreduce(
-          CollContext{&sim, c.worker_nodes(), w, tags::step_tag(step), c.flops_per_s(wk.node)}, buf,
-          c.config().collective, c.scenario().network.nodes_per_machine);
+      co_await allreduce(CollContext{&sim, members_.group_nodes(), members_.rank_of(w),
+                                     tags::step_tag(step), c.flops_per_s(wk.node)},
+                         buf, c.config().collective, c.scenario().network.nodes_per_machine);
+    }
+    const int leader = members_.leader();
+    if (w == leader && members_.active()) {
+      samples_ += static_cast<std::uint64_t>(group) * static_cast<std::uint64_t>(c.batch());
     }
     if (c.diverged_at(step)) {
-      if (w == 0)
-        c.progress(step + 1, (step + 1) * static_cast<std::uint64_t>(counted) *
-                                 static_cast<std::uint64_t>(c.batch()));
+      if (w == leader) {
+        c.progress(step + 1, members_.active() ? samples_
+                                               : (step + 1) * static_cast<std::uint64_t>(group) *
+                                                     static_cast<std::uint64_t>(c.batch()));
+      }
       co_return;
     }
     const double lr = c.lr_at(step);
@@ -150,16 +229,21 @@ Task<> AllreduceBsp::worker(int w) {
     std::function<void()> work;
     if (numerics) {
       const bool average = p > 1 && !coded_;
-      work = [&wk, &rep, lr, counted, average] {
+      work = [&wk, &rep, lr, group, average] {
         if (average) {
-          const float inv = 1.0f / static_cast<float>(counted);
+          const float inv = 1.0f / static_cast<float>(group);
           for (float& g : wk.grads) g *= inv;
         }
         rep.optimizer->step(rep.params, wk.grads, lr);
       };
     }
     co_await sim.compute(wk.node, c.job_time(wk.node, update_flops), std::move(work), "update");
-    if (w == 0) c.bsp_step_done(step, counted);
+    if (w == leader && members_.active()) {
+      c.bsp_step_done(step, group, samples_);
+      welcome(leader, step);
+    } else if (w == leader) {
+      c.bsp_step_done(step, group);
+    }
   }
 }
 

@@ -78,6 +78,11 @@ bool AsyncPs::take_ticket(int w) {
   PsWorker& wk = workers_[static_cast<std::size_t>(w)];
   if (core().stopped()) return false;
   if (rule_->rounds()) return !wk.done;  // until the servers say
+  if (!returned_.empty()) {
+    wk.slot = returned_.back();
+    returned_.pop_back();
+    return true;
+  }
   const std::uint64_t budget = core().total_steps() * static_cast<std::uint64_t>(core().workers());
   if (tickets_ >= budget) return false;
   wk.slot = tickets_++;
@@ -118,7 +123,10 @@ Task<> AsyncPs::worker(int w) {
       sim.send(node, sv.node, tags::kRequest,
                wk.req_gradient ? part * wire::kFloatBytes : wire::kHeaderBytes, std::move(data));
     }
-    if (!more) co_return;
+    if (!more) {
+      wk.left = true;
+      co_return;
+    }
     for (const ServerShard& sv : servers_) {
       const Message m = co_await sim.recv(node, sv.node, tags::kAnswer);
       if (m.data) {
@@ -139,9 +147,36 @@ Task<> AsyncPs::worker(int w) {
         co_return;
       }
     }
+    const SimTime gradient_start = sim.now();
     co_await c.gradient(w, wk.params);
+    const FaultConfig* stop = c.faults() != nullptr ? c.faults()->stop_of(w) : nullptr;
+    if (stop != nullptr && !wk.hit && sim.now() >= stop->at) {  // down: this gradient is lost
+      wk.hit = true;
+      c.faults()->lost_gradient(w, sim.now() - gradient_start);
+      returned_.push_back(wk.slot);
+      if (stop->kind == FaultKind::kCrash) co_return;  // (the shards hear of it: worker_lost)
+      const SimTime back = c.faults()->back_at(w);
+      if (back > sim.now()) co_await sim.delay(back - sim.now());
+      c.faults()->rejoined(w, sim.now());
+      first = true;  // a pull only: its next request carries no gradient
+      more = take_ticket(w);
+      continue;
+    }
     wk.grad_slot = wk.slot;
     more = take_ticket(w);
+  }
+}
+
+void AsyncPs::worker_lost(int w) {
+  PsWorker& wk = workers_[static_cast<std::size_t>(w)];
+  if (wk.left || core().faults()->stop_of(w)->kind != FaultKind::kCrash) return;
+  // The notice of its leaving reaches each shard as its last request would.
+  wk.left = true;
+  wk.req_gradient = false;
+  wk.req_pull = false;
+  const int node = core().worker(w).node;
+  for (const ServerShard& sv : servers_) {
+    core().sim().send(Message{node, sv.node, tags::kRequest, 0, nullptr, nullptr});
   }
 }
 
@@ -169,7 +204,7 @@ Task<> AsyncPs::server(int s) {
     }
     if (wk.req_pull) {
       sv.pulls.push_back(w);
-    } else {
+    } else if (!sv.finished[static_cast<std::size_t>(w)]) {
       sv.finished[static_cast<std::size_t>(w)] = true;
       ++finished;
     }

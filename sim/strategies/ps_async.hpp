@@ -14,6 +14,12 @@
 // reaches a version; the others may be ahead by then. staleness_lr divides each gradient's lr
 // by max(1, staleness); delay_compensation (lambda) adds lambda * g * g * (w - w_read) to it
 // (DC-ASGD, Zheng et al. 2017, with the parameters the worker read, as in the paper).
+//
+// Crash and restart faults (asp, ssp): a worker finds out at the end of the gradient it was
+// computing, which is lost, and its ticket goes back to the others. A crashed worker's
+// leaving reaches the shards failure_timeout after its crash (a notice, as its last request
+// would); a restarted one is down until it is back, then pulls the current parameters and
+// goes on (the shards are not told: ssp's bound may wait for it meanwhile).
 #pragma once
 
 #include <cstdint>
@@ -67,6 +73,8 @@ struct PsWorker {
   std::vector<std::unique_ptr<Compressor>> codecs;
   std::vector<std::shared_ptr<Payload>> payloads;
   std::uint64_t pushed = 0;  // gradients pushed so far: the codecs' step
+  bool left = false;         // sent its last request, or crashed and the shards were told
+  bool hit = false;          // its crash or restart fault has hit it
 };
 
 // What makes each mode.
@@ -108,6 +116,7 @@ class AsyncPs : public Strategy {
   std::span<const float> global_params(double& consensus) override;
   std::uint64_t total_updates() const override;
   bool lock_step() const override { return rule_->rounds(); }
+  void worker_lost(int w) override;
   void describe(int node, NodeStats& out) const override {
     const int index = node - core().scenario().cluster.workers;
     if (index >= 0) out.steps = servers_[static_cast<std::size_t>(index)].version;
@@ -129,6 +138,7 @@ class AsyncPs : public Strategy {
   std::vector<PsWorker> workers_;
   std::vector<ServerShard> servers_;
   std::uint64_t tickets_ = 0;                          // gradients handed out so far
+  std::vector<std::uint64_t> returned_;                // tickets of lost gradients
   std::map<std::uint64_t, int> shards_at_;             // shards that reached each version
   std::vector<float> global_;                          // the shards side by side
   std::vector<std::unique_ptr<Compressor>> decoders_;  // per shard, with a codec

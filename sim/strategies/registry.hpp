@@ -37,6 +37,9 @@ struct StrategyEntry {
   // [compression] applies to it (robust aggregation rules: to the modes that read
   // "aggregation").
   bool takes_compression;
+  // A worker may crash or restart ([[faults]] kind = crash, restart): the others detect it
+  // after strategy.failure_timeout and go on without it (docs/faults.md).
+  bool survives_crash;
   // Errors for settings it cannot run with (keys it needs, limits); may be null.
   void (*check)(const Scenario& scenario, ScenarioChecks& checks);
   // Its communication and update time per step, uncontended (sim/train/explain.hpp).

@@ -37,6 +37,9 @@ class Strategy {
   // Node `node` as nodes.csv shows it: the core fills the accounts, the role (worker or
   // server) and the steps; a strategy may say more.
   virtual void describe(int /*node*/, NodeStats& /*out*/) const {}
+  // Worker w crashed or went down (a restart) and the others noticed: failure_timeout after
+  // its fault. Called only for strategies whose row says survives_crash.
+  virtual void worker_lost(int /*w*/) {}
   // The run ended: a strategy may add what it measured.
   virtual void finish(RunResult& /*result*/) {}
 

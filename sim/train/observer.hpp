@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "sim/des/event_observer.hpp"
 #include "sim/train/run_result.hpp"
@@ -20,6 +21,8 @@ class SimObserver : public EventObserver {
   virtual void on_step_end(std::uint64_t /*step*/, SimTime /*t*/) {}
   // The global model was evaluated (a row of metrics.csv).
   virtual void on_evaluation(const EvalPoint& /*point*/) {}
+  // The run ended; these faults happened in it (none: not called).
+  virtual void on_faults(const std::vector<FaultRecord>& /*faults*/) {}
 };
 
 }  // namespace dtsim

@@ -67,6 +67,14 @@ RunCore::RunCore(const Scenario& s, const DatasetPair& data, int threads)
       eval_ws_.push_back(std::make_unique<Workspace>(model_, kEvalBatch));
     }
   }
+  const bool timed_faults = std::any_of(s.faults.begin(), s.faults.end(), [](const FaultConfig& f) {
+    return f.kind != FaultKind::kByzantine;
+  });
+  if (timed_faults) {
+    faults_ = std::make_unique<FaultSchedule>(s, sim_, [this](int w) {
+      if (strategy_ != nullptr) strategy_->worker_lost(w);
+    });
+  }
   result_.model_summary = model_.summary();
   if (numerics_) {
     for (const TensorSlot& t : model_.layout().tensors()) result_.layer_names.push_back(t.name);
@@ -133,7 +141,11 @@ SimTime RunCore::job_time(int node, double flops, int samples) {
     factor *= std::exp(s_.cluster.stragglers.jitter * rng.normal());
   }
   ++jobs_[n];
-  return SimTime::from_seconds(flops / flops_per_s_[n] * factor) + s_.data.load_cost * samples;
+  const SimTime time =
+      SimTime::from_seconds(flops / flops_per_s_[n] * factor) + s_.data.load_cost * samples;
+  if (faults_ == nullptr) return time;
+  const double slow = faults_->slow_factor(node, time);
+  return slow == 1.0 ? time : SimTime::from_seconds(time.seconds() * slow);
 }
 
 SimTime RunCore::gradient_cost(int w) {
@@ -208,7 +220,7 @@ void RunCore::report_loss(int w, double loss) {
 
 const FaultConfig* RunCore::active_fault(int w) const {
   for (const FaultConfig& f : s_.faults) {
-    if (f.node != w || sim_.now() < f.at) continue;
+    if (f.kind != FaultKind::kByzantine || f.node != w || sim_.now() < f.at) continue;
     if (f.duration && sim_.now() >= f.at + *f.duration) continue;
     return &f;
   }
@@ -243,10 +255,11 @@ void RunCore::record_staleness(std::uint64_t s) {
   window_staleness_max_ = std::max(window_staleness_max_, s);
 }
 
-void RunCore::bsp_step_done(std::uint64_t step, int counted) {
+void RunCore::bsp_step_done(std::uint64_t step, int counted, std::optional<std::uint64_t> samples) {
   for (int i = 0; i < counted; ++i) record_staleness(0);
-  progress(step + 1,
-           (step + 1) * static_cast<std::uint64_t>(counted) * static_cast<std::uint64_t>(batch_));
+  progress(step + 1, samples ? *samples
+                             : (step + 1) * static_cast<std::uint64_t>(counted) *
+                                   static_cast<std::uint64_t>(batch_));
 }
 
 void RunCore::part_done(std::uint64_t step, int parts, int counted) {
@@ -415,6 +428,7 @@ RunResult RunCore::run() {
   for (SimObserver* o : observers_) o->on_run_start(total_updates_);
   evaluate(0, 0);
   strategy_->start();
+  if (faults_ != nullptr) faults_->start();
   running_ = true;
   sim_.run();
   running_ = false;
@@ -429,6 +443,10 @@ RunResult RunCore::run() {
   result_.threads = sim_.jobs().threads();
   result_.jobs_wall_s = sim_.jobs().job_seconds();
   strategy_->finish(result_);
+  if (faults_ != nullptr) {
+    result_.faults = faults_->records();
+    for (SimObserver* o : observers_) o->on_faults(result_.faults);
+  }
   result_.simulate_wall_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   return result_;

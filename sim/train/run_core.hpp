@@ -21,6 +21,7 @@
 #include "engine/model.hpp"
 #include "sim/des/simulation.hpp"
 #include "sim/scenario/scenario.hpp"
+#include "sim/train/faults.hpp"
 #include "sim/train/health.hpp"
 #include "sim/train/observer.hpp"
 #include "sim/train/run_result.hpp"
@@ -96,6 +97,12 @@ class RunCore {
   double flops_per_s(int node) const { return flops_per_s_[static_cast<std::size_t>(node)]; }
   double slowdown(int node) const { return slowdown_[static_cast<std::size_t>(node)]; }
 
+  // ---- faults ----
+  // The run's crash, restart, slow, link-down and loss faults (null when it has none).
+  FaultSchedule* faults() { return faults_.get(); }
+  // Whether worker w is down now: crashed, or inside its restart's window.
+  bool down(int w) const { return faults_ != nullptr && faults_->down(w); }
+
   // ---- gradients ----
   GradientWorker& worker(int w) { return workers_[static_cast<std::size_t>(w)]; }
   const GradientWorker& worker(int w) const { return workers_[static_cast<std::size_t>(w)]; }
@@ -119,8 +126,9 @@ class RunCore {
   enum class EvalNow { kIfDue, kYes, kNo };
   void progress(std::uint64_t updates, std::uint64_t samples, EvalNow when = EvalNow::kIfDue);
   // A lock-step program finished step `step` (0-based) with `counted` gradients in it: each
-  // counts at staleness 0, and the run progresses.
-  void bsp_step_done(std::uint64_t step, int counted);
+  // counts at staleness 0, and the run progresses, to (step + 1) * counted * batch samples, or
+  // to `samples` when the steps' sizes changed (a crashed worker).
+  void bsp_step_done(std::uint64_t step, int counted, std::optional<std::uint64_t> samples = {});
   // One of `parts` nodes that hold the global model together (a split model's stages or
   // shards) is past step `step`'s update; when the last one is, bsp_step_done(step, counted).
   void part_done(std::uint64_t step, int parts, int counted);
@@ -190,6 +198,7 @@ class RunCore {
   int first_bad_worker_ = 0;
   std::string first_bad_where_;  // where the non-finite value showed, if known
   HealthMonitor health_;
+  std::unique_ptr<FaultSchedule> faults_;
   bool stop_ = false;
   bool running_ = false;  // inside sim_.run()
   // Last, so it is destroyed first: its node programs and jobs use everything above.

@@ -74,8 +74,29 @@ struct ModelParallelStats {
   std::uint64_t activation_bytes_per_step = 0;
 };
 
+// One [[faults]] entry as it happened (summary.json's "faults"; docs/faults.md defines the
+// costs). Times in virtual seconds; NaN where they do not apply.
+struct FaultRecord {
+  std::string kind;  // "crash", "restart", "slow", "link-down", "loss", "byzantine"
+  int node = 0;
+  std::string what;  // the fault in words
+  double at_s = 0;
+  double end_s = std::numeric_limits<double>::quiet_NaN();       // its window's end
+  double detected_s = std::numeric_limits<double>::quiet_NaN();  // crash, restart
+  double rejoined_s = std::numeric_limits<double>::quiet_NaN();  // restart
+  // Virtual time the run lost to it: the waits it caused (crash, restart), the extra compute
+  // (slow), the window if a transfer waited in it (link-down), the timeouts (loss).
+  double cost_s = 0;
+  double lost_compute_s = 0;  // compute thrown away (crash, restart)
+  std::uint64_t lost_gradients = 0;
+  std::uint64_t paused_transfers = 0;  // link-down: transfers that had to wait
+  std::uint64_t retransmissions = 0;   // loss
+  std::uint64_t retransmitted_bytes = 0;
+};
+
 struct RunResult {
   std::vector<EvalPoint> evals;
+  std::vector<FaultRecord> faults;  // [[faults]] other than byzantine, as they happened
   std::vector<NodeStats> nodes;
   double virtual_time_s = 0;
   std::uint64_t samples = 0;

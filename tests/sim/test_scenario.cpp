@@ -219,7 +219,7 @@ TEST_CASE("errors name file, line, column and key") {
   SUBCASE("a fault's kind must be a string, a Byzantine fault its mode and factor") {
     auto e = errors_of("name = \"x\"\n[[faults]]\nkind = 3\nnode = 0\n");
     REQUIRE(e.size() == 1);
-    CHECK_CONTAINS(e[0].message(), "expected a string");
+    CHECK_CONTAINS(e[0].message(), "expected one of the strings byzantine | crash");
     e = errors_of(
         "name = \"x\"\n[cluster]\nworkers = 2\n[[faults]]\nkind = \"byzantine\"\nnode = 2\n"
         "mode = \"scale\"\n");
@@ -268,12 +268,16 @@ TEST_CASE("errors name file, line, column and key") {
                          "s.toml")
               .compression.kind == CodecKind::kTopK);
   }
-  SUBCASE("faults of later versions are named as such") {
-    const auto e = errors_of("name = \"x\"\n[[faults]]\nkind = \"crash\"\nnode = 0\n");
+  SUBCASE("a crash needs a strategy that can go on without the worker") {
+    const auto e = errors_of(
+        "name = \"x\"\n[cluster]\nworkers = 4\n[strategy]\narchitecture = \"gossip\"\n"
+        "sync = \"d-psgd\"\n[[faults]]\nkind = \"crash\"\nnode = 0\n");
     REQUIRE(e.size() == 1);
     CHECK(e[0].key() == "faults.kind");
-    CHECK(e[0].place().line == 3);
-    CHECK_CONTAINS(e[0].message(), "\"crash\" is not implemented yet");
+    CHECK(e[0].place().line == 7);
+    CHECK_CONTAINS(e[0].message(),
+                   "gossip d-psgd cannot go on without a worker in this version; these can: "
+                   "allreduce bsp, ps asp, ps ssp");
   }
   SUBCASE("a pipeline schedule needs the pipeline architecture") {
     const auto e =

@@ -1,0 +1,297 @@
+// Faults ([[faults]], sim/train/faults.hpp, docs/faults.md): what each kind does to each
+// strategy, and what the run reports about it.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "engine/errors.hpp"
+#include "sim/strategies/registry.hpp"
+#include "sim/train/trainer.hpp"
+#include "tests/test_support.hpp"
+
+using namespace dtsim;
+
+namespace {
+
+// A small Fashion-MNIST run: `strategy` is the [strategy] table's body (and [cluster] extras
+// after it), `faults` whole [[faults]] tables.
+std::string scenario_text(const std::string& strategy, const std::string& faults, int workers = 4,
+                          int steps = 40, bool time_only = false, int servers = 0) {
+  return "name = \"f\"\nseed = 3\n[model]\nkind = \"mlp\"\nhidden = [32]\n"
+         "[data]\ndataset = \"fashion-mnist\"\ntrain_samples = 4000\ntest_samples = 1000\n"
+         "[train]\noptimizer = \"momentum\"\nlr = 0.05\nbatch_size = 32\nsteps = " +
+         std::to_string(steps) +
+         "\neval_every = 10\n"
+         "[network]\nlatency = \"20us\"\nbandwidth = \"10 Gbps\"\n"
+         "[cluster]\nworkers = " +
+         std::to_string(workers) +
+         "\ncompute = \"1 TFLOPS\"\nservers = " + std::to_string(servers) + "\n" + strategy +
+         (time_only ? "\ntime_only = true\n" : "\n") + faults;
+}
+
+// Every scenario here reads the same data: loaded once.
+const DatasetPair& data_of(const Scenario& s) {
+  static const DatasetPair data = load_data(s);
+  return data;
+}
+
+RunResult run_text(const std::string& text, int threads = 2) {
+  const Scenario s = parse_scenario(text, "f.toml");
+  return run_training(s, data_of(s), threads);
+}
+
+const FaultRecord& only_fault(const RunResult& r) {
+  REQUIRE(r.faults.size() == 1);
+  return r.faults[0];
+}
+
+const std::string kAllreduce = "[strategy]\narchitecture = \"allreduce\"\nsync = \"bsp\"";
+
+}  // namespace
+
+TEST_CASE("faults: a slow node, a cut link and lost messages delay bsp but change no number") {
+  const RunResult base = run_text(scenario_text(kAllreduce, ""));
+  REQUIRE(base.faults.empty());
+  SUBCASE("slow: jobs started in the window take factor times longer") {
+    const RunResult r = run_text(scenario_text(
+        kAllreduce, "[[faults]]\nkind = \"slow\"\nnode = 2\nat = \"0s\"\nfactor = 3\n"));
+    const FaultRecord& f = only_fault(r);
+    // Node 2 computed 3x as long as it would have: 2x its normal compute is the extra.
+    // (Its compute also holds the allreduce's additions, which the fault does not slow.)
+    CHECK(f.cost_s > base.nodes[2].compute_s);
+    CHECK(r.nodes[2].compute_s == doctest::Approx(base.nodes[2].compute_s + f.cost_s));
+    CHECK(r.virtual_time_s > base.virtual_time_s);
+    CHECK(r.evals.back().test_loss == base.evals.back().test_loss);
+  }
+  SUBCASE("link-down: 0.5 s without a link adds at least 0.5 s and loses no update") {
+    // Two workers: while the link is down nothing else can go on (with more, the other
+    // links' transfers overlap the window a little).
+    const RunResult two = run_text(scenario_text(kAllreduce, "", 2));
+    const RunResult r =
+        run_text(scenario_text(kAllreduce,
+                               "[[faults]]\nkind = \"link-down\"\nnode = 1\nat = \"1ms\"\n"
+                               "duration = \"0.5s\"\n",
+                               2));
+    const FaultRecord& f = only_fault(r);
+    CHECK(r.virtual_time_s >= two.virtual_time_s + 0.5);
+    CHECK(r.virtual_time_s < two.virtual_time_s + 0.5 + 0.01);
+    CHECK(f.paused_transfers > 0);
+    CHECK(f.cost_s == 0.5);
+    CHECK(r.steps == two.steps);
+    CHECK(r.evals.back().test_loss == two.evals.back().test_loss);
+    CHECK(r.nodes[1].bytes_sent == two.nodes[1].bytes_sent);
+  }
+  SUBCASE("loss: lost transfers are sent again after the timeout; nothing else changes") {
+    const RunResult r =
+        run_text(scenario_text(kAllreduce,
+                               "[[faults]]\nkind = \"loss\"\nnode = 0\nat = \"0s\"\n"
+                               "probability = 0.1\ntimeout = \"5ms\"\n"));
+    const FaultRecord& f = only_fault(r);
+    CHECK(f.retransmissions > 0);
+    CHECK(f.cost_s == doctest::Approx(0.005 * static_cast<double>(f.retransmissions)));
+    CHECK(f.retransmitted_bytes > 0);
+    // Every retransmission stalls the ring by its timeout at least once.
+    CHECK(r.virtual_time_s > base.virtual_time_s + 0.005);
+    CHECK(r.evals.back().test_loss == base.evals.back().test_loss);
+  }
+}
+
+TEST_CASE("faults: bsp over allreduce goes on without a crashed worker") {
+  const std::string crash = "[[faults]]\nkind = \"crash\"\nnode = 3\nat = \"5ms\"\n";
+  const RunResult base = run_text(scenario_text(kAllreduce + "\nfailure_timeout = \"20ms\"", ""));
+  const RunResult r = run_text(scenario_text(kAllreduce + "\nfailure_timeout = \"20ms\"", crash));
+  const FaultRecord& f = only_fault(r);
+  CHECK(f.kind == "crash");
+  CHECK(f.detected_s == doctest::Approx(0.025));
+  CHECK(std::isnan(f.rejoined_s));
+  CHECK(f.lost_gradients == 1);
+  CHECK(f.lost_compute_s > 0);
+  // The others waited for the detection: from their arrival to 25 ms.
+  CHECK(f.cost_s > 0);
+  CHECK(f.cost_s < 0.025);
+  CHECK(r.steps == base.steps);
+  CHECK(r.virtual_time_s > base.virtual_time_s);
+  // The crashed worker computed only until its crash; the others every step.
+  CHECK(r.nodes[3].steps < base.nodes[3].steps);
+  CHECK(r.nodes[0].steps == base.nodes[0].steps);
+  // After the crash, each step has 3 workers' samples: 32 * (4 s + 3 (40 - s)) for the s
+  // steps before it.
+  CHECK(r.samples < base.samples);
+  CHECK(r.samples > base.samples * 3 / 4);
+  CHECK((r.samples - 40 * 3 * 32) % 32 == 0);
+  CHECK(r.evals.back().test_accuracy > 0.6);
+}
+
+TEST_CASE("faults: a restarted worker rejoins bsp with the others' model") {
+  const std::string restart =
+      "[[faults]]\nkind = \"restart\"\nnode = 0\nat = \"2ms\"\nduration = \"4ms\"\n";
+  const RunResult base = run_text(scenario_text(kAllreduce + "\nfailure_timeout = \"2ms\"", ""));
+  const RunResult r = run_text(scenario_text(kAllreduce + "\nfailure_timeout = \"2ms\"", restart));
+  const FaultRecord& f = only_fault(r);
+  CHECK(f.detected_s == doctest::Approx(0.004));
+  REQUIRE(!std::isnan(f.rejoined_s));
+  CHECK(f.rejoined_s >= 0.006);
+  CHECK(f.lost_gradients == 1);
+  CHECK(r.steps == base.steps);
+  // Worker 0 was out for a few steps (its samples missing) and back for the rest.
+  CHECK(r.nodes[0].steps < base.nodes[0].steps);
+  CHECK(r.nodes[0].steps > base.nodes[0].steps / 2);
+  CHECK(r.evals.back().test_accuracy > 0.6);
+}
+
+TEST_CASE("faults: asp and ssp go on without a crashed worker, whose ticket the others take") {
+  for (const char* sync : {"asp", "ssp"}) {
+    CAPTURE(sync);
+    const std::string st = std::string("[strategy]\narchitecture = \"ps\"\nsync = \"") + sync +
+                           "\"\nstaleness = 2\nstaleness_lr = true\nfailure_timeout = \"5ms\"\n";
+    std::string text = scenario_text(st, "[[faults]]\nkind = \"crash\"\nnode = 1\nat = \"3ms\"\n",
+                                     4, 40, false, 2);
+    if (std::string(sync) == "asp") text.replace(text.find("staleness = 2\n"), 14, "");
+    const RunResult r = run_text(text);
+    const RunResult base = run_text(text.substr(0, text.find("[[faults]]")));
+    const FaultRecord& f = only_fault(r);
+    CHECK(f.lost_gradients == 1);
+    CHECK(f.detected_s == doctest::Approx(0.008));
+    // Every gradient of the run's budget was applied (asp: one update each).
+    if (std::string(sync) == "asp") CHECK(r.steps == 40 * 4);
+    CHECK(r.evals.back().test_accuracy > base.evals.back().test_accuracy - 0.1);
+  }
+}
+
+TEST_CASE("faults: every strategy with every kind completes or refuses it by name") {
+  struct Mode {
+    const char* name;
+    std::string strategy;
+    int workers;
+    int servers = 0;
+  };
+  const std::vector<Mode> modes = {
+      {"allreduce bsp", kAllreduce, 4},
+      {"allreduce local-sgd",
+       "[strategy]\narchitecture = \"allreduce\"\nsync = \"local-sgd\"\nlocal_steps = 4", 4},
+      {"ps bsp", "[strategy]\narchitecture = \"ps\"\nsync = \"bsp\"", 4, 2},
+      {"ps asp", "[strategy]\narchitecture = \"ps\"\nsync = \"asp\"", 4, 2},
+      {"ps ssp", "[strategy]\narchitecture = \"ps\"\nsync = \"ssp\"\nstaleness = 2", 4, 2},
+      {"ps delayed", "[strategy]\narchitecture = \"ps\"\nsync = \"delayed\"\nstaleness = 2", 4, 2},
+      {"gossip d-psgd", "[strategy]\narchitecture = \"gossip\"\nsync = \"d-psgd\"", 4},
+      {"gossip ad-psgd", "[strategy]\narchitecture = \"gossip\"\nsync = \"ad-psgd\"", 4},
+      {"pipeline gpipe",
+       "[strategy]\narchitecture = \"pipeline\"\nsync = \"gpipe\"\nstages = 2\nmicro_batches = 4",
+       2},
+      {"tensor bsp", "[strategy]\narchitecture = \"tensor\"\nsync = \"bsp\"\ntensor_parallel = 2",
+       2},
+  };
+  const std::vector<std::pair<const char*, std::string>> kinds = {
+      {"crash", "kind = \"crash\"\nnode = 1\nat = \"2ms\""},
+      {"restart", "kind = \"restart\"\nnode = 1\nat = \"2ms\"\nduration = \"3ms\""},
+      {"slow", "kind = \"slow\"\nnode = 1\nat = \"0s\"\nfactor = 4"},
+      {"link-down", "kind = \"link-down\"\nnode = 1\nat = \"1ms\"\nduration = \"50ms\""},
+      {"loss", "kind = \"loss\"\nnode = 1\nat = \"0s\"\nprobability = 0.2\ntimeout = \"2ms\""},
+  };
+  for (const Mode& m : modes) {
+    const std::string st = m.strategy + "\nfailure_timeout = \"3ms\"";
+    const RunResult base = run_text(scenario_text(st, "", m.workers, 24, true, m.servers));
+    for (const auto& [kind, body] : kinds) {
+      const std::string mode_name = m.name;
+      CAPTURE(mode_name);
+      const std::string kind_name = kind;
+      CAPTURE(kind_name);
+      const std::string text = scenario_text(st, std::string("[[faults]]\n") + body + "\n",
+                                             m.workers, 24, true, m.servers);
+      const bool survives = std::string(kind) != "crash" && std::string(kind) != "restart";
+      const bool crash_ok = m.name == std::string("allreduce bsp") ||
+                            m.name == std::string("ps asp") || m.name == std::string("ps ssp");
+      if (!survives && !crash_ok) {
+        try {
+          (void)parse_scenario(text, "f.toml");
+          FAIL("accepted");
+        } catch (const ScenarioError& e) {
+          REQUIRE(!e.errors().empty());
+          CHECK(e.errors()[0].key() == "faults.kind");
+          CHECK_CONTAINS(e.errors()[0].message(), "cannot go on without a worker");
+        }
+        continue;
+      }
+      const RunResult r = run_text(text);
+      const FaultRecord& f = only_fault(r);
+      CHECK(f.kind == kind);
+      // A lock-step run can only be delayed. (A crash can make the rest quicker: fewer
+      // workers to wait for; and an asynchronous run gives a slow worker's share to the
+      // others.)
+      const bool async = mode_name == "ps asp" || mode_name == "ps ssp" ||
+                         mode_name == "ps delayed" || mode_name == "gossip ad-psgd";
+      if (survives && !async) {
+        CHECK(r.virtual_time_s >= base.virtual_time_s - 1e-12);
+        CHECK(r.steps == base.steps);
+      }
+      if (std::string(kind) == "slow") CHECK(f.cost_s > 0);
+      if (std::string(kind) == "loss") CHECK(f.retransmissions > 0);
+      if (std::string(kind) == "link-down") CHECK(r.virtual_time_s >= 0.051);
+      if (!survives) CHECK(f.lost_gradients == 1);
+    }
+  }
+}
+
+TEST_CASE("faults: a run with faults is the same for any number of threads") {
+  const std::string faults =
+      "[[faults]]\nkind = \"restart\"\nnode = 2\nat = \"4ms\"\nduration = \"6ms\"\n"
+      "[[faults]]\nkind = \"loss\"\nnode = 1\nat = \"0s\"\nprobability = 0.05\n"
+      "[[faults]]\nkind = \"slow\"\nnode = 3\nat = \"2ms\"\nduration = \"5ms\"\nfactor = 2\n";
+  const std::string text = scenario_text(kAllreduce + "\nfailure_timeout = \"2ms\"", faults);
+  const RunResult one = run_text(text, 1);
+  const RunResult two = run_text(text, 2);
+  REQUIRE(one.evals.size() == two.evals.size());
+  for (std::size_t i = 0; i < one.evals.size(); ++i) {
+    CHECK(one.evals[i].test_loss == two.evals[i].test_loss);
+    CHECK(one.evals[i].virtual_time_s == two.evals[i].virtual_time_s);
+  }
+  REQUIRE(one.faults.size() == 3);
+  for (std::size_t i = 0; i < 3; ++i) CHECK(one.faults[i].cost_s == two.faults[i].cost_s);
+}
+
+TEST_CASE("faults: bad [[faults]] entries are refused where they are written") {
+  const auto errors_of = [](const std::string& text) {
+    try {
+      (void)parse_scenario(text, "f.toml");
+    } catch (const ScenarioError& e) {
+      return e.errors();
+    }
+    return std::vector<InputError>{};
+  };
+  const std::string head = "name = \"x\"\n[cluster]\nworkers = 4\n[[faults]]\n";
+  auto e = errors_of(head + "kind = \"restart\"\nnode = 1\nat = \"1s\"\n");
+  REQUIRE(e.size() == 1);
+  CHECK(e[0].key() == "faults.duration");
+  CHECK(e[0].place().line == 4);
+  CHECK_CONTAINS(e[0].message(), "kind = \"restart\" needs duration");
+  e = errors_of(head + "kind = \"crash\"\nnode = 1\nmode = \"noise\"\n");
+  REQUIRE(e.size() == 1);
+  CHECK(e[0].key() == "faults.mode");
+  CHECK_CONTAINS(e[0].message(), "kind = \"crash\" does not read mode");
+  e = errors_of(head + "kind = \"explode\"\nnode = 1\n");
+  REQUIRE(e.size() == 1);
+  CHECK_CONTAINS(e[0].message(), "byzantine | crash | restart | slow | link-down | loss");
+  e = errors_of(head + "kind = \"loss\"\nnode = 1\nprobability = 1.5\n");
+  REQUIRE(e.size() == 1);
+  CHECK(e[0].key() == "faults.probability");
+  e = errors_of(head + "kind = \"link-down\"\nnode = 9\nduration = \"1s\"\n");
+  REQUIRE(e.size() == 1);
+  CHECK_CONTAINS(e[0].message(), "node 9 does not exist: the nodes are 0-3");
+  e = errors_of(
+      "name = \"x\"\n[cluster]\nworkers = 2\nservers = 1\n[strategy]\narchitecture = \"ps\"\n"
+      "sync = \"asp\"\n[[faults]]\nkind = \"crash\"\nnode = 2\n");
+  REQUIRE(e.size() == 1);
+  CHECK_CONTAINS(e[0].message(), "node 2 is a parameter-server shard");
+  e = errors_of(
+      "name = \"x\"\n[cluster]\nworkers = 2\n[[faults]]\nkind = \"crash\"\nnode = 0\n"
+      "[[faults]]\nkind = \"crash\"\nnode = 1\n");
+  REQUIRE(e.size() == 1);
+  CHECK_CONTAINS(e[0].message(), "every worker crashes");
+  e = errors_of(head +
+                "kind = \"crash\"\nnode = 1\n[[faults]]\nkind = \"restart\"\nnode = 1\n"
+                "duration = \"1s\"\n");
+  REQUIRE(e.size() == 1);
+  CHECK_CONTAINS(e[0].message(), "node 1 already crashes or restarts");
+}
