@@ -1,7 +1,9 @@
 // [sweep]: the grid of a study, each value a --set override of the base scenario.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
+#include <sstream>
 
 #include "sim/scenario/sections.hpp"
 
@@ -56,6 +58,27 @@ void read_table_value(TomlReader& r, const std::string& path, const toml::table&
   axis.labels.push_back(fmt::format("{}", fmt::join(labels, ",")));
 }
 
+// A list value (model.hidden = [[64], [256, 128]], or faults = [[], [{ kind = "crash", ... }]])
+// as TOML text, and its label: the text, or for faults the kinds of its entries ("none").
+void list_value(const std::string& key, const toml::array& list, std::string& text,
+                std::string& label) {
+  std::ostringstream os;
+  os << toml::toml_formatter(list, toml::format_flags::none);
+  text = os.str();
+  std::replace(text.begin(), text.end(), '\n', ' ');
+  label = text;
+  if (key != "faults") return;
+  std::vector<std::string> kinds;
+  for (const auto& f : list) {
+    const toml::table* t = f.as_table();
+    const auto kind = t != nullptr ? (*t)["kind"].value<std::string>() : std::nullopt;
+    const auto node = t != nullptr ? (*t)["node"].value<std::int64_t>() : std::nullopt;
+    kinds.push_back(
+        fmt::format("{}{}", kind.value_or("?"), node ? fmt::format("@{}", *node) : std::string()));
+  }
+  label = kinds.empty() ? "none" : fmt::format("{}", fmt::join(kinds, "+"));
+}
+
 }  // namespace
 
 void read_sweep(TomlReader& r, const toml::table& t, std::vector<SweepAxis>& out) {
@@ -79,10 +102,14 @@ void read_sweep(TomlReader& r, const toml::table& t, std::vector<SweepAxis>& out
         axis.labels.push_back(leaf + "=" + label);
       } else if (const auto* table = item.as_table(); table != nullptr && !table->empty()) {
         read_table_value(r, path, *table, axis);
+      } else if (const auto* list = item.as_array()) {
+        list_value(axis.key, *list, text, label);
+        axis.overrides.push_back({axis.key + "=" + text});
+        axis.labels.push_back(leaf + "=" + label);
       } else {
         r.error(&item, path,
-                "expected strings, numbers, booleans, or tables of them ({ sync = \"bsp\", "
-                "backup_workers = 1 } under \"strategy\")");
+                "expected strings, numbers, booleans, lists, or tables of them ({ sync = "
+                "\"bsp\", backup_workers = 1 } under \"strategy\")");
       }
     }
     out.push_back(std::move(axis));

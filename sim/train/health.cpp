@@ -53,7 +53,9 @@ std::vector<std::string> stability_warnings(const Scenario& s) {
   const bool async = mode != nullptr && mode->reads("staleness_lr");
   const OptimizerConfig& opt = s.train.optimizer;
   const double adam = opt.kind == OptimizerKind::kAdam ? 0.01 : 1.0;
-  if (async && p >= 4 && !st.staleness_lr && lr * p >= 0.2 * adam) {
+  // (ssp applies a clock's gradients as one averaged step, so its step is bsp's.)
+  const bool whole = async && st.sync != SyncMode::kSsp;
+  if (whole && p >= 4 && !st.staleness_lr && lr * p >= 0.2 * adam) {
     out.push_back(fmt::format(
         "sync = \"{}\" applies each of the {} workers' gradients whole: at lr {:g} that is "
         "about {:g} per BSP-sized step; set strategy.staleness_lr = true or divide train.lr "

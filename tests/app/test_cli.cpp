@@ -324,6 +324,55 @@ eval_every = 1000
   }
 }
 
+TEST_CASE("a worker of eight crashes halfway: bsp re-forms without it and still learns") {
+  if (!have_fashion_mnist()) {
+    MESSAGE("Fashion-MNIST is not installed (scripts/setup installs it); skipped");
+    return;
+  }
+  Sandbox box;
+  // The teaching scenario's bsp point, one epoch, worker 3 crashing at about half of it.
+  const std::string args = std::string("run ") + DTSIM_SOURCE_DIR +
+                           "/scenarios/teaching/faults.toml --set train.epochs=1 --set "
+                           "'faults=[{kind=\"crash\",node=3,at=\"0.5s\"}]' -q -o " +
+                           (box.path / "o").string();
+  REQUIRE(box.run(args) == 0);
+  const auto j = nlohmann::json::parse(read(box.path / "o" / "summary.json"));
+  CHECK(j["final_test_accuracy"].get<double>() >= 0.80);
+  REQUIRE(j["faults"].size() == 1);
+  const auto& f = j["faults"][0];
+  CHECK(f["kind"] == "crash");
+  CHECK(f["node"] == 3);
+  CHECK(f["detected_s"].get<double>() == doctest::Approx(0.7));  // failure_timeout = 0.2 s
+  CHECK(f["lost_gradients"] == 1);
+  CHECK(f["cost_s"].get<double>() > 0.1);  // the others waited at their next step
+  CHECK(f["cost_s"].get<double>() < 0.2);
+  // Worker 3 stopped; nodes.csv shows it computed about half the others' gradients.
+  std::istringstream nodes(read(box.path / "o" / "nodes.csv"));
+  std::string line;
+  std::vector<double> steps;  // the 9th column, per node
+  std::getline(nodes, line);
+  while (std::getline(nodes, line)) {
+    std::istringstream cells(line);
+    std::string cell;
+    for (int c = 0; c < 9; ++c) std::getline(cells, cell, ',');
+    steps.push_back(std::stod(cell));
+  }
+  REQUIRE(steps.size() == 8);
+  CHECK(steps[3] > 0.3 * steps[0]);
+  CHECK(steps[3] < 0.6 * steps[0]);
+  CHECK(steps[0] == steps[7]);
+  // The trace has the crash on worker 3's track, and the report its section.
+  const auto trace = nlohmann::json::parse(read(box.path / "o" / "trace.json"));
+  int crash_events = 0;
+  for (const auto& e : trace["traceEvents"]) {
+    if (e.value("cat", "") == "fault" && e["tid"] == 3) ++crash_events;
+  }
+  CHECK(crash_events == 2);  // the crash and where it was noticed
+  const std::string report = read(box.path / "o" / "report.html");
+  CHECK_CONTAINS(report, "\"kind\":\"crash\"");
+  CHECK_CONTAINS(report, "Fault: worker 3 went down at");
+}
+
 TEST_CASE("set-up errors after loading still name file:line:col and write nothing") {
   Sandbox box;
   const fs::path scenario =

@@ -295,3 +295,27 @@ TEST_CASE("faults: bad [[faults]] entries are refused where they are written") {
   REQUIRE(e.size() == 1);
   CHECK_CONTAINS(e[0].message(), "node 1 already crashes or restarts");
 }
+
+TEST_CASE("faults: a sweep can put faults (or any list) on an axis") {
+  const std::string path = std::string(DTSIM_SOURCE_DIR) + "/scenarios/teaching/faults.toml";
+  const Scenario base = load_scenario(path);
+  const std::vector<SweepPoint> points = expand_sweep(base);
+  REQUIRE(points.size() == 6);
+  CHECK(points[0].label == "architecture=allreduce,sync=bsp,faults=none");
+  CHECK(points[1].label == "architecture=allreduce,sync=bsp,faults=crash@3");
+  CHECK(load_scenario(path, points[0].overrides).faults.empty());
+  const Scenario crashed = load_scenario(path, points[5].overrides);
+  REQUIRE(crashed.faults.size() == 1);
+  CHECK(crashed.faults[0].kind == FaultKind::kCrash);
+  CHECK(crashed.faults[0].at == SimTime::from_seconds(0.8));
+  CHECK(crashed.strategy.sync == SyncMode::kSsp);
+  CHECK(crashed.cluster.servers == 2);
+  // Lists of numbers too: a point per hidden-layer shape.
+  const Scenario s = parse_scenario(
+      "name = \"x\"\n[sweep]\n\"model.hidden\" = [[64], [256, 128]]\n", "s.toml", {}, true);
+  const std::vector<SweepPoint> shapes = expand_sweep(s);
+  REQUIRE(shapes.size() == 2);
+  CHECK(shapes[1].label == "hidden=[ 256, 128 ]");
+  CHECK(parse_scenario("name = \"x\"\n", "s.toml", shapes[1].overrides).model.hidden ==
+        std::vector<int>{256, 128});
+}
