@@ -373,6 +373,26 @@ TEST_CASE("a worker of eight crashes halfway: bsp re-forms without it and still 
   CHECK_CONTAINS(report, "Fault: worker 3 went down at");
 }
 
+TEST_CASE("the stability lesson: lr 0.5 breaks the run, clipping cures it") {
+  if (!have_fashion_mnist()) {
+    MESSAGE("Fashion-MNIST is not installed (scripts/setup installs it); skipped");
+    return;
+  }
+  Sandbox box;
+  const std::string base = std::string("run ") + DTSIM_SOURCE_DIR +
+                           "/scenarios/teaching/stability.toml --set train.lr=0.5 --set "
+                           "data.train_samples=15000 --set data.test_samples=2000 -q ";
+  REQUIRE(box.run(base + "--set train.clip_norm=0 -o " + (box.path / "bad").string()) == 1);
+  const auto bad = nlohmann::json::parse(read(box.path / "bad" / "summary.json"));
+  CHECK(bad["health"] != "ok");
+  CHECK(bad["final_test_accuracy"].get<double>() < 0.2);
+  CHECK_CONTAINS(box.err, "set train.clip_norm");
+  REQUIRE(box.run(base + "--set train.clip_norm=1 -o " + (box.path / "cured").string()) == 0);
+  const auto cured = nlohmann::json::parse(read(box.path / "cured" / "summary.json"));
+  CHECK(cured["health"] == "ok");
+  CHECK(cured["final_test_accuracy"].get<double>() > 0.7);
+}
+
 TEST_CASE("set-up errors after loading still name file:line:col and write nothing") {
   Sandbox box;
   const fs::path scenario =
