@@ -46,7 +46,7 @@ void require_divisible(int width, int shards, const char* what) {
 }  // namespace
 
 TensorShard::TensorShard(const Model& model, ShardPlan plan, int shards, int rank)
-    : model_(model), plan_(plan), shards_(shards), rank_(rank) {
+    : model_(model), shards_(shards), rank_(rank) {
   in_end_ = model.input_shape().size();
   if (plan == ShardPlan::kMegatron) {
     plan_megatron();

@@ -114,7 +114,6 @@ class TensorShard {
   int sliced_width(std::size_t i) const;
 
   const Model& model_;
-  ShardPlan plan_;
   int shards_;
   int rank_;
   int in_begin_ = 0;

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <string>
 
@@ -706,4 +707,32 @@ jitter = 0.1
   e = errors_of("name = \"x\"\n[cluster.stragglers]\nslowdown = 0.5\nfractoin = 0.1\n");
   REQUIRE(e.size() == 2);
   CHECK_CONTAINS(e[1].message(), "did you mean 'fraction'?");
+}
+
+TEST_CASE("fuzzing's inputs: the corpus's bad scenarios and any crasher are refused cleanly") {
+  // tests/fuzz/corpus: hand-made bad inputs that seed scripts/fuzz; tests/fuzz/crashers:
+  // inputs that once crashed the loader (libFuzzer's artifacts), kept as regression tests.
+  // Each is either a scenario or a ScenarioError naming where it is wrong; never a crash.
+  int files = 0;
+  for (const char* dir : {"corpus", "crashers"}) {
+    const std::filesystem::path root = std::filesystem::path(DTSIM_SOURCE_DIR) / "tests/fuzz" / dir;
+    for (const auto& entry : std::filesystem::directory_iterator(root)) {
+      if (entry.path().filename() == ".gitkeep") continue;
+      CAPTURE(entry.path().string());
+      std::ifstream in(entry.path(), std::ios::binary);
+      const std::string text((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
+      ++files;
+      try {
+        const Scenario s = parse_scenario(text, entry.path().string(), {}, true);
+        CHECK(std::string(dir) == "crashers");  // the corpus holds only bad scenarios
+        (void)resolved_settings(s);
+        for (const SweepPoint& p : expand_sweep(s)) (void)parse_scenario(text, "x", p.overrides);
+      } catch (const ScenarioError& e) {
+        REQUIRE(!e.errors().empty());
+        CHECK(e.errors()[0].place().line >= 1);
+      }
+    }
+  }
+  CHECK(files >= 7);
 }
