@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
       "[expect] check failed, 2 bad input, 3 internal "
       "error."};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "dtsim 0.1.0");
+  app.set_version_flag("--version", "dtsim " DTSIM_VERSION);
   const std::vector<Command> commands = {
       add_run_command(app),        add_validate_command(app), add_sweep_command(app, argv[0]),
       add_compare_command(app),    add_explain_command(app),  add_list_command(app),

@@ -75,6 +75,16 @@ void Membership::open_gate() {
   for (std::coroutine_handle<> h : waiting_) sim.schedule_resume(sim.now(), h);
   arrived_.clear();
   waiting_.clear();
+  history_.push_back(group_nodes_);
+  ++opened_;
+  for (auto it = opened_waiters_.begin(); it != opened_waiters_.end();) {
+    if (it->first < opened_) {
+      sim.schedule_resume(sim.now(), it->second);
+      it = opened_waiters_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 int Membership::rank_of(int w) const { return rank_[static_cast<std::size_t>(w)]; }

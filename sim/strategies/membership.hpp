@@ -44,6 +44,20 @@ class Membership {
   // The others noticed worker w is gone.
   void lost(int w);
 
+  // Resumes when the k-th gate (from 0: step k's, in lock-step strategies) has opened; then
+  // group_nodes_of(k) is its group. For the parameter servers, which serve each step's group.
+  struct OpenedAwaiter {
+    Membership& m;
+    std::uint64_t k;
+    bool await_ready() const noexcept { return m.opened_ > k; }
+    void await_suspend(std::coroutine_handle<> h) { m.opened_waiters_.emplace_back(k, h); }
+    void await_resume() const noexcept {}
+  };
+  OpenedAwaiter opened(std::uint64_t k) { return {*this, k}; }
+  const std::vector<int>& group_nodes_of(std::uint64_t k) const {
+    return history_[static_cast<std::size_t>(k)];
+  }
+
   // The open step's group: its nodes in worker order, w's rank among them, its size.
   const std::vector<int>& group_nodes() const { return group_nodes_; }
   int rank_of(int w) const;
@@ -89,6 +103,9 @@ class Membership {
   std::vector<int> rank_;  // by worker: its rank in group_, or -1
   std::vector<int> rejoining_;
   bool closed_ = false;
+  std::uint64_t opened_ = 0;               // gates opened so far
+  std::vector<std::vector<int>> history_;  // each opened gate's group nodes
+  std::vector<std::pair<std::uint64_t, std::coroutine_handle<>>> opened_waiters_;
 };
 
 }  // namespace dtsim

@@ -7,6 +7,10 @@
 // payloads, aggregates with the scenario's rule, steps, and sends the new parameters back
 // uncompressed. With backup workers the servers handle requests as they arrive
 // (ps_backup.cpp).
+//
+// With crash or restart faults (uncoded only), each step's push and pull are among the
+// workers at its gate (membership.hpp); the shards wait for the gate and serve its group, and
+// average over it. A restarted worker rejoins with the parameters the step's leader pulled.
 #include <fmt/format.h>
 
 #include <functional>
@@ -15,6 +19,7 @@
 #include "sim/net/tags.hpp"
 #include "sim/net/wire.hpp"
 #include "sim/strategies/coded_exchange.hpp"
+#include "sim/strategies/membership.hpp"
 #include "sim/strategies/ps_async.hpp"
 #include "sim/strategies/registry.hpp"
 #include "sim/train/explain.hpp"
@@ -34,7 +39,7 @@ struct Shard {
 
 class PsBsp : public Strategy {
  public:
-  explicit PsBsp(RunCore& core) : Strategy(core) {
+  explicit PsBsp(RunCore& core) : Strategy(core), members_(core) {
     const std::size_t n = core.num_params();
     const int k = core.servers();
     for (int w = 0; w < core.workers(); ++w) params_.push_back(core.initial_params());
@@ -53,7 +58,10 @@ class PsBsp : public Strategy {
       shards_.push_back(std::move(sh));
     }
     if (uses_coded_exchange(core.scenario())) coded_ = std::make_unique<CodedPs>(core);
+    rejoin_step_.assign(static_cast<std::size_t>(core.workers()), 0);
   }
+
+  void worker_lost(int w) override { members_.lost(w); }
 
   void start() override {
     for (int w = 0; w < core().workers(); ++w) {
@@ -79,12 +87,51 @@ class PsBsp : public Strategy {
   Task<> server(int s);
   Task<> coded_worker(int w);
   Task<> coded_server(int s);
+  // Worker w was hit by its restart fault: back, noticed, then the parameters from a step's
+  // leader; false if the run ended first.
+  Task<bool> rejoin(int w);
+  // The leader of step `step`, after its pull: the parameters to those waiting to rejoin.
+  void welcome(int leader, std::uint64_t step);
 
   std::vector<std::vector<float>> params_;  // each worker's pulled copy
   std::vector<Shard> shards_;
   std::unique_ptr<CodedPs> coded_;
   std::vector<float> global_;
+  Membership members_;
+  std::vector<std::uint64_t> rejoin_step_;  // by worker: the step it rejoins at
+  std::uint64_t samples_ = 0;               // with crashes: samples in the steps so far
 };
+
+void PsBsp::welcome(int leader, std::uint64_t step) {
+  RunCore& c = core();
+  const bool last = step + 1 >= c.total_steps();
+  if (last) members_.close();
+  for (int r : members_.take_rejoining()) {
+    rejoin_step_[static_cast<std::size_t>(r)] = step + 1;
+    const std::uint64_t bytes =
+        last ? wire::kHeaderBytes : static_cast<std::uint64_t>(c.num_params()) * wire::kFloatBytes;
+    std::shared_ptr<const std::vector<float>> data;
+    if (!last && c.numerics()) {
+      data = std::make_shared<const std::vector<float>>(params_[static_cast<std::size_t>(leader)]);
+    }
+    c.sim().send(c.worker(leader).node, c.worker(r).node, tags::kRejoin, bytes, std::move(data));
+  }
+}
+
+Task<bool> PsBsp::rejoin(int w) {
+  RunCore& c = core();
+  Simulation& sim = c.sim();
+  const SimTime back = c.faults()->back_at(w);
+  if (back > sim.now()) co_await sim.delay(back - sim.now());
+  co_await members_.noticed(w);
+  if (members_.closed()) co_return false;
+  members_.want_rejoin(w);
+  const Message m = co_await sim.recv(c.worker(w).node, kAnySource, tags::kRejoin);
+  if (members_.closed() && !m.data && m.bytes == wire::kHeaderBytes) co_return false;
+  if (m.data) params_[static_cast<std::size_t>(w)] = *m.data;
+  c.faults()->rejoined(w, sim.now());
+  co_return true;
+}
 
 Task<> PsBsp::worker(int w) {
   RunCore& c = core();
@@ -92,14 +139,35 @@ Task<> PsBsp::worker(int w) {
   std::vector<float>& params = params_[static_cast<std::size_t>(w)];
   const std::size_t n = c.num_params();
   for (std::uint64_t step = 0; step < c.total_steps(); ++step) {
+    const SimTime gradient_start = c.sim().now();
     co_await c.gradient(w, params);
+    int group = c.workers();
+    if (members_.active()) {
+      if (members_.hit(w)) {  // down: this gradient is lost
+        c.faults()->lost_gradient(w, c.sim().now() - gradient_start);
+        if (c.faults()->stop_of(w)->kind == FaultKind::kCrash) co_return;
+        const bool back = co_await rejoin(w);
+        if (!back) co_return;
+        step = rejoin_step_[static_cast<std::size_t>(w)] - 1;  // (the loop adds one)
+        continue;
+      }
+      co_await members_.arrive(w);
+      group = members_.size();
+    }
+    const int leader = members_.leader();
     // The pull overwrites the gradient buffer with the servers' new parameters.
     const CollBuf buf = c.numerics() ? CollBuf::real(wk.grads) : CollBuf::sized(n);
-    co_await ps_push_pull(
-        CollContext{&c.sim(), c.worker_nodes(), w, tags::step_tag(step), c.flops_per_s(wk.node)},
-        buf, c.server_nodes());
+    co_await ps_push_pull(CollContext{&c.sim(), members_.group_nodes(), members_.rank_of(w),
+                                      tags::step_tag(step), c.flops_per_s(wk.node)},
+                          buf, c.server_nodes());
     if (c.numerics()) std::swap(params, wk.grads);
-    if (w == 0) c.bsp_step_done(step, c.workers());
+    if (w == leader && members_.active()) {
+      samples_ += static_cast<std::uint64_t>(group) * static_cast<std::uint64_t>(c.batch());
+      c.bsp_step_done(step, group, samples_);
+      welcome(leader, step);
+    } else if (w == leader) {
+      c.bsp_step_done(step, group);
+    }
     if (c.diverged_at(step)) co_return;
   }
 }
@@ -108,11 +176,19 @@ Task<> PsBsp::server(int s) {
   RunCore& c = core();
   Shard& sh = shards_[static_cast<std::size_t>(s)];
   const std::uint64_t n = sh.end - sh.begin;
-  const int p = c.workers();
   const double update_flops =
       optimizer_step_flops(c.scenario().train.optimizer.kind, n) + static_cast<double>(n);
   for (std::uint64_t step = 0; step < c.total_steps(); ++step) {
     const double lr = c.lr_at(step);
+    // The step's workers: all of them, or those at its gate when workers crash.
+    std::vector<int> group;
+    std::span<const int> workers = c.worker_nodes();
+    if (members_.active()) {
+      co_await members_.opened(step);
+      group = members_.group_nodes_of(step);
+      workers = group;
+    }
+    const int p = static_cast<int>(workers.size());
     auto update = [&c, &sh, update_flops, lr, p]() -> Task<> {
       std::function<void()> work;
       if (c.numerics()) {
@@ -126,8 +202,14 @@ Task<> PsBsp::server(int s) {
       co_await c.sim().compute(sh.node, c.job_time(sh.node, update_flops), std::move(work),
                                "update");
     };
-    const PsServerStep ps{&c.sim(),    sh.node,        c.worker_nodes(),     s,
-                          c.servers(), c.num_params(), tags::step_tag(step), c.flops_per_s(sh.node),
+    const PsServerStep ps{&c.sim(),
+                          sh.node,
+                          workers,
+                          s,
+                          c.servers(),
+                          c.num_params(),
+                          tags::step_tag(step),
+                          c.flops_per_s(sh.node),
                           c.numerics()};
     co_await ps_serve_step(ps, sh.buffer, update);
     sh.version = step + 1;

@@ -71,7 +71,7 @@ const std::vector<StrategyEntry>& table() {
        "backup_workers: the first p - b gradients count",
        {"backup_workers", "aggregation"},
        true,
-       false,
+       true,
        nullptr,
        &predict_ps_bsp,
        &make_ps_bsp},
