@@ -185,6 +185,27 @@ Scenario load_scenario(const std::string& path, const std::vector<std::string>& 
   return parse_scenario(buffer.str(), path, overrides, check_sweep);
 }
 
+std::string scenario_point_text(const std::string& path,
+                                const std::vector<std::string>& overrides) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  toml::table root;
+  try {
+    root = toml::parse(buffer.str(), path);
+  } catch (const toml::parse_error& e) {
+    throw ScenarioError(
+        {InputError({path, 0, 0}, "", fmt::format("not valid TOML: {}", e.description()))});
+  }
+  TomlReader r(path);
+  apply_overrides(r, root, overrides);
+  if (!r.errors().empty()) throw ScenarioError(r.sorted_errors());
+  root.erase("sweep");
+  std::ostringstream out;
+  out << "# A point of " << path << " (dtsim sweep --emit).\n" << root << "\n";
+  return out.str();
+}
+
 SourcePlace locate_key(const std::string& path, const std::string& key) {
   try {
     const toml::table root = toml::parse_file(path);

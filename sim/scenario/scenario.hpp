@@ -204,6 +204,10 @@ Scenario load_scenario(const std::string& path, const std::vector<std::string>& 
 Scenario parse_scenario(const std::string& text, const std::string& file,
                         const std::vector<std::string>& overrides = {}, bool check_sweep = false);
 
+// The scenario file at `path` with `overrides` applied and its [sweep] left out, as TOML text:
+// a sweep point as a file of its own (dtsim sweep --emit slurm). Throws ScenarioError.
+std::string scenario_point_text(const std::string& path, const std::vector<std::string>& overrides);
+
 // Where `key` (a dotted path such as "cluster.workers") is written in the scenario file: its
 // value's line and column, or its section's when the key is absent, or just the file.
 SourcePlace locate_key(const std::string& path, const std::string& key);

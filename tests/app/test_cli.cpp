@@ -38,10 +38,10 @@ struct Sandbox {
     return path / name;
   }
 
-  // Runs dtsim with `args`; returns its exit code and keeps stdout/stderr.
-  int run(const std::string& args) {
-    const std::string cmd = std::string(DTSIM_EXE) + " " + args + " >" +
-                            (path / "out.txt").string() + " 2>" + (path / "err.txt").string();
+  // Runs dtsim (or `program`) with `args`; returns its exit code and keeps stdout/stderr.
+  int run(const std::string& args, const std::string& program = DTSIM_EXE) {
+    const std::string cmd = program + " " + args + " >" + (path / "out.txt").string() + " 2>" +
+                            (path / "err.txt").string();
     const int status = std::system(cmd.c_str());
     out = read(path / "out.txt");
     err = read(path / "err.txt");
@@ -623,6 +623,76 @@ TEST_CASE("a sweep point that fails does not stop the others") {
   CHECK(fs::exists(out / "03-workers=3_servers=1" / "summary.json"));
   CHECK_CONTAINS(read(out / "04-workers=3_servers=2000" / "run.log"), "every shard");
   CHECK_CONTAINS(read(out / "compare.html"), "failed (exit 2");
+}
+
+// mpirun, when the machine has it (scripts/setup installs OpenMPI), allowed to run as root.
+std::string mpirun() {
+  if (std::system("command -v mpirun >/dev/null 2>&1") != 0) return "";
+  return "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
+         "ASAN_OPTIONS=detect_leaks=0 mpirun -np 3 --oversubscribe ";
+}
+
+// The files of two sweeps' points that must be byte-identical.
+void check_same_points(const fs::path& a, const fs::path& b, int points) {
+  int seen = 0;
+  for (const auto& entry : fs::directory_iterator(a)) {
+    if (!entry.is_directory()) continue;
+    const std::string name = entry.path().filename().string();
+    CAPTURE(name);
+    for (const char* file : {"metrics.csv", "nodes.csv", "trace.json"}) {
+      if (!fs::exists(entry.path() / file)) continue;
+      CHECK(read(entry.path() / file) == read(b / name / file));
+    }
+    ++seen;
+  }
+  CHECK(seen == points);
+}
+
+TEST_CASE("dtsim sweep --mpi hands the points to MPI ranks: the same files as a local sweep") {
+  const std::string launcher = mpirun();
+  REQUIRE_MESSAGE(!launcher.empty(), "mpirun is missing: scripts/setup installs openmpi-bin");
+  Sandbox box;
+  const fs::path scenario = box.write(
+      "sweep.toml", std::string(kBlobs) +
+                        "[cluster]\nservers = 1\n[strategy]\narchitecture = \"ps\"\n[sweep]\n"
+                        "\"cluster.workers\" = [2, 3]\n"
+                        "\"cluster.servers\" = [1, 2000]\n");
+  REQUIRE(box.run("sweep " + scenario.string() + " -q -o " + (box.path / "local").string()) == 2);
+  // Points 2 and 4 fail when they run (more shards than parameters); the others go on.
+  CHECK(box.run("sweep " + scenario.string() + " --mpi -o " + (box.path / "mpi").string(),
+                launcher + DTSIM_EXE) == 2);
+  CHECK_CONTAINS(box.out, "4 points over 3 MPI rank(s) (2 running points)");
+  CHECK_CONTAINS(box.out, "point 4/4 workers=3,servers=2000: exit 2");
+  CHECK(fs::exists(box.path / "mpi" / "03-workers=3_servers=1" / "summary.json"));
+  CHECK_CONTAINS(read(box.path / "mpi" / "compare.html"), "failed (exit 2");
+  check_same_points(box.path / "local", box.path / "mpi", 4);
+}
+
+TEST_CASE("dtsim sweep --emit slurm writes each point as a scenario and a job array") {
+  Sandbox box;
+  const fs::path scenario = box.write("sweep.toml", std::string(kBlobs) +
+                                                        "[sweep]\n\"strategy.collective\" = "
+                                                        "[\"ring\", \"tree\"]\n");
+  REQUIRE(box.run("sweep " + scenario.string() + " -q -o " + (box.path / "local").string()) == 0);
+  const fs::path out = box.path / "emit";
+  REQUIRE(box.run("sweep " + scenario.string() + " --emit slurm -o " + out.string()) == 0);
+  CHECK_CONTAINS(box.out, "run them: sbatch");
+  REQUIRE(fs::exists(out / "01-collective=ring.toml"));
+  const std::string point = read(out / "02-collective=tree.toml");
+  CHECK_CONTAINS(point, "collective = 'tree'");
+  CHECK(point.find("[sweep]") == std::string::npos);
+  const std::string script = read(out / "sweep.slurm");
+  CHECK_CONTAINS(script, "#SBATCH --array=1-2");
+  // What Slurm would do: each array task, then dtsim compare.
+  for (int task = 1; task <= 2; ++task) {
+    REQUIRE(box.run("-c 'SLURM_ARRAY_TASK_ID=" + std::to_string(task) + " bash " +
+                        (out / "sweep.slurm").string() + "'",
+                    "bash") == 0);
+  }
+  REQUIRE(box.run("compare " + (out / "01-collective=ring").string() + " " +
+                  (out / "02-collective=tree").string() + " -o " + out.string()) == 0);
+  CHECK(fs::exists(out / "compare.html"));
+  check_same_points(box.path / "local", out, 2);
 }
 
 TEST_CASE("a sweep whose grid has a point that cannot work is refused before any run") {
