@@ -1,6 +1,15 @@
 #include "app/mpi_pool.hpp"
 
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <climits>
+#include <fstream>
+#include <sstream>
+#include <string>
+
 #include "engine/errors.hpp"
+#include "reports/atomic_file.hpp"
 
 #ifdef DTSIM_HAVE_MPI
 #include <mpi.h>
@@ -13,7 +22,38 @@ namespace dtsim::app {
 namespace {
 
 constexpr int kWorkTag = 1;  // rank 0 -> a rank: the job's index, or -1: no more
-constexpr int kDoneTag = 2;  // a rank -> rank 0: {index, exit code, signaled}
+constexpr int kDoneTag = 2;  // a rank -> rank 0: {index, exit code, signaled, files}
+constexpr int kFileTag = 3;  // then, per file: its name, then its bytes
+
+void send_text(const std::string& text, int to) {
+  if (text.size() > static_cast<std::size_t>(INT_MAX)) {
+    throw std::runtime_error(
+        fmt::format("--gather: a file of {} bytes is over MPI's limit of "
+                    "{} bytes per message",
+                    text.size(), INT_MAX));
+  }
+  MPI_Send(text.data(), static_cast<int>(text.size()), MPI_BYTE, to, kFileTag, MPI_COMM_WORLD);
+}
+
+std::string receive_text(int from) {
+  MPI_Status status;
+  MPI_Probe(from, kFileTag, MPI_COMM_WORLD, &status);
+  int size = 0;
+  MPI_Get_count(&status, MPI_BYTE, &size);
+  std::string text(static_cast<std::size_t>(size), '\0');
+  MPI_Recv(text.data(), size, MPI_BYTE, from, kFileTag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+  return text;
+}
+
+// The files of a job's folder, in name order.
+int folder_files(const std::filesystem::path& dir, std::vector<std::filesystem::path>& files) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (entry.is_regular_file()) files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  return static_cast<int>(files.size());
+}
 
 }  // namespace
 
@@ -30,7 +70,7 @@ MpiSession::~MpiSession() { MPI_Finalize(); }
 void MpiSession::barrier() const { MPI_Barrier(MPI_COMM_WORLD); }
 
 void mpi_run_jobs(const MpiSession& mpi, const std::vector<Job>& jobs,
-                  const std::function<void(std::size_t, JobEnd)>& done) {
+                  const std::function<void(std::size_t, JobEnd)>& done, const Gather* gather) {
   if (mpi.size() == 1) {
     run_jobs(jobs, 1, done);
     return;
@@ -40,11 +80,25 @@ void mpi_run_jobs(const MpiSession& mpi, const std::vector<Job>& jobs,
       int index = -1;
       MPI_Recv(&index, 1, MPI_INT, 0, kWorkTag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
       if (index < 0) return;
+      const auto i = static_cast<std::size_t>(index);
+      if (gather != nullptr) std::filesystem::create_directories(gather->local(i));
       JobEnd end;
-      run_jobs({jobs[static_cast<std::size_t>(index)]}, 1,
-               [&end](std::size_t, JobEnd e) { end = e; });
-      const int report[3] = {index, end.code, end.signaled ? 1 : 0};
-      MPI_Send(report, 3, MPI_INT, 0, kDoneTag, MPI_COMM_WORLD);
+      run_jobs({jobs[i]}, 1, [&end](std::size_t, JobEnd e) { end = e; });
+      std::vector<std::filesystem::path> files;
+      const int count = gather != nullptr ? folder_files(gather->local(i), files) : 0;
+      const int report[4] = {index, end.code, end.signaled ? 1 : 0, count};
+      MPI_Send(report, 4, MPI_INT, 0, kDoneTag, MPI_COMM_WORLD);
+      for (const std::filesystem::path& f : files) {
+        std::ifstream in(f, std::ios::binary);
+        std::stringstream bytes;
+        bytes << in.rdbuf();
+        send_text(f.filename().string(), 0);
+        send_text(bytes.str(), 0);
+      }
+      if (gather != nullptr) {
+        std::error_code ec;
+        std::filesystem::remove_all(gather->local(i), ec);
+      }
     }
   }
   // Rank 0: one job to each rank, then the next to whichever reports back.
@@ -57,9 +111,14 @@ void mpi_run_jobs(const MpiSession& mpi, const std::vector<Job>& jobs,
     busy += index >= 0 ? 1 : 0;
   }
   while (busy > 0) {
-    int report[3] = {0, 0, 0};
+    int report[4] = {0, 0, 0, 0};
     MPI_Status status;
-    MPI_Recv(report, 3, MPI_INT, MPI_ANY_SOURCE, kDoneTag, MPI_COMM_WORLD, &status);
+    MPI_Recv(report, 4, MPI_INT, MPI_ANY_SOURCE, kDoneTag, MPI_COMM_WORLD, &status);
+    for (int f = 0; f < report[3]; ++f) {
+      const std::string name = receive_text(status.MPI_SOURCE);
+      const std::string bytes = receive_text(status.MPI_SOURCE);
+      write_file_atomically(gather->target(static_cast<std::size_t>(report[0])) / name, bytes);
+    }
     --busy;
     done(static_cast<std::size_t>(report[0]), JobEnd{report[1], report[2] != 0});
     const int index = next < count ? next++ : -1;
@@ -83,7 +142,7 @@ MpiSession::~MpiSession() = default;
 void MpiSession::barrier() const {}
 
 void mpi_run_jobs(const MpiSession&, const std::vector<Job>&,
-                  const std::function<void(std::size_t, JobEnd)>&) {}
+                  const std::function<void(std::size_t, JobEnd)>&, const Gather*) {}
 
 #endif
 

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <filesystem>
 #include <functional>
 #include <vector>
 
@@ -38,7 +39,16 @@ class MpiSession {
 
 // Runs `jobs` over the ranks as above. On rank 0, `done(i, end)` is called as each job ends
 // (on the others, never). Every rank must call it with the same jobs.
+//
+// With `gather` (for ranks without a shared file system), job i writes into `local(i)`, a
+// folder of the rank that runs it, and its files (flat: no subfolders) are sent to rank 0,
+// which writes them into `gather(i)` before calling done; the rank then deletes its copy.
+struct Gather {
+  std::function<std::filesystem::path(std::size_t)> local;   // where the job writes
+  std::function<std::filesystem::path(std::size_t)> target;  // where rank 0 puts the files
+};
 void mpi_run_jobs(const MpiSession& mpi, const std::vector<Job>& jobs,
-                  const std::function<void(std::size_t, JobEnd)>& done);
+                  const std::function<void(std::size_t, JobEnd)>& done,
+                  const Gather* gather = nullptr);
 
 }  // namespace dtsim::app

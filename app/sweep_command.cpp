@@ -4,6 +4,7 @@
 // (app/mpi_pool.hpp); with --emit slurm nothing runs: each point becomes a scenario file and a
 // Slurm job array runs them.
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -26,7 +27,8 @@ struct SweepOptions {
   ScenarioOptions scenario;
   int jobs = 0;
   bool mpi = false;
-  std::string emit;  // "slurm", or empty
+  bool gather = false;  // --mpi: the points' files sent to rank 0, not on a shared folder
+  std::string emit;     // "slurm", or empty
 };
 
 std::string folder_safe(const std::string& label) {
@@ -155,7 +157,14 @@ int run_points(const SweepOptions& opt, const Scenario& scenario,
     for (std::size_t i = 0; i < points.size(); ++i) fresh_point_dir(out, i, points[i]);
   }
   if (mpi) mpi->barrier();  // the folders exist before any rank runs a point
-  const std::vector<Job> jobs = point_jobs(so, points, out, threads, self);
+  // With --gather a rank runs its points in a folder of its own machine, and sends the files.
+  const std::filesystem::path local =
+      std::filesystem::temp_directory_path() /
+      fmt::format("dtsim-gather-{}-{}", static_cast<long>(::getpid()), mpi ? mpi->rank() : 0);
+  const std::vector<Job> jobs =
+      point_jobs(so, points, opt.gather && !lead ? local : out, threads, self);
+  const Gather gather{[&](std::size_t i) { return point_dir(local, i, points[i]); },
+                      [&](std::size_t i) { return point_dir(out, i, points[i]); }};
   std::vector<int> codes(points.size(), kExitInternal);
   const auto done = [&](std::size_t i, JobEnd end) {
     codes[i] = end.signaled ? kExitInternal : end.code;
@@ -171,7 +180,11 @@ int run_points(const SweepOptions& opt, const Scenario& scenario,
     }
   };
   if (mpi) {
-    mpi_run_jobs(*mpi, jobs, done);
+    mpi_run_jobs(*mpi, jobs, done, opt.gather ? &gather : nullptr);
+    if (opt.gather && !lead) {
+      std::error_code ec;
+      std::filesystem::remove_all(local, ec);
+    }
   } else {
     run_jobs(jobs, parallel, done);
   }
@@ -195,6 +208,9 @@ int sweep(const SweepOptions& opt, const char* self) {
                      "\"strategy.collective\" = [\"ring\", \"tree\"]");
   }
   if (!opt.emit.empty()) return emit_slurm(opt, scenario, points, self);
+  if (opt.gather && !opt.mpi) {
+    throw InputError({}, "--gather", "--gather sends the points' files over MPI: add --mpi");
+  }
   return run_points(opt, scenario, points, self);
 }
 
@@ -214,6 +230,9 @@ Command add_sweep_command(CLI::App& app, const char* self) {
   cmd->add_flag("--mpi", opt->mpi,
                 "Hand the points out to MPI ranks (run under mpirun or srun; rank 0 hands out, "
                 "the others run; -o must be on a file system every rank sees)");
+  cmd->add_flag("--gather", opt->gather,
+                "With --mpi: each rank runs its points in a folder of its own machine and sends "
+                "their files to rank 0, which writes them into -o (no shared file system needed)");
   cmd->add_option("--emit", opt->emit,
                   "Run nothing: write each point as a scenario file and a Slurm job array "
                   "(sweep.slurm) into -o")

@@ -666,6 +666,15 @@ TEST_CASE("dtsim sweep --mpi hands the points to MPI ranks: the same files as a 
   CHECK(fs::exists(box.path / "mpi" / "03-workers=3_servers=1" / "summary.json"));
   CHECK_CONTAINS(read(box.path / "mpi" / "compare.html"), "failed (exit 2");
   check_same_points(box.path / "local", box.path / "mpi", 4);
+  // --gather: the ranks run in folders of their own and send the files to rank 0.
+  CHECK(box.run("sweep " + scenario.string() + " --mpi --gather -q -o " +
+                    (box.path / "gathered").string(),
+                launcher + DTSIM_EXE) == 2);
+  check_same_points(box.path / "local", box.path / "gathered", 4);
+  CHECK_CONTAINS(read(box.path / "gathered" / "04-workers=3_servers=2000" / "run.log"),
+                 "every shard");
+  CHECK(box.run("sweep " + scenario.string() + " --gather") == 2);
+  CHECK_CONTAINS(box.err, "--gather sends the points' files over MPI: add --mpi");
 }
 
 TEST_CASE("dtsim sweep --emit slurm writes each point as a scenario and a job array") {
