@@ -15,5 +15,7 @@ Command add_compare_command(CLI::App& app);
 Command add_list_command(CLI::App& app);
 Command add_collective_command(CLI::App& app);
 Command add_bench_command(CLI::App& app);
+// `self`: this program, to run the demo's scenario.
+Command add_demo_command(CLI::App& app, const char* self);
 
 }  // namespace dtsim::app

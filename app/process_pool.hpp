@@ -11,7 +11,7 @@ namespace dtsim::app {
 struct Job {
   std::string program;            // the file to run
   std::vector<std::string> argv;  // its arguments, argv[0] first
-  std::string log;                // stdout and stderr go here
+  std::string log;                // stdout and stderr go here (empty: this program's)
 };
 
 struct JobEnd {

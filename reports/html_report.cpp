@@ -212,6 +212,9 @@ std::string report_html(const Scenario& s, const RunResult& r,
   card("steps", fmt::format("{}", r.steps));
   d["headline"] = headline;
   d["account"] = time_account(s, r);
+  d["teaching"] = {{"lesson", s.teaching.lesson},
+                   {"look_at", s.teaching.look_at},
+                   {"questions", s.teaching.questions}};
   d["health"] = {{"state", to_string(r.health)},
                  {"reason", r.health_reason},
                  {"where", r.health == Health::kOk

@@ -140,7 +140,7 @@ Scenario parse_scenario(const std::string& text, const std::string& file,
   s.file = file;
   r.check_keys(root, "",
                {"name", "description", "seed", "model", "data", "train", "cluster", "network",
-                "strategy", "compression", "faults", "expect", "output", "sweep"});
+                "strategy", "compression", "faults", "expect", "output", "sweep", "teaching"});
   if (root.get("name") == nullptr) {
     r.error(nullptr, "name", "missing: every scenario needs a name (name = \"...\")");
   }
@@ -161,6 +161,15 @@ Scenario parse_scenario(const std::string& text, const std::string& file,
     r.get_bool(*t, "output", "trace", s.output.trace);
   }
   if (const auto* t = r.table(root, "", "sweep")) read_sweep(r, *t, s.sweep);
+  if (const auto* t = r.table(root, "", "teaching")) {
+    r.check_keys(*t, "teaching", {"lesson", "look_at", "questions"});
+    r.get_int(*t, "teaching", "lesson", s.teaching.lesson, 1, 100);
+    if (t->get("lesson") == nullptr) {
+      r.error(t, "teaching.lesson", "missing: the lesson of docs/tutorial.md it belongs to");
+    }
+    r.get_string_list(*t, "teaching", "look_at", s.teaching.look_at);
+    r.get_string_list(*t, "teaching", "questions", s.teaching.questions);
+  }
   check_scenario(r, root, s);
   if (check_sweep && r.errors().empty() && !s.sweep.empty()) {
     check_sweep_points(r, s, text, file, overrides);

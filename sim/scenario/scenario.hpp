@@ -150,6 +150,13 @@ struct OutputConfig {
   bool trace = true;  // trace.json (16 to 24 MB for a teaching run)
 };
 
+// [teaching]: a demo's place in docs/tutorial.md, for `dtsim demo` and the report's narrative.
+struct TeachingConfig {
+  int lesson = 0;                    // 0: not a demo
+  std::vector<std::string> look_at;  // what to look at in its outputs
+  std::vector<std::string> questions;
+};
+
 struct Scenario {
   std::string file;  // where it was loaded from
   std::string name;
@@ -165,6 +172,7 @@ struct Scenario {
   std::vector<FaultConfig> faults;
   std::vector<Expectation> expect;
   OutputConfig output;
+  TeachingConfig teaching;
   std::vector<SweepAxis> sweep;  // empty: no [sweep]
 };
 

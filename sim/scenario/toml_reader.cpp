@@ -180,6 +180,24 @@ void TomlReader::get_int_list(const toml::table& t, const std::string& prefix, s
   out = std::move(values);
 }
 
+void TomlReader::get_string_list(const toml::table& t, const std::string& prefix,
+                                 std::string_view key, std::vector<std::string>& out) {
+  const toml::node* node = t.get(key);
+  if (node == nullptr) return;
+  const auto* arr = node->as_array();
+  std::vector<std::string> values;
+  for (std::size_t i = 0; arr != nullptr && i < arr->size(); ++i) {
+    const auto* v = (*arr)[i].as_string();
+    if (v == nullptr) break;
+    values.emplace_back(v->get());
+  }
+  if (arr == nullptr || values.size() != arr->size()) {
+    error(node, join(prefix, key), "expected a list of strings such as [\"...\", \"...\"]");
+    return;
+  }
+  out = std::move(values);
+}
+
 std::string TomlReader::unit_choices(const std::string& unit_error) const {
   // The unit parsers end their messages with "... one of: a, b, c)".
   std::string units = unit_error;

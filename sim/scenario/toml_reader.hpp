@@ -63,6 +63,8 @@ class TomlReader {
                   double& out, double min, double max = std::numeric_limits<double>::infinity());
   void get_int_list(const toml::table& t, const std::string& prefix, std::string_view key,
                     std::vector<int>& out, bool allow_empty);
+  void get_string_list(const toml::table& t, const std::string& prefix, std::string_view key,
+                       std::vector<std::string>& out);
   // A quantity with a unit ("50us", "10Gbps"), converted by `parse` (sim/des/units.hpp).
   template <typename Value, typename Parse>
   void get_unit(const toml::table& t, const std::string& prefix, std::string_view key, Value& out,

@@ -393,6 +393,30 @@ TEST_CASE("the stability lesson: lr 0.5 breaks the run, clipping cures it") {
   CHECK(cured["final_test_accuracy"].get<double>() > 0.7);
 }
 
+TEST_CASE("dtsim demo lists the tutorial's demos and runs one, with its narrative") {
+  if (!have_fashion_mnist()) {
+    MESSAGE("Fashion-MNIST is not installed (scripts/setup installs it); skipped");
+    return;
+  }
+  Sandbox box;
+  REQUIRE(box.run("demo") == 0);
+  for (const char* name : {"model-parallel", "sync-vs-async", "staleness", "sync-bsp", "byzantine",
+                           "compression", "local-sgd", "stability", "faults"}) {
+    CHECK_CONTAINS(box.out, name);
+  }
+  CHECK_CONTAINS(box.out, "lesson 11  faults");
+  // The stability sweep, on a slice of the data: unhealthy points on purpose, so exit 1.
+  const fs::path out = box.path / "stability";
+  CHECK(box.run("demo stability --set data.train_samples=3000 --set data.test_samples=500 -q -o " +
+                out.string()) == 1);
+  CHECK_CONTAINS(box.out, "report: " + (out / "compare.html").string());
+  CHECK_CONTAINS(box.out, "  - Each point's health: ok, collapsed, exploded");
+  const std::string report = read(out / "01-lr=0.05_clip_norm=0" / "report.html");
+  CHECK_CONTAINS(report, "\"teaching\":{\"lesson\":9,\"look_at\":[\"Each point's health");
+  CHECK(box.run("demo nope") == 2);
+  CHECK_CONTAINS(box.err, "no demo \"nope\"; the demos are: model-parallel");
+}
+
 TEST_CASE("set-up errors after loading still name file:line:col and write nothing") {
   Sandbox box;
   const fs::path scenario =

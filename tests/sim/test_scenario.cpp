@@ -736,3 +736,25 @@ TEST_CASE("fuzzing's inputs: the corpus's bad scenarios and any crasher are refu
   }
   CHECK(files >= 7);
 }
+
+TEST_CASE("[teaching]: a demo's lesson and what to look at, checked like the rest") {
+  const Scenario s = parse_scenario(
+      "name = \"x\"\n[teaching]\nlesson = 3\nlook_at = [\"a\", \"b\"]\nquestions = [\"q?\"]\n",
+      "s.toml");
+  CHECK(s.teaching.lesson == 3);
+  CHECK(s.teaching.look_at == std::vector<std::string>{"a", "b"});
+  CHECK(s.teaching.questions == std::vector<std::string>{"q?"});
+  auto e = errors_of("name = \"x\"\n[teaching]\nlook_at = [\"a\", 3]\n");
+  REQUIRE(e.size() == 2);
+  CHECK(e[0].key() == "teaching.lesson");
+  CHECK(e[1].key() == "teaching.look_at");
+  CHECK_CONTAINS(e[1].message(), "expected a list of strings");
+  // Every teaching scenario is a demo of a lesson.
+  for (const auto& entry : std::filesystem::directory_iterator(std::string(DTSIM_SOURCE_DIR) +
+                                                               "/scenarios/teaching")) {
+    CAPTURE(entry.path().string());
+    const Scenario t = load_scenario(entry.path().string());
+    CHECK(t.teaching.lesson >= 1);
+    CHECK(t.teaching.look_at.size() >= 1);
+  }
+}
