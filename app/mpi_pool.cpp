@@ -45,14 +45,25 @@ std::string receive_text(int from) {
   return text;
 }
 
-// The files of a job's folder, in name order.
-int folder_files(const std::filesystem::path& dir, std::vector<std::filesystem::path>& files) {
+// The files of a job's folder that can be sent, in name order; false if one is too large for
+// a message (it stays where it is, and the rank says so).
+bool folder_files(const std::filesystem::path& dir, std::vector<std::filesystem::path>& files) {
   std::error_code ec;
+  bool all = true;
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    if (entry.is_regular_file()) files.push_back(entry.path());
+    if (!entry.is_regular_file()) continue;
+    if (entry.file_size(ec) > static_cast<std::uintmax_t>(INT_MAX)) {
+      fmt::print(stderr,
+                 "dtsim: --gather: {} is over 2 GiB, more than an MPI message holds: "
+                 "left where it is, on this rank's machine\n",
+                 entry.path().string());
+      all = false;
+      continue;
+    }
+    files.push_back(entry.path());
   }
   std::sort(files.begin(), files.end());
-  return static_cast<int>(files.size());
+  return all;
 }
 
 }  // namespace
@@ -85,7 +96,8 @@ void mpi_run_jobs(const MpiSession& mpi, const std::vector<Job>& jobs,
       JobEnd end;
       run_jobs({jobs[i]}, 1, [&end](std::size_t, JobEnd e) { end = e; });
       std::vector<std::filesystem::path> files;
-      const int count = gather != nullptr ? folder_files(gather->local(i), files) : 0;
+      const bool whole = gather == nullptr || folder_files(gather->local(i), files);
+      const int count = static_cast<int>(files.size());
       const int report[4] = {index, end.code, end.signaled ? 1 : 0, count};
       MPI_Send(report, 4, MPI_INT, 0, kDoneTag, MPI_COMM_WORLD);
       for (const std::filesystem::path& f : files) {
@@ -95,7 +107,7 @@ void mpi_run_jobs(const MpiSession& mpi, const std::vector<Job>& jobs,
         send_text(f.filename().string(), 0);
         send_text(bytes.str(), 0);
       }
-      if (gather != nullptr) {
+      if (gather != nullptr && whole) {
         std::error_code ec;
         std::filesystem::remove_all(gather->local(i), ec);
       }

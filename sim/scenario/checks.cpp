@@ -287,12 +287,12 @@ void check_crash(ScenarioChecks& c, const Scenario& s, const FaultConfig& f) {
                            "leave the slowest out; use one or the other",
                            to_string(f.kind)));
   }
-  if (st.architecture == Architecture::kAllreduce &&
+  if (st.sync == SyncMode::kBsp &&
       (s.compression.kind != CodecKind::kNone || st.aggregation.kind != AggregationKind::kMean)) {
     c.error_at(f.place, "faults.kind",
-               fmt::format("kind = \"{}\" over an allreduce with [compression] or a robust "
-                           "aggregation: their exchange cannot re-form without a worker in "
-                           "this version (a parameter server can)",
+               fmt::format("kind = \"{}\" in bsp with [compression] or a robust aggregation: "
+                           "their exchange cannot re-form without a worker in this version "
+                           "(asp and ssp servers take compressed gradients and go on)",
                            to_string(f.kind)));
   }
 }

@@ -329,6 +329,17 @@ TEST_CASE("faults: bad [[faults]] entries are refused where they are written") {
                 "duration = \"1s\"\n");
   REQUIRE(e.size() == 1);
   CHECK_CONTAINS(e[0].message(), "node 1 already crashes or restarts");
+  // bsp's coded exchanges (compression, robust rules) do not re-form, over either architecture.
+  for (const char* arch : {"allreduce", "ps"}) {
+    CAPTURE(arch);
+    e = errors_of(std::string("name = \"x\"\n[cluster]\nworkers = 4\nservers = ") +
+                  (std::string(arch) == "ps" ? "2" : "0") + "\n[strategy]\narchitecture = \"" +
+                  arch +
+                  "\"\n[compression]\ncodec = \"topk\"\n[[faults]]\nkind = \"crash\"\n"
+                  "node = 1\n");
+    REQUIRE(e.size() == 1);
+    CHECK_CONTAINS(e[0].message(), "in bsp with [compression] or a robust aggregation");
+  }
 }
 
 TEST_CASE("faults: a sweep can put faults (or any list) on an axis") {
