@@ -22,9 +22,9 @@ struct TensorShard::Step {
   std::size_t size = 0;
   int slice_begin = 0;  // columns: its output rows; rows: its input columns
   int slice_end = 0;
-  int gather_slot = -1;   // where its gathered input lives
-  int in_local = 0;       // features per sample of its input, as the rank holds it
-  int out_local = 0;      // ... of its output
+  int gather_slot = -1;  // where its gathered input lives
+  int in_local = 0;      // features per sample of its input, as the rank holds it
+  int out_local = 0;     // ... of its output
 };
 
 namespace {
@@ -258,11 +258,13 @@ void TensorShard::extract(std::span<const float> full, std::span<float> shard) c
     } else if (st->split == Step::kColumns) {
       // Weight rows [begin, end) ([rows, row_size]), then the bias's [begin, end).
       const std::size_t rows = static_cast<std::size_t>(is_conv(whole) ? whole.output().channels
-                                                                        : whole.output().size());
-      const std::size_t weights = st->size - static_cast<std::size_t>(st->slice_end - st->slice_begin);
+                                                                       : whole.output().size());
+      const std::size_t weights =
+          st->size - static_cast<std::size_t>(st->slice_end - st->slice_begin);
       const std::size_t row = weights / static_cast<std::size_t>(st->slice_end - st->slice_begin);
       std::copy(src + st->slice_begin * row, src + st->slice_end * row, dst);
-      std::copy(src + rows * row + st->slice_begin, src + rows * row + st->slice_end, dst + weights);
+      std::copy(src + rows * row + st->slice_begin, src + rows * row + st->slice_end,
+                dst + weights);
     } else {
       // Columns [begin, end) of each weight row, then the bias (rank 0's; zeros elsewhere).
       const auto in = static_cast<std::size_t>(whole.input().size());
@@ -271,7 +273,8 @@ void TensorShard::extract(std::span<const float> full, std::span<float> shard) c
       for (std::size_t o = 0; o < out; ++o) {
         std::copy(src + o * in + st->slice_begin, src + o * in + st->slice_end, dst + o * width);
       }
-      for (std::size_t o = 0; o < out; ++o) dst[out * width + o] = rank_ == 0 ? src[out * in + o] : 0.0f;
+      for (std::size_t o = 0; o < out; ++o)
+        dst[out * width + o] = rank_ == 0 ? src[out * in + o] : 0.0f;
     }
   }
 }
@@ -286,8 +289,9 @@ void TensorShard::place(std::span<const float> shard, std::span<float> full) con
       std::copy(src, src + st->size, dst);
     } else if (st->split == Step::kColumns) {
       const std::size_t rows = static_cast<std::size_t>(is_conv(whole) ? whole.output().channels
-                                                                        : whole.output().size());
-      const std::size_t weights = st->size - static_cast<std::size_t>(st->slice_end - st->slice_begin);
+                                                                       : whole.output().size());
+      const std::size_t weights =
+          st->size - static_cast<std::size_t>(st->slice_end - st->slice_begin);
       const std::size_t row = weights / static_cast<std::size_t>(st->slice_end - st->slice_begin);
       std::copy(src, src + weights, dst + st->slice_begin * row);
       std::copy(src + weights, src + st->size, dst + rows * row + st->slice_begin);
@@ -380,7 +384,8 @@ void TensorShard::forward(int k, std::span<const float> params, const Batch& bat
   const auto b = static_cast<std::size_t>(batch.size);
   if (part.unpack_first) {
     // The t blocks [batch, local] of the all-gather into [batch, t * local].
-    const std::size_t local = static_cast<std::size_t>(steps_[forward_[static_cast<std::size_t>(k) - 1].comm_step]->out_local);
+    const std::size_t local = static_cast<std::size_t>(
+        steps_[forward_[static_cast<std::size_t>(k) - 1].comm_step]->out_local);
     const std::size_t full = local * static_cast<std::size_t>(shards_);
     float* out = ws.gathered[static_cast<std::size_t>(part.gather_slot)].data();
     for (std::size_t q = 0; q < static_cast<std::size_t>(shards_); ++q) {
@@ -407,8 +412,8 @@ void TensorShard::forward(int k, std::span<const float> params, const Batch& bat
   }
 }
 
-void TensorShard::backward(int k, std::span<const float> params, int batch,
-                           std::span<float> grads, ShardWorkspace& ws) const {
+void TensorShard::backward(int k, std::span<const float> params, int batch, std::span<float> grads,
+                           ShardWorkspace& ws) const {
   const auto b = static_cast<std::size_t>(batch);
   for (std::size_t i : backward_[static_cast<std::size_t>(k)].steps) {
     const Step& st = *steps_[i];

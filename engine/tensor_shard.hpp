@@ -51,12 +51,12 @@ class TensorShard {
  public:
   // A run of layers, then one communication (or none).
   struct Part {
-    std::vector<std::size_t> steps;    // the layers it computes, in pass order
+    std::vector<std::size_t> steps;  // the layers it computes, in pass order
     ShardComm comm = ShardComm::kNone;
-    std::size_t comm_step = 0;         // whose tensor it moves (see the .cpp)
-    bool unpack_first = false;         // forward: it starts from a gathered input
-    int gather_slot = -1;              // ... kept in ShardWorkspace::gathered[gather_slot]
-    bool loss = false;                 // forward: it ends with the loss
+    std::size_t comm_step = 0;  // whose tensor it moves (see the .cpp)
+    bool unpack_first = false;  // forward: it starts from a gathered input
+    int gather_slot = -1;       // ... kept in ShardWorkspace::gathered[gather_slot]
+    bool loss = false;          // forward: it ends with the loss
   };
 
   // Rank `rank` of `shards`. Throws InputError (key strategy.tensor_parallel) when a width

@@ -750,8 +750,8 @@ TEST_CASE("[teaching]: a demo's lesson and what to look at, checked like the res
   CHECK(e[1].key() == "teaching.look_at");
   CHECK_CONTAINS(e[1].message(), "expected a list of strings");
   // Every teaching scenario is a demo of a lesson.
-  for (const auto& entry : std::filesystem::directory_iterator(std::string(DTSIM_SOURCE_DIR) +
-                                                               "/scenarios/teaching")) {
+  for (const auto& entry :
+       std::filesystem::directory_iterator(std::string(DTSIM_SOURCE_DIR) + "/scenarios/teaching")) {
     CAPTURE(entry.path().string());
     const Scenario t = load_scenario(entry.path().string());
     CHECK(t.teaching.lesson >= 1);
