@@ -17,5 +17,7 @@ Command add_collective_command(CLI::App& app);
 Command add_bench_command(CLI::App& app);
 // `self`: this program, to run the demo's scenario.
 Command add_demo_command(CLI::App& app, const char* self);
+Command add_emulate_command(CLI::App& app);
+Command add_calibrate_command(CLI::App& app);
 
 }  // namespace dtsim::app

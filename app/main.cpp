@@ -30,7 +30,8 @@ int main(int argc, char** argv) {
   const std::vector<Command> commands = {
       add_run_command(app),        add_validate_command(app), add_sweep_command(app, argv[0]),
       add_compare_command(app),    add_explain_command(app),  add_list_command(app),
-      add_collective_command(app), add_bench_command(app),    add_demo_command(app, argv[0])};
+      add_collective_command(app), add_bench_command(app),    add_demo_command(app, argv[0]),
+      add_emulate_command(app),    add_calibrate_command(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

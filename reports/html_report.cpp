@@ -290,6 +290,32 @@ std::string report_html(const Scenario& s, const RunResult& r,
                       {"lost", f.lost_gradients}});
   }
   d["faults"] = faults;
+  if (r.emulation) {  // (absent otherwise, so a simulated run's page is unchanged)
+    const EmulationStats& e = *r.emulation;
+    const auto share = [](double x) { return fmt::format("{:.1f}%", 100 * x); };
+    const auto accuracy = [](double x) {
+      return std::isnan(x) ? std::string("—") : fmt::format("{:.4f}", x);
+    };
+    nlohmann::json rows = nlohmann::json::array();
+    rows.push_back({"time per step", seconds(e.measured_step_s), seconds(e.simulated_step_s)});
+    rows.push_back({"workers' compute share", share(e.measured_compute_share),
+                    share(e.simulated_compute_share)});
+    rows.push_back({"workers' communication share", share(e.measured_comm_share),
+                    share(e.simulated_comm_share)});
+    rows.push_back(
+        {"final test accuracy", accuracy(e.measured_accuracy), accuracy(e.simulated_accuracy)});
+    d["emulation"] = {
+        {"summary",
+         fmt::format("{} processes ({}) ran {} steps; simulated / measured time per step = {:.2f}.",
+                     e.ranks, e.exchange, e.steps,
+                     e.measured_step_s > 0 ? e.simulated_step_s / e.measured_step_s : 0.0)},
+        {"params", e.params_identical
+                       ? std::string("The final parameters are the simulation's, bit for bit.")
+                       : fmt::format("The final parameters differ from the simulation's: relative "
+                                     "difference {:.3g} (L2), largest {:.3g}.",
+                                     e.relative_diff, e.max_abs_diff)},
+        {"rows", rows}};
+  }
 
   return page::render(page::text(embedded::report_template, embedded::report_template_size), s.name,
                       d);

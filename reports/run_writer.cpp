@@ -106,6 +106,26 @@ std::string summary_json(const Scenario& scenario, const RunResult& result) {
                            {"activation_bytes", mp.activation_bytes},
                            {"activation_bytes_per_step", mp.activation_bytes_per_step}};
   }
+  if (result.emulation) {
+    const EmulationStats& e = *result.emulation;
+    const auto number = [](double x) {
+      return std::isnan(x) ? nlohmann::json(nullptr) : nlohmann::json(x);
+    };
+    j["emulation"] = {{"ranks", e.ranks},
+                      {"exchange", e.exchange},
+                      {"steps", e.steps},
+                      {"measured_step_s", e.measured_step_s},
+                      {"simulated_step_s", e.simulated_step_s},
+                      {"measured_compute_share", e.measured_compute_share},
+                      {"simulated_compute_share", e.simulated_compute_share},
+                      {"measured_comm_share", e.measured_comm_share},
+                      {"simulated_comm_share", e.simulated_comm_share},
+                      {"measured_accuracy", number(e.measured_accuracy)},
+                      {"simulated_accuracy", number(e.simulated_accuracy)},
+                      {"params_identical", e.params_identical},
+                      {"max_abs_diff", number(e.max_abs_diff)},
+                      {"relative_diff", number(e.relative_diff)}};
+  }
   if (!result.faults.empty()) {
     const auto time = [](double t) {
       return std::isnan(t) ? nlohmann::json(nullptr) : nlohmann::json(t);

@@ -94,6 +94,27 @@ struct FaultRecord {
   std::uint64_t retransmitted_bytes = 0;
 };
 
+// An emulated run (real processes, measured time) held against the simulation of the same
+// scenario: summary.json's "emulation" (sim/emulate/emulation.hpp).
+struct EmulationStats {
+  int ranks = 0;
+  std::string exchange;     // how the ranks exchanged, in words
+  std::uint64_t steps = 0;  // lock-step rounds of p gradients (asp: gradients / p)
+  double measured_step_s = 0;
+  double simulated_step_s = 0;
+  // The workers' mean time computing and communicating, as shares of the run's time.
+  double measured_compute_share = 0;
+  double simulated_compute_share = 0;
+  double measured_comm_share = 0;
+  double simulated_comm_share = 0;
+  double measured_accuracy = std::numeric_limits<double>::quiet_NaN();
+  double simulated_accuracy = std::numeric_limits<double>::quiet_NaN();
+  // The final global models: bit for bit equal, or their largest differences.
+  bool params_identical = false;
+  double max_abs_diff = 0;
+  double relative_diff = 0;  // ||measured - simulated|| / ||simulated|| (L2 norms)
+};
+
 struct RunResult {
   std::vector<EvalPoint> evals;
   std::vector<FaultRecord> faults;  // [[faults]] other than byzantine, as they happened
@@ -115,6 +136,7 @@ struct RunResult {
   std::vector<std::string> layer_names;  // the parameter tensors of layer_grad_norms
   std::string model_summary;
   std::optional<ModelParallelStats> model_parallel;
+  std::optional<EmulationStats> emulation;  // dtsim emulate: measured against simulated
   // Wall-clock figures (never in metrics.csv / nodes.csv: they vary from run to run).
   double wall_time_s = 0;      // the whole command
   double load_wall_s = 0;      // reading or generating the data

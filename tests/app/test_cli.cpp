@@ -650,10 +650,11 @@ TEST_CASE("a sweep point that fails does not stop the others") {
 }
 
 // mpirun, when the machine has it (scripts/setup installs OpenMPI), allowed to run as root.
-std::string mpirun() {
+std::string mpirun(int ranks = 3) {
   if (std::system("command -v mpirun >/dev/null 2>&1") != 0) return "";
   return "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
-         "ASAN_OPTIONS=detect_leaks=0 mpirun -np 3 --oversubscribe ";
+         "ASAN_OPTIONS=detect_leaks=0 mpirun -np " +
+         std::to_string(ranks) + " --oversubscribe ";
 }
 
 // The files of two sweeps' points that must be byte-identical.
@@ -699,6 +700,95 @@ TEST_CASE("dtsim sweep --mpi hands the points to MPI ranks: the same files as a 
                  "every shard");
   CHECK(box.run("sweep " + scenario.string() + " --gather") == 2);
   CHECK_CONTAINS(box.err, "--gather sends the points' files over MPI: add --mpi");
+}
+
+// Column `column` (0-based) of a CSV file's rows.
+std::vector<std::string> csv_column(const fs::path& csv, std::size_t column) {
+  std::vector<std::string> out;
+  std::istringstream in(read(csv));
+  std::string line;
+  std::getline(in, line);  // (the header)
+  while (std::getline(in, line)) {
+    std::vector<std::string> cells;
+    std::stringstream row(line);
+    for (std::string cell; std::getline(row, cell, ',');) cells.push_back(cell);
+    out.push_back(cells.at(column));
+  }
+  return out;
+}
+
+TEST_CASE("dtsim emulate: real MPI processes end with the simulation's model and accuracy") {
+  if (!have_fashion_mnist()) {
+    MESSAGE("skipped: dataset-fashion-mnist is not installed (scripts/setup installs it)");
+    return;
+  }
+  Sandbox box;
+  auto scenario = [&](int workers) {
+    return box.write("e" + std::to_string(workers) + ".toml",
+                     "name = \"e\"\nseed = 4\n[model]\nkind = \"mlp\"\nhidden = [64]\n[data]\n"
+                     "dataset = \"fashion-mnist\"\ntrain_samples = 4000\ntest_samples = 1000\n"
+                     "[train]\nlr = 0.05\nbatch_size = 32\nsteps = 60\neval_every = 20\n"
+                     "[cluster]\nworkers = " +
+                         std::to_string(workers) + "\n");
+  };
+  for (int ranks : {2, 4}) {
+    CAPTURE(ranks);
+    const fs::path file = scenario(ranks);
+    const fs::path out = box.path / ("em" + std::to_string(ranks));
+    REQUIRE(box.run("emulate " + file.string() + " -q -o " + out.string(),
+                    mpirun(ranks) + DTSIM_EXE) == 0);
+    CHECK_CONTAINS(box.out, "final parameters: identical to the simulation's, bit for bit");
+    const auto summary = nlohmann::json::parse(read(out / "summary.json"));
+    CHECK(summary["emulation"]["params_identical"] == true);
+    CHECK(summary["emulation"]["ranks"] == ranks);
+    CHECK(summary["emulation"]["measured_step_s"].get<double>() > 0);
+    CHECK_CONTAINS(read(out / "report.html"), "Emulated: measured against simulated");
+    // The accuracy at every point is a `dtsim run`'s of the same file.
+    const fs::path run = box.path / ("run" + std::to_string(ranks));
+    REQUIRE(box.run("run " + file.string() + " -q -o " + run.string()) == 0);
+    CHECK(csv_column(out / "metrics.csv", 6) == csv_column(run / "metrics.csv", 6));
+    CHECK(read(out / "simulated" / "metrics.csv") == read(run / "metrics.csv"));
+    // Each rank sent what the simulated ring sends: 2 (p - 1) parts of the gradient a step.
+    CHECK(csv_column(out / "nodes.csv", 6) == csv_column(run / "nodes.csv", 6));
+  }
+  // MPI_Allreduce: the library's summation order, so the model differs by rounding only.
+  const fs::path out = box.path / "lib";
+  REQUIRE(box.run("emulate " + scenario(4).string() + " --mpi-allreduce -q -o " + out.string(),
+                  mpirun(4) + DTSIM_EXE) == 0);
+  const auto summary = nlohmann::json::parse(read(out / "summary.json"));
+  CHECK(summary["emulation"]["exchange"] == "MPI_Allreduce");
+  CHECK(summary["emulation"]["relative_diff"].get<double>() < 1e-5);
+  // The wrong number of ranks, said once (by rank 0), exit 2, nothing written.
+  CHECK(box.run("emulate " + scenario(2).string() + " -o " + (box.path / "bad").string(),
+                mpirun(3) + DTSIM_EXE) == 2);
+  CHECK_CONTAINS(box.err,
+                 "the scenario has 2 worker(s): run it on 2 rank(s) (mpirun -np 2), not 3");
+  CHECK_FALSE(fs::exists(box.path / "bad"));
+}
+
+TEST_CASE("dtsim calibrate prints settings a scenario takes") {
+  if (!have_fashion_mnist()) {
+    MESSAGE("skipped: dataset-fashion-mnist is not installed (scripts/setup installs it)");
+    return;
+  }
+  Sandbox box;
+  const fs::path file = box.write("c.toml",
+                                  "name = \"c\"\n[model]\nkind = \"mlp\"\nhidden = [64]\n[data]\n"
+                                  "dataset = \"fashion-mnist\"\ntrain_samples = 2000\n"
+                                  "test_samples = 500\n[cluster]\nworkers = 2\n");
+  REQUIRE(box.run("calibrate " + file.string() + " --repeats 10") == 0);
+  CHECK_CONTAINS(box.out, "[cluster]\ncompute = \"");
+  CHECK_CONTAINS(box.out, "# [network]: run under mpirun");
+  // Under mpirun: the network too; the set form is accepted by the scenario it measured.
+  REQUIRE(box.run("calibrate " + file.string() + " --mpi --repeats 10 --format set",
+                  mpirun(2) + DTSIM_EXE) == 0);
+  const std::string set = box.out.substr(0, box.out.find('\n'));
+  CHECK_CONTAINS(set, "--set network.latency=");
+  CHECK_CONTAINS(set, "--set network.bandwidth=");
+  REQUIRE(box.run("validate " + file.string() + " " + set) == 0);
+  CHECK_CONTAINS(box.out, "network.topology = star");
+  CHECK(box.run("calibrate " + file.string() + " --format yaml") == 2);
+  CHECK_CONTAINS(box.err, "--format: \"yaml\": expected toml or set");
 }
 
 TEST_CASE("dtsim sweep --emit slurm writes each point as a scenario and a job array") {
