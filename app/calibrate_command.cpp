@@ -3,8 +3,8 @@
 //
 // Compute: the wall time of a worker's step as the simulation charges it (the gradient of its
 // next batch: gather, forward, backward, clipping; then the optimizer's update), the mean of
-// --repeats steps after a warm-up; compute = the step's FLOPs as charged / that time. Under
-// mpirun with --mpi every rank measures at once, so ranks that share cores are measured
+// --repeats steps after a warm-up of 0.3 s; compute = the step's FLOPs as charged / that time.
+// Under mpirun with --mpi every rank measures at once, so ranks that share cores are measured
 // sharing them (as `dtsim emulate` runs them), and the median over ranks is printed.
 //
 // Network (--mpi, 2 ranks or more): a ping-pong between ranks 0 and 1 (and at the same time
@@ -41,7 +41,7 @@ namespace {
 struct CalibrateOptions {
   ScenarioOptions scenario;
   bool mpi = false;
-  int repeats = 50;
+  int repeats = 200;
   std::string format = "toml";
 };
 
@@ -53,12 +53,11 @@ double median(std::vector<double> v) {
 
 // What the simulation charges a worker for one step, and how long it takes here: the
 // gradient of its next batch (gather, forward, backward, clipping) and the optimizer's
-// update, as the worker of `rank` among `ranks` runs them (its partition, its sampler). The
-// mean over `repeats` steps after a warm-up: a run's time is the steps' sum, slow ones
-// included.
+// update, as the worker of `rank` among `ranks` runs them (its partition, its sampler), over
+// `repeats` steps after a warm-up.
 struct StepCost {
   double flops = 0;
-  double seconds = 0;  // the median step
+  double seconds = 0;  // the median step (of the fitted lognormal)
   double jitter = 0;   // the standard deviation of the steps' log times
 };
 
@@ -76,8 +75,16 @@ StepCost step_cost(const Scenario& s, const DatasetPair& data, int rank, int ran
   std::vector<std::uint32_t> rows;
   const double lr = s.train.schedule.lr;
   std::vector<double> times;
-  constexpr int kWarmUp = 5;
-  for (int i = -kWarmUp; i < repeats; ++i) {
+  // A warm-up of at least 0.3 s (as emulate's): a cold process's first steps are several times
+  // slower than its steady pace.
+  const auto begin = std::chrono::steady_clock::now();
+  int warm = 0;
+  while (warm < 5 || std::chrono::steady_clock::now() - begin < std::chrono::milliseconds(300)) {
+    sampler.next(rows);
+    model.gradient(params, gather_batch(data.train, rows, ws), grads, ws);
+    ++warm;
+  }
+  for (int i = 0; i < repeats; ++i) {
     const auto start = std::chrono::steady_clock::now();
     sampler.next(rows);
     const Batch batch = gather_batch(data.train, rows, ws);
@@ -86,17 +93,20 @@ StepCost step_cost(const Scenario& s, const DatasetPair& data, int rank, int ran
     optimizer.step(params, grads, lr);
     const double t =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (i >= 0) times.push_back(t);
+    times.push_back(t);
   }
+  // A lognormal fitted to the step times (maximum likelihood): its median exp(mu) is the
+  // step at the node's speed, its sigma the jitter (the simulation's jobs are lognormal with
+  // median 1), so the simulated mean step exp(mu + sigma^2 / 2) is the measured one's.
   StepCost cost;
-  cost.seconds = median(times);
   double sum = 0, squares = 0;
   for (double t : times) {
     sum += std::log(t);
     squares += std::log(t) * std::log(t);
   }
-  const double mean = sum / repeats;
-  cost.jitter = repeats > 1 ? std::sqrt(std::max(0.0, squares / repeats - mean * mean)) : 0.0;
+  const double mu = sum / repeats;
+  cost.seconds = std::exp(mu);
+  cost.jitter = std::sqrt(std::max(0.0, squares / repeats - mu * mu));
   // As RunCore charges them: the gradient (and clipping), then averaging and the update.
   cost.flops = model.forward_flops(s.train.batch_size) + model.backward_flops(s.train.batch_size) +
                (s.train.clip_norm > 0 ? 3.0 * static_cast<double>(n) : 0.0) +
@@ -159,8 +169,15 @@ Fit ping_pong(MpiTransport& t, int repeats, double scenario_bytes) {
     if (bytes == 8) fit.alpha = time;
     if (lead) fmt::print(stderr, "  {:>10} B  {:>10.2f} us\n", bytes, time * 1e6);
   }
+  // The scenario's size three times, between the others, and the median of the three: a burst
+  // of preemptions (ranks sharing cores) can hold up one whole series.
   const auto own = static_cast<std::size_t>(scenario_bytes);
-  const double time = one_way(t, own, repeats);
+  std::vector<double> series;
+  for (int i = 0; i < 3; ++i) {
+    series.push_back(one_way(t, own, repeats));
+    one_way(t, 8, repeats);
+  }
+  const double time = median(series);
   if (lead) {
     fmt::print(stderr, "  {:>10} B  {:>10.2f} us  (the scenario's messages)\n", own, time * 1e6);
   }
@@ -222,7 +239,7 @@ int calibrate(const CalibrateOptions& opt) {
   fmt::print(
       stderr,
       "dtsim: a worker's step (gradient of a batch of {} and update, {:.4g} GFLOP as "
-      "charged) takes {:.4g} ms here (median of {}{})\n",
+      "charged) takes {:.4g} ms here (lognormal median of {}{})\n",
       s.train.batch_size, cost.flops * 1e-9, cost.seconds * 1e3, opt.repeats,
       ranks > 1 ? fmt::format("; median over {} ranks measuring at once", ranks) : std::string());
   // (No spaces, so that the set format survives a shell's word splitting.)
@@ -276,7 +293,7 @@ Command add_calibrate_command(CLI::App& app) {
   cmd->add_flag("--mpi", opt->mpi,
                 "Run under mpirun or srun: every rank measures compute at once, then pairs of "
                 "ranks the network (rank 0's pair is printed)");
-  cmd->add_option("--repeats", opt->repeats, "Timed steps per rank (default 50)");
+  cmd->add_option("--repeats", opt->repeats, "Timed steps per rank (default 200)");
   cmd->add_option("--format", opt->format,
                   "toml: a snippet to paste into a scenario (default); set: --set options");
   return {cmd, [opt] { return calibrate(*opt); }};
