@@ -21,6 +21,7 @@
 #include "reports/run_writer.hpp"
 #include "reports/trace_writer.hpp"
 #include "sim/emulate/emulation.hpp"
+#include "sim/train/health.hpp"
 
 namespace dtsim::app {
 namespace {
@@ -58,10 +59,13 @@ int emulate_run(const EmulateOptionsCli& cli) {
   const bool lead = mpi.rank() == 0;
   EmulateOptions options;
   options.library_allreduce = cli.mpi_allreduce;
-  // Every rank reads the scenario and its data; all find the same problems, and rank 0 says.
+  // Every rank reads the scenario and its data, and they agree on whether all could: rank 0
+  // says what went wrong (or a rank whose error rank 0 did not have), then all exit 2
+  // together (mpirun would cut rank 0 short if another rank exited first).
   std::optional<Scenario> scenario;
   SetUp ready;
   std::filesystem::path dir;
+  std::string error;
   try {
     scenario.emplace(load_scenario(opt.scenario, overrides_of(opt)));
     const std::string problem = emulation_problem(*scenario, mpi.size(), options);
@@ -69,9 +73,19 @@ int emulate_run(const EmulateOptionsCli& cli) {
     ready = set_up(*scenario, opt, threads_or_cores(opt.threads));
     dir = output_dir(opt, "-emulated");
     if (lead) create_output_dir(dir);
-  } catch (const std::exception&) {
-    if (!lead) return kExitBadInput;
-    throw;
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  std::vector<float> failed = {error.empty() ? 0.0f : 1.0f};
+  std::vector<float> lead_failed = {lead && !error.empty() ? 1.0f : 0.0f};
+  transport.allreduce_sum(failed);
+  transport.allreduce_sum(lead_failed);
+  if (failed[0] > 0) {
+    if (!error.empty() && (lead || lead_failed[0] == 0)) {
+      fmt::print(stderr, "{}{}\n", lead ? "" : fmt::format("rank {}: ", mpi.rank()), error);
+    }
+    transport.barrier();
+    return kExitBadInput;
   }
   if (lead && !opt.quiet) {
     fmt::print(stderr, "dtsim: emulating {} on {} MPI ranks ({}), {} train samples of {}\n",
@@ -112,6 +126,11 @@ int emulate_run(const EmulateOptionsCli& cli) {
                                stats.relative_diff, stats.max_abs_diff));
   fmt::print("report: {}\n", (dir / "report.html").string());
   fmt::print("outputs: {}/ (measured), {}/ (simulated)\n", dir.string(), sim_dir.string());
+  if (measured.health != Health::kOk) {  // (as dtsim run: exit 1)
+    fmt::print(stderr, "dtsim: the emulated run's health is {}: {}. {}\n",
+               to_string(measured.health), measured.health_reason, health_advice(measured.health));
+    return kExitRunFailed;
+  }
   return kExitOk;
 #endif
 }

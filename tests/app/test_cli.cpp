@@ -751,6 +751,23 @@ TEST_CASE("dtsim emulate: real MPI processes end with the simulation's model and
     // Each rank sent what the simulated ring sends: 2 (p - 1) parts of the gradient a step.
     CHECK(csv_column(out / "nodes.csv", 6) == csv_column(run / "nodes.csv", 6));
   }
+  // Parameter servers on ranks of their own: 2 workers and 1 shard, bsp (the simulation's
+  // model) and asp (steps x workers gradients, in the machine's order).
+  const fs::path ps =
+      box.write("ps.toml", read(scenario(2)) + "[strategy]\narchitecture = \"ps\"\n");
+  REQUIRE(box.run("emulate " + ps.string() + " -q --set cluster.servers=1 -o " +
+                      (box.path / "ps").string(),
+                  mpirun(3) + DTSIM_EXE) == 0);
+  CHECK(nlohmann::json::parse(
+            read(box.path / "ps" / "summary.json"))["emulation"]["params_identical"] == true);
+  REQUIRE(box.run("emulate " + ps.string() +
+                      " -q --set cluster.servers=1 --set strategy.sync=asp "
+                      "--set train.optimizer=sgd --set train.lr=0.1 -o " +
+                      (box.path / "asp").string(),
+                  mpirun(3) + DTSIM_EXE) == 0);
+  const auto asp = nlohmann::json::parse(read(box.path / "asp" / "summary.json"));
+  CHECK(asp["steps"] == 120);
+  CHECK(asp["final_test_accuracy"].get<double>() > 0.5);
   // MPI_Allreduce: the library's summation order, so the model differs by rounding only.
   const fs::path out = box.path / "lib";
   REQUIRE(box.run("emulate " + scenario(4).string() + " --mpi-allreduce -q -o " + out.string(),

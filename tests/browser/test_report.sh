@@ -106,4 +106,19 @@ grep -q '<h1 id="title">&lt;script&gt;alert(1)&lt;/script&gt;</h1>' "$out/compar
   fail "compare.html: the title is not shown as escaped text"
 [ -s "$out/compare.png" ] || fail "empty compare screenshot"
 echo "compare.html: 4 charts, $cpoints points, no errors; screenshot $out/compare.png"
-echo "3 passed, 0 failed"
+# An emulated run's report (dtsim emulate under mpirun): its comparison section is shown.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+mpirun -np 4 --oversubscribe "$exe" emulate "$out/scenario.toml" -o "$out/emulated" -q >/dev/null ||
+  fail "dtsim emulate failed"
+eurl="file://$out/emulated/report.html"
+"$browser" "${flags[@]}" --user-data-dir="$out/profile6" --dump-dom "$eurl" >"$out/emulated-dom.html" 2>>"$out/chromium.log" ||
+  fail "chromium could not load the emulated report"
+ebody=$(grep -o '<body[^>]*>' "$out/emulated-dom.html" || true)
+echo "emulated body: $ebody"
+echo "$ebody" | grep -q 'data-errors=""' || fail "emulated report: page errors"
+grep -q '<section id="emulation">' "$out/emulated-dom.html" || fail "emulated report: no comparison section"
+grep -q '<td>time per step</td>' "$out/emulated-dom.html" || fail "emulated report: no comparison table"
+grep -q 'The final parameters are the simulation.s, bit for bit.' "$out/emulated-dom.html" ||
+  fail "emulated report: the parameters' verdict is missing"
+echo "emulated report.html: comparison shown, no errors"
+echo "4 passed, 0 failed"
