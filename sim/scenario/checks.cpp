@@ -118,17 +118,21 @@ void check_compression(ScenarioChecks& c, const Scenario& s) {
                         "not {} {}",
                         fmt::join(where, ", "), to_string(st.architecture), to_string(st.sync)));
   }
-  if (robust && (!mode.reads("aggregation") || st.backup_workers > 0)) {
+  // (Over an allreduce, backup workers join with zeros, which a robust rule would count.)
+  const bool allreduce_backup =
+      st.backup_workers > 0 && st.architecture == Architecture::kAllreduce;
+  if (robust && (!mode.reads("aggregation") || allreduce_backup)) {
     c.error("strategy.aggregation",
-            fmt::format("an aggregation rule other than mean needs a step's gradients together: "
-                        "sync = {} (without backup workers), not \"{}\"",
+            fmt::format("an aggregation rule other than mean needs several gradients together: "
+                        "sync = {} (over an allreduce: without backup workers), not \"{}\"",
                         quoted_modes_reading("aggregation"), to_string(st.sync)));
   }
+  // (The asynchronous servers decode each payload as it arrives: no vote.)
   if (codec.kind == CodecKind::kSign && coded && mode.takes_compression &&
-      !mode.reads("aggregation")) {
+      st.sync != SyncMode::kBsp) {
     c.error("compression.codec",
             fmt::format("codec = \"sign\" is a majority vote over a step's gradients; \"{}\" "
-                        "applies them one at a time: use ef-sign or onebit",
+                        "decodes them one at a time: use ef-sign or onebit",
                         to_string(st.sync)));
   }
   if (codec.momentum_correction && s.train.optimizer.kind != OptimizerKind::kSgd) {
@@ -155,17 +159,25 @@ void check_compression(ScenarioChecks& c, const Scenario& s) {
     c.error("strategy.aggregation",
             "powersgd sums low-rank factors; it cannot feed a robust aggregation rule");
   }
-  if (robust && s.cluster.workers < min_contributions(st.aggregation)) {
+  // The gradients that meet: every worker's, or with backup workers the first p - b.
+  const int together = s.cluster.workers - st.backup_workers;
+  if (robust && together < min_contributions(st.aggregation)) {
     c.error("strategy.aggregation",
-            fmt::format("{} with trim = {} needs at least {} workers, the cluster has {}",
-                        to_string(st.aggregation.kind), st.aggregation.f,
-                        min_contributions(st.aggregation), s.cluster.workers));
+            st.backup_workers > 0
+                ? fmt::format("{} with trim = {} needs at least {} gradients together; with "
+                              "backup_workers = {} a step counts {}",
+                              to_string(st.aggregation.kind), st.aggregation.f,
+                              min_contributions(st.aggregation), st.backup_workers, together)
+                : fmt::format("{} with trim = {} needs at least {} workers, the cluster has {}",
+                              to_string(st.aggregation.kind), st.aggregation.f,
+                              min_contributions(st.aggregation), s.cluster.workers));
   }
   if (st.aggregation.kind == AggregationKind::kMultiKrum && st.aggregation.m > 0 &&
-      st.aggregation.m > s.cluster.workers - st.aggregation.f - 2) {
+      st.aggregation.m > together - st.aggregation.f - 2) {
     c.error("strategy.krum_m",
-            fmt::format("multi-krum averages at most workers - trim - 2 = {} contributions",
-                        s.cluster.workers - st.aggregation.f - 2));
+            fmt::format("multi-krum averages at most {} - trim - 2 = {} contributions",
+                        st.backup_workers > 0 ? "workers - backup_workers" : "workers",
+                        together - st.aggregation.f - 2));
   }
 }
 

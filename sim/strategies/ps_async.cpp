@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "engine/aggregate.hpp"
 #include "sim/net/collectives.hpp"
 #include "sim/net/tags.hpp"
 #include "sim/net/wire.hpp"
@@ -267,10 +268,16 @@ Task<> AsyncPs::apply(ServerShard& sv, int s, std::vector<Pending> group, double
   const double size = static_cast<double>(group.size());
   const double lambda = c.config().delay_compensation;
   const bool dc = lambda > 0;
-  // Summing (more than one), delay compensation (4 flops per element each), averaging, the
-  // optimizer step.
-  const double flops = (size > 1 ? size + 1 : 0) * static_cast<double>(n) +
-                       (dc ? 4 * size * static_cast<double>(n) : 0) +
+  // A robust rule (ssp's clocks, backup workers' steps) over the group's gradients, when it
+  // has as many as the rule needs (a clock that lost workers to crashes may not: averaged).
+  const AggregationConfig& rule = c.config().aggregation;
+  const bool robust = rule.kind != AggregationKind::kMean && group.size() > 1 &&
+                      static_cast<int>(group.size()) >= min_contributions(rule);
+  // Summing (more than one) and averaging, or the rule; delay compensation (4 flops per
+  // element each); the optimizer step.
+  const double combine = robust ? aggregate_flops(rule, static_cast<int>(group.size()), n)
+                                : (size > 1 ? size + 1 : 0) * static_cast<double>(n);
+  const double flops = combine + (dc ? 4 * size * static_cast<double>(n) : 0) +
                        optimizer_step_flops(c.scenario().train.optimizer.kind, n);
   std::vector<double> scale;
   for (const Pending& g : group) {
@@ -282,9 +289,28 @@ Task<> AsyncPs::apply(ServerShard& sv, int s, std::vector<Pending> group, double
   }
   std::function<void()> work;
   if (c.numerics()) {
-    work = [&sv, &group, &scale, lr, dc, lambda] {
-      std::fill(sv.buffer.begin(), sv.buffer.end(), 0.0f);
+    work = [&sv, &group, &scale, &rule, lr, dc, lambda, robust] {
       const auto l = static_cast<float>(lambda);
+      if (robust) {
+        // Each gradient as the mean would take it (scaled, compensated), then the rule.
+        std::vector<std::vector<float>> inputs(group.size());
+        std::vector<std::span<const float>> spans;
+        for (std::size_t i = 0; i < group.size(); ++i) {
+          const Pending& g = group[i];
+          const auto f = static_cast<float>(scale[i]);
+          inputs[i].resize(g.grad.size());
+          for (std::size_t j = 0; j < g.grad.size(); ++j) {
+            float d = g.grad[j];
+            if (dc) d += l * d * d * (sv.params[j] - g.read_params[j]);
+            inputs[i][j] = scale[i] == 1.0 ? d : f * d;
+          }
+          spans.emplace_back(inputs[i]);
+        }
+        aggregate(rule, spans, {}, sv.buffer);
+        sv.optimizer->step(sv.params, sv.buffer, lr);
+        return;
+      }
+      std::fill(sv.buffer.begin(), sv.buffer.end(), 0.0f);
       for (std::size_t i = 0; i < group.size(); ++i) {
         const Pending& g = group[i];
         const auto f = static_cast<float>(scale[i]);

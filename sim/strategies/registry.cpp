@@ -89,7 +89,7 @@ const std::vector<StrategyEntry>& table() {
        S::kSsp,
        "ssp",
        "clock by clock, nobody more than `staleness` clocks ahead of the slowest",
-       {"staleness", "staleness_lr", "delay_compensation"},
+       {"staleness", "staleness_lr", "delay_compensation", "aggregation"},
        true,
        true,
        &check_ps_ssp,

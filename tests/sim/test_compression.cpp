@@ -171,6 +171,39 @@ TEST_CASE("one Byzantine worker of 8: the mean breaks, robust rules hold") {
   }
 }
 
+TEST_CASE("robust rules where a server sees several gradients at once: ssp, backup workers") {
+  const std::vector<std::string> attack = {
+      "cluster.workers=8", "train.epochs=4", "cluster.servers=1", "strategy.architecture=\"ps\"",
+      "faults=[{kind=\"byzantine\", node=3, at=\"0s\", mode=\"sign-flip\", factor=10}]"};
+  const auto with = [&](const std::vector<std::string>& mode, const char* rule) {
+    std::vector<std::string> m = attack;
+    m.insert(m.end(), mode.begin(), mode.end());
+    m.push_back(std::string("strategy.aggregation=\"") + rule + "\"");
+    m.push_back("strategy.trim=1");
+    return run(m);
+  };
+  const std::vector<std::vector<std::string>> modes = {
+      {"strategy.sync=\"ssp\"", "strategy.staleness=1"},
+      {"strategy.sync=\"bsp\"", "strategy.backup_workers=1"}};
+  for (const std::vector<std::string>& mode : modes) {
+    CAPTURE(mode[0]);
+    const RunResult mean = with(mode, "mean");
+    CHECK(mean.evals.back().test_accuracy < 0.6);
+    for (const char* rule : {"median", "trimmed-mean", "krum"}) {
+      CAPTURE(rule);
+      const RunResult r = with(mode, rule);
+      CHECK(r.evals.back().test_accuracy > 0.9);
+      // The rule is charged: the server's compute is more than the mean's.
+      CHECK(r.nodes[8].compute_s > mean.nodes[8].compute_s);
+    }
+  }
+  // Fewer gradients a step than the rule needs: refused.
+  CHECK_THROWS_WITH_AS(coded_scenario({"cluster.workers=5", "cluster.servers=1",
+                                       "strategy.architecture=\"ps\"", "strategy.backup_workers=1",
+                                       "strategy.aggregation=\"krum\"", "strategy.trim=1"}),
+                       doctest::Contains("with backup_workers = 1 a step counts 4"), ScenarioError);
+}
+
 TEST_CASE("a Byzantine fault starts at its time") {
   const RunResult honest = run({});
   const double half = honest.evals[2].virtual_time_s;  // after step 10

@@ -263,7 +263,9 @@ TEST_CASE("errors name file, line, column and key") {
         "name = \"x\"\n[cluster]\nworkers = 4\nservers = 1\n[strategy]\narchitecture = \"ps\"\n"
         "sync = \"asp\"\naggregation = \"median\"\n");
     REQUIRE(e.size() == 1);
-    CHECK_CONTAINS(e[0].message(), "needs a step's gradients together: sync = \"bsp\"");
+    CHECK_CONTAINS(e[0].message(),
+                   "needs several gradients together: sync = \"bsp\" | \"ssp\" (over an "
+                   "allreduce: without backup workers), not \"asp\"");
     CHECK(parse_scenario("name = \"x\"\n[cluster]\nservers = 1\n[strategy]\narchitecture = \"ps\"\n"
                          "sync = \"asp\"\n[compression]\ncodec = \"topk\"\n",
                          "s.toml")
