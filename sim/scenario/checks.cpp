@@ -151,6 +151,24 @@ void check_compression(ScenarioChecks& c, const Scenario& s) {
     c.error("compression.codec",
             "powersgd rides an allreduce (two rounds per step): use architecture = \"allreduce\"");
   }
+  // Gossip sends CHOCO-SGD's compressed differences to the public copies (gossip.cpp).
+  if (coded && st.sync == SyncMode::kDPsgd) {
+    if (codec.kind == CodecKind::kSign) {
+      c.error("compression.codec",
+              "codec = \"sign\" is a majority vote over a step's gradients; d-psgd sends its "
+              "replica's differences to each neighbour: use ef-sign or onebit");
+    }
+    if (codec.error_feedback.value_or(false)) {
+      c.error("compression.error_feedback",
+              "d-psgd compresses CHOCO-SGD's differences to the public copies, which already "
+              "keep what compression dropped: leave error_feedback out");
+    }
+    if (codec.momentum_correction) {
+      c.error("compression.momentum_correction",
+              "DGC's momentum correction is for gradients; d-psgd compresses its replica's "
+              "differences");
+    }
+  }
   if (codec.kind == CodecKind::kSign && robust) {
     c.error("strategy.aggregation",
             "codec = \"sign\" aggregates by majority vote; leave aggregation at mean");

@@ -214,7 +214,7 @@ void read_strategy(TomlReader& r, const toml::table& t, StrategyConfig& s) {
                {"architecture", "sync", "collective", "time_only", "staleness", "local_steps",
                 "backup_workers", "staleness_lr", "delay_compensation", "aggregation", "trim",
                 "krum_m", "stages", "micro_batches", "stage_layers", "tensor_parallel",
-                "data_parallel", "failure_timeout"});
+                "data_parallel", "failure_timeout", "consensus_step"});
   r.get_choice(t, "strategy", "aggregation", aggregation_names(), s.aggregation.kind);
   r.get_int(t, "strategy", "trim", s.aggregation.f, 0, 1'000'000);
   r.get_int(t, "strategy", "krum_m", s.aggregation.m, 1, 1'000'000);
@@ -233,6 +233,7 @@ void read_strategy(TomlReader& r, const toml::table& t, StrategyConfig& s) {
   if (local_steps > 0) s.local_steps = local_steps;
   r.get_int(t, "strategy", "backup_workers", s.backup_workers, 0, 1'000'000);
   r.get_double(t, "strategy", "delay_compensation", s.delay_compensation, 0.0, 1e6);
+  r.get_double(t, "strategy", "consensus_step", s.consensus_step, 1e-6, 1.0);
   r.get_bool(t, "strategy", "staleness_lr", s.staleness_lr);
   r.get_choice(t, "strategy", "collective", allreduce_algo_names(), s.collective);
   r.get_bool(t, "strategy", "time_only", s.time_only);

@@ -94,6 +94,9 @@ void strategy(const Scenario& s, Settings& out) {
     }
     if (key == "staleness_lr") add(key, st.staleness_lr ? "true" : "false");
     if (key == "delay_compensation") add(key, fmt::format("{}", st.delay_compensation));
+    if (key == "consensus_step" && s.compression.kind != CodecKind::kNone) {
+      add(key, fmt::format("{}", st.consensus_step));
+    }
     if (key == "stages") add(key, fmt::format("{}", st.stages));
     if (key == "micro_batches") add(key, fmt::format("{}", st.micro_batches));
     if (key == "stage_layers") {

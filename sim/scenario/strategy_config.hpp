@@ -25,6 +25,7 @@ struct StrategyConfig {
   int backup_workers = 0;          // bsp: each step uses the first (workers - b) gradients
   bool staleness_lr = false;       // asp/ssp/delayed: lr / max(1, staleness)
   double delay_compensation = 0;   // asp/ssp/delayed: DC-ASGD lambda (0: off)
+  double consensus_step = 0.5;     // d-psgd with [compression]: CHOCO-SGD's gamma
   AggregationConfig aggregation;   // where contributions meet (bsp); trim = f
   // Model parallelism: nodes per model replica (pipeline stages, or tensor shards / column
   // groups) and replicas (data parallel across them).

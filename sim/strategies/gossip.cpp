@@ -10,6 +10,17 @@
 //   the exchange overlaps the computation, then mixes what it received and steps. It runs on
 //   to its last step after a divergence: a worker knows only its neighbours.
 //
+// d-psgd with [compression] is CHOCO-SGD (Koloskova et al. 2019): every worker keeps public
+// copies x^_j of its neighbours' replicas and of its own (all equal to the initial model at
+// the start: everyone knows it), and each step
+//     x_i <- the optimizer's step on g_i(x_i)
+//     q_i  = decode(encode(x_i - x^_i))            sent to every neighbour
+//     x^_j <- x^_j + q_j  for j = i and its neighbours
+//     x_i <- x_i + gamma * sum_j W_ij (x^_j - x^_i)  (gamma: strategy.consensus_step)
+//   The copies keep what compression dropped (so there is no error-feedback memory). The
+//   gradient comes first, so the exchange does not overlap it. Encoding is charged per
+//   element as for the other strategies, decoding for each of the deg + 1 payloads.
+//
 // ad-psgd (Lian et al. 2018), asynchronous: each worker loops
 //   1. copy its replica x_i, and send the copy to one neighbour chosen at random (seeded),
 //   2. compute a gradient on the copy while the messages travel,
@@ -27,6 +38,7 @@
 #include <algorithm>
 #include <functional>
 
+#include "engine/compress.hpp"
 #include "engine/rng.hpp"
 #include "sim/net/tags.hpp"
 #include "sim/net/wire.hpp"
@@ -91,9 +103,13 @@ class DPsgd : public Gossip {
       mixing.push_back(static_cast<float>(self));
       mixing_.push_back(std::move(mixing));
     }
+    coded_ = core.scenario().compression.kind != CodecKind::kNone;
+    if (coded_) set_up_choco();
   }
   void start() override {
-    for (int w = 0; w < core().workers(); ++w) core().sim().spawn(worker(w));
+    for (int w = 0; w < core().workers(); ++w) {
+      core().sim().spawn(coded_ ? choco_worker(w) : worker(w));
+    }
   }
   std::span<const float> global_params(double& consensus) override {
     return replicas_.average(consensus, !core().running());
@@ -101,8 +117,105 @@ class DPsgd : public Gossip {
 
  private:
   Task<> worker(int w);
+  Task<> choco_worker(int w);
+  // CHOCO-SGD: the worker's encoder (no error feedback) and decoder, and its public copies:
+  // its neighbours' (in neighbours(w)'s order), then its own.
+  struct Choco {
+    std::unique_ptr<Compressor> encoder;
+    std::unique_ptr<Compressor> decoder;
+    std::vector<std::vector<float>> copies;
+    std::vector<float> q;  // a decoded difference
+  };
+  void set_up_choco();
+
   std::vector<std::vector<float>> mixing_;
+  bool coded_ = false;
+  std::vector<Choco> choco_;
 };
+
+void DPsgd::set_up_choco() {
+  RunCore& c = core();
+  CodecConfig codec = c.scenario().compression;
+  codec.error_feedback = false;
+  const std::size_t n = c.num_params();
+  for (int w = 0; w < c.workers(); ++w) {
+    Choco ch;
+    ch.encoder = std::make_unique<Compressor>(codec, n, c.scenario().seed, w);
+    ch.decoder = std::make_unique<Compressor>(codec, n, c.scenario().seed, -1);
+    if (c.numerics()) {
+      ch.copies.assign(neighbours(w).size() + 1, c.initial_params());
+      ch.q.assign(n, 0.0f);
+    }
+    choco_.push_back(std::move(ch));
+  }
+}
+
+Task<> DPsgd::choco_worker(int w) {
+  RunCore& c = core();
+  Simulation& sim = c.sim();
+  GradientWorker& wk = c.worker(w);
+  Replica& rep = replicas_[w];
+  Choco& ch = choco_[static_cast<std::size_t>(w)];
+  const std::vector<float>& mixing = mixing_[static_cast<std::size_t>(w)];
+  const std::vector<int>& peers = neighbours(w);
+  const std::size_t n = c.num_params();
+  const double gamma = c.config().consensus_step;
+  const CodecConfig& codec = c.scenario().compression;
+  // The step, the difference and its encoding; then decoding every payload, the copies'
+  // updates and the consensus step (2 flops per element and neighbour).
+  const double encode_flops = optimizer_step_flops(c.scenario().train.optimizer.kind, n) +
+                              (1.0 + encode_flops_per_element(codec)) * static_cast<double>(n);
+  const double mix_flops = static_cast<double>(peers.size() + 1) *
+                               (decode_flops_per_element(codec) + 1.0) * static_cast<double>(n) +
+                           2.0 * static_cast<double>(peers.size()) * static_cast<double>(n);
+  std::vector<float> diff(c.numerics() ? n : 0);
+  for (std::uint64_t step = 0; step < c.total_steps(); ++step) {
+    const std::uint64_t tag = tags::step_tag(step);
+    co_await c.gradient(w, rep.params);
+    const double lr = c.lr_at(step);
+    auto payload = std::make_shared<Payload>();
+    std::function<void()> encode;
+    if (c.numerics()) {
+      encode = [&wk, &rep, &ch, &diff, &payload, lr, step] {
+        rep.optimizer->step(rep.params, wk.grads, lr);
+        const std::vector<float>& own = ch.copies.back();
+        for (std::size_t i = 0; i < diff.size(); ++i) diff[i] = rep.params[i] - own[i];
+        ch.encoder->encode(diff, step, *payload);
+      };
+    }
+    co_await sim.compute(wk.node, c.job_time(wk.node, encode_flops), std::move(encode), "encode");
+    const std::uint64_t bytes = c.numerics() ? payload->size() : ch.encoder->payload_size(step);
+    for (const int v : peers) {
+      Message m{wk.node, v, tag, bytes, nullptr, nullptr};
+      m.payload = payload;
+      sim.send(std::move(m));
+    }
+    std::vector<Message> theirs;
+    for (const int v : peers) theirs.push_back(co_await sim.recv(wk.node, v, tag));
+    std::function<void()> mix;
+    if (c.numerics()) {
+      mix = [&rep, &ch, &theirs, &mixing, &payload, gamma, step] {
+        // Every copy moves by its decoded difference (its owner's payload).
+        for (std::size_t j = 0; j <= theirs.size(); ++j) {
+          const Payload& p = j < theirs.size() ? *theirs[j].payload : *payload;
+          ch.decoder->decode(p, ch.q, step);
+          std::vector<float>& copy = ch.copies[j];
+          for (std::size_t i = 0; i < copy.size(); ++i) copy[i] += ch.q[i];
+        }
+        const std::vector<float>& own = ch.copies.back();
+        for (std::size_t j = 0; j < theirs.size(); ++j) {
+          const auto weight = static_cast<float>(gamma * mixing[j]);
+          const std::vector<float>& copy = ch.copies[j];
+          for (std::size_t i = 0; i < copy.size(); ++i) {
+            rep.params[i] += weight * (copy[i] - own[i]);
+          }
+        }
+      };
+    }
+    co_await sim.compute(wk.node, c.job_time(wk.node, mix_flops), std::move(mix), "mix");
+    replicas_.step_done(w, step + 1, step + 1 == c.total_steps());
+  }
+}
 
 Task<> DPsgd::worker(int w) {
   RunCore& c = core();

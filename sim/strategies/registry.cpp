@@ -108,9 +108,10 @@ const std::vector<StrategyEntry>& table() {
       {A::kGossip,
        S::kDPsgd,
        "d-psgd",
-       "every step, average the replica with the neighbours' (Metropolis-Hastings weights)",
-       {},
-       false,
+       "every step, average the replica with the neighbours' (Metropolis-Hastings weights); "
+       "with [compression], CHOCO-SGD",
+       {"consensus_step"},
+       true,
        false,
        nullptr,
        &predict_dpsgd,

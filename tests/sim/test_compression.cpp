@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/compress.hpp"
 #include "sim/train/summary.hpp"
 #include "sim/train/trainer.hpp"
 #include "tests/test_support.hpp"
@@ -202,6 +203,52 @@ TEST_CASE("robust rules where a server sees several gradients at once: ssp, back
                                        "strategy.architecture=\"ps\"", "strategy.backup_workers=1",
                                        "strategy.aggregation=\"krum\"", "strategy.trim=1"}),
                        doctest::Contains("with backup_workers = 1 a step counts 4"), ScenarioError);
+}
+
+TEST_CASE("gossip with compression is CHOCO-SGD: fewer bytes, the same accuracy") {
+  const std::vector<std::string> gossip = {"strategy.architecture=\"gossip\"",
+                                           "strategy.sync=\"d-psgd\"", "train.epochs=4"};
+  const auto with = [&](std::vector<std::string> extra) {
+    extra.insert(extra.begin(), gossip.begin(), gossip.end());
+    return extra;
+  };
+  const RunResult plain = run(gossip);
+  const double accuracy = plain.evals.back().test_accuracy;
+  REQUIRE(accuracy > 0.9);
+  const std::uint64_t steps = 2 * kSteps;
+  for (const char* codec : {"topk", "qsgd", "fp16"}) {
+    CAPTURE(codec);
+    const std::vector<std::string> extra =
+        with({std::string("compression.codec=\"") + codec + "\"", "compression.ratio=0.25"});
+    const RunResult r = run(extra);
+    CHECK(r.evals.back().test_accuracy >= accuracy - 0.02);
+    // Each of the 4 workers sends its payload to its 2 ring neighbours every step.
+    const Scenario s = coded_scenario(extra);
+    const Compressor sizes(s.compression, kParams, s.seed, 0);
+    CHECK(bytes(r) == 4 * 2 * steps * sizes.payload_size(0));
+    CHECK(bytes(r) < bytes(plain));
+    // The same virtual time without numerics, and for any number of threads.
+    std::vector<std::string> time_only = extra;
+    time_only.push_back("strategy.time_only=true");
+    CHECK(run(time_only).virtual_time_s == r.virtual_time_s);
+    const RunResult two = run(extra, 2);
+    CHECK(two.evals.back().test_accuracy == r.evals.back().test_accuracy);
+    CHECK(two.evals.back().consensus_distance == r.evals.back().consensus_distance);
+  }
+  // A tiny consensus step barely mixes: the replicas drift apart.
+  const RunResult apart = run(with({"compression.codec=\"topk\"", "compression.ratio=0.25",
+                                    "strategy.consensus_step=0.000001"}));
+  const RunResult mixed = run(with({"compression.codec=\"topk\"", "compression.ratio=0.25"}));
+  CHECK(apart.evals.back().consensus_distance > 2 * mixed.evals.back().consensus_distance);
+  // What makes no sense here is refused.
+  CHECK_THROWS_WITH_AS(coded_scenario(with({"compression.codec=\"sign\""})),
+                       doctest::Contains("d-psgd sends its replica's differences"), ScenarioError);
+  CHECK_THROWS_WITH_AS(
+      coded_scenario(with({"compression.codec=\"topk\"", "compression.error_feedback=true"})),
+      doctest::Contains("leave error_feedback out"), ScenarioError);
+  CHECK_THROWS_WITH_AS(coded_scenario({"strategy.architecture=\"gossip\"",
+                                       "strategy.sync=\"ad-psgd\"", "compression.codec=\"topk\""}),
+                       doctest::Contains("compression works with"), ScenarioError);
 }
 
 TEST_CASE("a Byzantine fault starts at its time") {
