@@ -246,12 +246,12 @@ TEST_CASE("errors name file, line, column and key") {
     CHECK_CONTAINS(e[0].message(), "krum with trim = 1 needs at least 5 workers");
     e = errors_of(
         "name = \"x\"\n[cluster]\nworkers = 4\n[strategy]\narchitecture = \"gossip\"\n"
-        "sync = \"d-psgd\"\n[compression]\ncodec = \"fp16\"\n");
+        "sync = \"ad-psgd\"\n[compression]\ncodec = \"fp16\"\n");
     REQUIRE(e.size() == 1);
     CHECK_CONTAINS(e[0].message(),
                    "compression works with allreduce bsp, ps bsp, ps asp, ps ssp, "
-                   "ps delayed (without backup workers) in this version, not "
-                   "gossip d-psgd");
+                   "ps delayed, gossip d-psgd (without backup workers) in this version, not "
+                   "gossip ad-psgd");
     // Asynchronous servers take codecs, but apply gradients one at a time: no vote, no
     // robust rule.
     e = errors_of(
