@@ -2,8 +2,9 @@
 // [network] settings that make the simulation match it.
 //
 // Compute: the wall time of a worker's step as the simulation charges it (the gradient of its
-// next batch: gather, forward, backward, clipping; then the optimizer's update), the mean of
-// --repeats steps after a warm-up of 0.3 s; compute = the step's FLOPs as charged / that time.
+// next batch: gather, forward, backward, clipping; then the optimizer's update) over --repeats
+// steps after a warm-up of 0.3 s; a lognormal fitted to those times gives compute = the step's
+// FLOPs as charged / its median, and the jitter = its sigma.
 // Under mpirun with --mpi every rank measures at once, so ranks that share cores are measured
 // sharing them (as `dtsim emulate` runs them), and the median over ranks is printed.
 //
@@ -23,6 +24,7 @@
 #include <cmath>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <vector>
 
 #include "app/commands.hpp"
@@ -188,41 +190,75 @@ Fit ping_pong(MpiTransport& t, int repeats, double scenario_bytes) {
 }
 #endif
 
-int calibrate(const CalibrateOptions& opt) {
-  const Scenario s = load_scenario(opt.scenario.scenario, overrides_of(opt.scenario));
+struct Inputs {
+  Scenario scenario;
+  DatasetPair data;
+};
+
+Inputs read_inputs(const CalibrateOptions& opt) {
+  Scenario s = load_scenario(opt.scenario.scenario, overrides_of(opt.scenario));
   if (opt.repeats < 1) throw InputError({}, "--repeats", "expected at least 1");
   if (opt.format != "toml" && opt.format != "set") {
     throw InputError({}, "--format", fmt::format("\"{}\": expected toml or set", opt.format));
   }
-  const DatasetPair data = load_data(s);
+  DatasetPair data = load_data(s);
+  return {std::move(s), std::move(data)};
+}
+
+int calibrate(const CalibrateOptions& opt) {
+#ifndef DTSIM_HAVE_MPI
+  if (opt.mpi) {
+    throw InputError({}, "--mpi",
+                     "this dtsim was built without MPI: install libopenmpi-dev and openmpi-bin "
+                     "(scripts/setup does) and build again");
+  }
+#else
+  std::unique_ptr<MpiSession> mpi;
+  std::unique_ptr<MpiTransport> t;
+  if (opt.mpi) {
+    mpi = std::make_unique<MpiSession>();
+    t = std::make_unique<MpiTransport>();
+  }
+#endif
+  std::optional<Inputs> in;
+  if (!opt.mpi) {
+    in.emplace(read_inputs(opt));
+  } else {
+#ifdef DTSIM_HAVE_MPI
+    // Every rank reads; rank 0 alone says what is wrong.
+    std::string error;
+    try {
+      in.emplace(read_inputs(opt));
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    if (some_rank_failed(*t, error)) return kExitBadInput;
+#endif
+  }
+  const Scenario& s = in->scenario;
+  const DatasetPair& data = in->data;
   int ranks = 1;
   StepCost cost;
   Fit fit;
   bool network = false;
   if (opt.mpi) {
-#ifndef DTSIM_HAVE_MPI
-    throw InputError({}, "--mpi",
-                     "this dtsim was built without MPI: install libopenmpi-dev and openmpi-bin "
-                     "(scripts/setup does) and build again");
-#else
-    MpiSession mpi;
-    MpiTransport t;
-    ranks = t.size();
-    t.barrier();
+#ifdef DTSIM_HAVE_MPI
+    ranks = t->size();
+    t->barrier();
     // Every rank at once, as the scenario's first `ranks` workers.
-    cost = step_cost(s, data, t.rank() % s.cluster.workers, s.cluster.workers, opt.repeats);
+    cost = step_cost(s, data, t->rank() % s.cluster.workers, s.cluster.workers, opt.repeats);
     const std::vector<double> mine = {cost.seconds, cost.jitter};
-    const std::vector<std::vector<double> > all = t.gather(mine, 0);
-    t.barrier();
+    const std::vector<std::vector<double> > all = t->gather(mine, 0);
+    t->barrier();
     if (ranks >= 2) {
       const std::size_t params =
           Model(s.model, {data.train.channels, data.train.height, data.train.width},
                 data.train.task, data.train.outputs)
               .num_params();
-      fit = ping_pong(t, std::max(5, opt.repeats / 3), message_bytes(s, params));
+      fit = ping_pong(*t, std::max(5, opt.repeats / 3), message_bytes(s, params));
       network = true;
     }
-    if (t.rank() != 0) return kExitOk;
+    if (t->rank() != 0) return kExitOk;
     std::vector<double> each;
     std::vector<double> jitters;
     for (const std::vector<double>& v : all) {

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cmath>
 #include <memory>
 #include <optional>
 
@@ -76,23 +77,20 @@ int emulate_run(const EmulateOptionsCli& cli) {
   } catch (const std::exception& e) {
     error = e.what();
   }
-  std::vector<float> failed = {error.empty() ? 0.0f : 1.0f};
-  std::vector<float> lead_failed = {lead && !error.empty() ? 1.0f : 0.0f};
-  transport.allreduce_sum(failed);
-  transport.allreduce_sum(lead_failed);
-  if (failed[0] > 0) {
-    if (!error.empty() && (lead || lead_failed[0] == 0)) {
-      fmt::print(stderr, "{}{}\n", lead ? "" : fmt::format("rank {}: ", mpi.rank()), error);
-    }
-    transport.barrier();
-    return kExitBadInput;
-  }
+  if (some_rank_failed(transport, error)) return kExitBadInput;
   if (lead && !opt.quiet) {
     fmt::print(stderr, "dtsim: emulating {} on {} MPI ranks ({}), {} train samples of {}\n",
                scenario->name, mpi.size(), emulation_exchange(*scenario, options),
                ready.data->train.samples(), scenario->data.dataset);
   }
-  Emulated emulated = emulate(*scenario, *ready.data, transport, options);
+  Emulated emulated;
+  try {
+    emulated = emulate(*scenario, *ready.data, transport, options);
+  } catch (const std::exception& e) {
+    // The other ranks would wait for this one's messages for ever: end them all.
+    fmt::print(stderr, "dtsim: emulate: rank {}: {}\n", mpi.rank(), e.what());
+    mpi.abort(kExitInternal);
+  }
   if (!lead) return kExitOk;
 
   // The same scenario, simulated, for the comparison.
@@ -107,7 +105,7 @@ int emulate_run(const EmulateOptionsCli& cli) {
 
   RunResult& measured = emulated.run;
   EmulationStats stats =
-      compare_runs(measured, simulated, emulated.steps, emulated.params, simulated_params);
+      compare_runs(measured, simulated, emulated.per_round, emulated.params, simulated_params);
   stats.exchange = emulation_exchange(*scenario, options);
   measured.emulation = stats;
   measured.wall_time_s =
@@ -119,11 +117,14 @@ int emulate_run(const EmulateOptionsCli& cli) {
   fmt::print("time per step: measured {}, simulated {} (simulated / measured = {:.2f})\n",
              milliseconds(stats.measured_step_s), milliseconds(stats.simulated_step_s),
              stats.simulated_step_s / stats.measured_step_s);
-  fmt::print("final parameters: {}\n",
-             stats.params_identical
-                 ? std::string("identical to the simulation's, bit for bit")
-                 : fmt::format("differ from the simulation's (relative {:.3g}, largest {:.3g})",
-                               stats.relative_diff, stats.max_abs_diff));
+  std::string verdict = "identical to the simulation's, bit for bit";
+  if (!stats.params_identical) {
+    verdict = std::isfinite(stats.relative_diff)
+                  ? fmt::format("differ from the simulation's (relative {:.3g}, largest {:.3g})",
+                                stats.relative_diff, stats.max_abs_diff)
+                  : std::string("differ from the simulation's (values that are not finite)");
+  }
+  fmt::print("final parameters: {}\n", verdict);
   fmt::print("report: {}\n", (dir / "report.html").string());
   fmt::print("outputs: {}/ (measured), {}/ (simulated)\n", dir.string(), sim_dir.string());
   if (measured.health != Health::kOk) {  // (as dtsim run: exit 1)

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -77,6 +78,11 @@ MpiSession::MpiSession() {
 }
 
 MpiSession::~MpiSession() { MPI_Finalize(); }
+
+void MpiSession::abort(int code) const {
+  MPI_Abort(MPI_COMM_WORLD, code);
+  std::abort();  // (MPI_Abort does not return)
+}
 
 void MpiSession::barrier() const { MPI_Barrier(MPI_COMM_WORLD); }
 
@@ -152,6 +158,8 @@ MpiSession::MpiSession() {
 MpiSession::~MpiSession() = default;
 
 void MpiSession::barrier() const {}
+
+void MpiSession::abort(int /*code*/) const { std::abort(); }
 
 void mpi_run_jobs(const MpiSession&, const std::vector<Job>&,
                   const std::function<void(std::size_t, JobEnd)>&, const Gather*) {}

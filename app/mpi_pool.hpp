@@ -31,6 +31,8 @@ class MpiSession {
   int size() const { return size_; }
   // Every rank waits here until all have come.
   void barrier() const;
+  // Ends every rank of the job (MPI_Abort) with `code`.
+  [[noreturn]] void abort(int code) const;
 
  private:
   int rank_ = 0;

@@ -2,6 +2,7 @@
 
 #ifdef DTSIM_HAVE_MPI
 
+#include <fmt/format.h>
 #include <mpi.h>
 
 #include <climits>
@@ -84,6 +85,19 @@ std::vector<std::vector<double>> MpiTransport::gather(std::span<const double> mi
 void MpiTransport::barrier() { MPI_Barrier(MPI_COMM_WORLD); }
 
 double MpiTransport::now() const { return MPI_Wtime(); }
+
+bool some_rank_failed(MpiTransport& t, const std::string& error) {
+  std::vector<float> failed = {error.empty() ? 0.0f : 1.0f};
+  std::vector<float> lead_failed = {t.rank() == 0 && !error.empty() ? 1.0f : 0.0f};
+  t.allreduce_sum(failed);
+  t.allreduce_sum(lead_failed);
+  if (failed[0] == 0) return false;
+  if (!error.empty() && (t.rank() == 0 || lead_failed[0] == 0)) {
+    fmt::print(stderr, "{}{}\n", t.rank() == 0 ? "" : fmt::format("rank {}: ", t.rank()), error);
+  }
+  t.barrier();
+  return true;
+}
 
 }  // namespace dtsim::app
 

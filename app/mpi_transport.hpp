@@ -2,6 +2,8 @@
 // srun). Built only with MPI (DTSIM_HAVE_MPI); needs an MpiSession alive.
 #pragma once
 
+#include <string>
+
 #include "sim/emulate/transport.hpp"
 
 namespace dtsim::app {
@@ -25,5 +27,11 @@ class MpiTransport : public Transport {
   int rank_ = 0;
   int size_ = 1;
 };
+
+// Every rank calls it after a phase that may fail on bad input, with its error ("" if none).
+// If any rank failed, rank 0 says why (or each failed rank does, when rank 0 did not fail),
+// all ranks wait for that, and it returns true on every rank; they should then exit, all
+// alike (mpirun cuts the others short when one exits with an error first).
+bool some_rank_failed(MpiTransport& t, const std::string& error);
 
 }  // namespace dtsim::app

@@ -50,9 +50,9 @@ std::string emulation_problem(const Scenario& s, int ranks, const EmulateOptions
 std::string emulation_exchange(const Scenario& s, const EmulateOptions& options);
 
 struct Emulated {
-  RunResult run;              // rank 0: the measured run (evaluations, nodes); else empty
-  std::vector<float> params;  // rank 0: the final global model
-  std::uint64_t steps = 0;    // the scenario's lock-step rounds
+  RunResult run;                // rank 0: the measured run (evaluations, nodes); else empty
+  std::vector<float> params;    // rank 0: the final global model
+  std::uint64_t per_round = 1;  // updates in a lock-step round of p gradients (asp: p)
 };
 
 // Runs this rank's part of the scenario (every rank calls it; emulation_problem must be
@@ -62,9 +62,10 @@ Emulated emulate(const Scenario& s, const DatasetPair& data, Transport& transpor
 
 // The comparison of a measured run with the simulated one (both over the same scenario), and
 // of their final models.
-// `steps`: the scenario's lock-step rounds (the times per step are the runs' over them).
+// `per_round`: the runs' updates in a lock-step round of p gradients (1; asp: p); the times per
+// step are each run's over the rounds it ran.
 EmulationStats compare_runs(const RunResult& measured, const RunResult& simulated,
-                            std::uint64_t steps, std::span<const float> measured_params,
+                            std::uint64_t per_round, std::span<const float> measured_params,
                             std::span<const float> simulated_params);
 
 }  // namespace dtsim
