@@ -139,6 +139,22 @@ void Simulation::start_send(Message&& m, std::uint64_t token, bool rendezvous) {
   network_.send(std::move(m), token);
 }
 
+void Simulation::notify(Message&& m) {
+  NodeState& box = nodes_[static_cast<std::size_t>(m.dst)];
+  for (RecvAwaiter *w = box.waiting_head, *before = nullptr; w != nullptr;
+       before = w, w = w->next_waiting) {
+    if (w->matches(m)) {
+      (before != nullptr ? before->next_waiting : box.waiting_head) = w->next_waiting;
+      if (box.waiting_tail == w) box.waiting_tail = before;
+      w->result = std::move(m);
+      if (w->accounted) waited(w->node, w->since);
+      w->handle.resume();
+      return;
+    }
+  }
+  box.pending.push_back(std::move(m));
+}
+
 void Simulation::deliver(void* self, Message& m, SimTime sent) {
   auto* sim = static_cast<Simulation*>(self);
   NodeState& box = sim->nodes_[static_cast<std::size_t>(m.dst)];

@@ -311,6 +311,12 @@ void check_crash(ScenarioChecks& c, const Scenario& s, const FaultConfig& f) {
                            crash_survivors()));
     return;
   }
+  if (f.kind == FaultKind::kRestart && st.architecture == Architecture::kGossip) {
+    c.error_at(f.place, "faults.kind",
+               "kind = \"restart\": d-psgd goes on without a crashed worker, but a restarted "
+               "one cannot rejoin its neighbours in this version; use kind = \"crash\"");
+    return;
+  }
   if (st.backup_workers > 0) {
     c.error_at(f.place, "faults.kind",
                fmt::format("kind = \"{}\" with strategy.backup_workers: backup workers already "

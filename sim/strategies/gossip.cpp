@@ -37,6 +37,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <optional>
 
 #include "engine/compress.hpp"
 #include "engine/rng.hpp"
@@ -105,6 +106,11 @@ class DPsgd : public Gossip {
     }
     coded_ = core.scenario().compression.kind != CodecKind::kNone;
     if (coded_) set_up_choco();
+    const auto p = static_cast<std::size_t>(core.workers());
+    gone_.assign(p, false);
+    waiting_on_.assign(p, -1);
+    waiting_tag_.assign(p, 0);
+    waiting_since_.assign(p, SimTime());
   }
   void start() override {
     for (int w = 0; w < core().workers(); ++w) {
@@ -114,10 +120,17 @@ class DPsgd : public Gossip {
   std::span<const float> global_params(double& consensus) override {
     return replicas_.average(consensus, !core().running());
   }
+  void worker_lost(int v) override;
 
  private:
   Task<> worker(int w);
   Task<> choco_worker(int w);
+  // Worker w's crash has come (its neighbours find out failure_timeout after it): it stops,
+  // and the replicas' average goes on without it. `gradient_start`: its lost gradient's.
+  bool stopped_by_crash(int w, std::optional<SimTime> gradient_start);
+  // Neighbour v's message of this step (tag) to worker w, or nothing when v is gone: known
+  // before, or noticed while w waits (worker_lost sends w a notice in its place).
+  Task<std::optional<Message>> from_neighbour(int w, int v, std::uint64_t tag);
   // CHOCO-SGD: the worker's encoder (no error feedback) and decoder, and its public copies:
   // its neighbours' (in neighbours(w)'s order), then its own.
   struct Choco {
@@ -131,7 +144,44 @@ class DPsgd : public Gossip {
   std::vector<std::vector<float>> mixing_;
   bool coded_ = false;
   std::vector<Choco> choco_;
+  // Crashes: the workers their neighbours know are gone, and whom each worker waits for.
+  std::vector<bool> gone_;
+  std::vector<int> waiting_on_;  // -1: nobody
+  std::vector<std::uint64_t> waiting_tag_;
+  std::vector<SimTime> waiting_since_;
 };
+
+bool DPsgd::stopped_by_crash(int w, std::optional<SimTime> gradient_start) {
+  RunCore& c = core();
+  if (!c.down(w)) return false;
+  if (gradient_start) c.faults()->lost_gradient(w, c.sim().now() - *gradient_start);
+  replicas_.drop(w);
+  return true;
+}
+
+Task<std::optional<Message>> DPsgd::from_neighbour(int w, int v, std::uint64_t tag) {
+  if (gone_[static_cast<std::size_t>(v)]) co_return std::nullopt;
+  RunCore& c = core();
+  waiting_on_[static_cast<std::size_t>(w)] = v;
+  waiting_tag_[static_cast<std::size_t>(w)] = tag;
+  waiting_since_[static_cast<std::size_t>(w)] = c.sim().now();
+  Message m = co_await c.sim().recv(c.worker(w).node, c.worker(v).node, tag);
+  waiting_on_[static_cast<std::size_t>(w)] = -1;
+  if (m.bytes == 0 && !m.data && !m.payload) co_return std::nullopt;  // the notice
+  co_return m;
+}
+
+void DPsgd::worker_lost(int v) {
+  RunCore& c = core();
+  gone_[static_cast<std::size_t>(v)] = true;
+  // Those waiting for it get a notice instead; the time they waited is the crash's cost.
+  for (const int u : std::vector<int>(neighbours(v))) {
+    if (waiting_on_[static_cast<std::size_t>(u)] != v) continue;
+    c.faults()->stalled(v, c.sim().now() - waiting_since_[static_cast<std::size_t>(u)]);
+    c.sim().notify(Message{c.worker(v).node, c.worker(u).node,
+                           waiting_tag_[static_cast<std::size_t>(u)], 0, nullptr, nullptr});
+  }
+}
 
 void DPsgd::set_up_choco() {
   RunCore& c = core();
@@ -171,7 +221,9 @@ Task<> DPsgd::choco_worker(int w) {
   std::vector<float> diff(c.numerics() ? n : 0);
   for (std::uint64_t step = 0; step < c.total_steps(); ++step) {
     const std::uint64_t tag = tags::step_tag(step);
+    const SimTime gradient_start = sim.now();
     co_await c.gradient(w, rep.params);
+    if (stopped_by_crash(w, gradient_start)) co_return;
     const double lr = c.lr_at(step);
     auto payload = std::make_shared<Payload>();
     std::function<void()> encode;
@@ -186,24 +238,28 @@ Task<> DPsgd::choco_worker(int w) {
     co_await sim.compute(wk.node, c.job_time(wk.node, encode_flops), std::move(encode), "encode");
     const std::uint64_t bytes = c.numerics() ? payload->size() : ch.encoder->payload_size(step);
     for (const int v : peers) {
+      if (gone_[static_cast<std::size_t>(v)]) continue;
       Message m{wk.node, v, tag, bytes, nullptr, nullptr};
       m.payload = payload;
       sim.send(std::move(m));
     }
-    std::vector<Message> theirs;
-    for (const int v : peers) theirs.push_back(co_await sim.recv(wk.node, v, tag));
+    // (A neighbour that is gone has no payload: its copy stays, and drops out of the mix.)
+    std::vector<std::optional<Message>> theirs;
+    for (const int v : peers) theirs.push_back(co_await from_neighbour(w, v, tag));
     std::function<void()> mix;
     if (c.numerics()) {
       mix = [&rep, &ch, &theirs, &mixing, &payload, gamma, step] {
         // Every copy moves by its decoded difference (its owner's payload).
         for (std::size_t j = 0; j <= theirs.size(); ++j) {
-          const Payload& p = j < theirs.size() ? *theirs[j].payload : *payload;
+          if (j < theirs.size() && !theirs[j]) continue;
+          const Payload& p = j < theirs.size() ? *theirs[j]->payload : *payload;
           ch.decoder->decode(p, ch.q, step);
           std::vector<float>& copy = ch.copies[j];
           for (std::size_t i = 0; i < copy.size(); ++i) copy[i] += ch.q[i];
         }
         const std::vector<float>& own = ch.copies.back();
         for (std::size_t j = 0; j < theirs.size(); ++j) {
+          if (!theirs[j]) continue;
           const auto weight = static_cast<float>(gamma * mixing[j]);
           const std::vector<float>& copy = ch.copies[j];
           for (std::size_t i = 0; i < copy.size(); ++i) {
@@ -229,22 +285,34 @@ Task<> DPsgd::worker(int w) {
   const double update_flops =
       mix_flops + optimizer_step_flops(c.scenario().train.optimizer.kind, n);
   for (std::uint64_t step = 0; step < c.total_steps(); ++step) {
+    if (stopped_by_crash(w, std::nullopt)) co_return;
     const std::uint64_t tag = tags::step_tag(step);
     std::shared_ptr<const std::vector<float>> mine;
     if (c.numerics()) mine = std::make_shared<const std::vector<float>>(rep.params);
-    for (const int v : neighbours(w)) sim.send(wk.node, v, tag, n * wire::kFloatBytes, mine);
+    for (const int v : neighbours(w)) {
+      if (!gone_[static_cast<std::size_t>(v)]) {
+        sim.send(wk.node, v, tag, n * wire::kFloatBytes, mine);
+      }
+    }
+    const SimTime gradient_start = sim.now();
     co_await c.gradient(w, rep.params);
-    std::vector<Message> theirs;
-    for (const int v : neighbours(w)) theirs.push_back(co_await sim.recv(wk.node, v, tag));
+    if (stopped_by_crash(w, gradient_start)) co_return;
+    // A neighbour that is gone drops out of the mix: its weight goes to the worker's own.
+    std::vector<std::optional<Message>> theirs;
+    for (const int v : neighbours(w)) theirs.push_back(co_await from_neighbour(w, v, tag));
     const double lr = c.lr_at(step);
     std::function<void()> work;
     if (c.numerics()) {
       work = [&wk, &rep, &theirs, &mixing, lr] {
-        const float self = mixing.back();
+        float self = mixing.back();
+        for (std::size_t j = 0; j < theirs.size(); ++j) {
+          if (!theirs[j]) self += mixing[j];
+        }
         for (float& x : rep.params) x *= self;
         for (std::size_t j = 0; j < theirs.size(); ++j) {
+          if (!theirs[j]) continue;
           const float weight = mixing[j];
-          const std::vector<float>& x = *theirs[j].data;
+          const std::vector<float>& x = *theirs[j]->data;
           for (std::size_t i = 0; i < x.size(); ++i) rep.params[i] += weight * x[i];
         }
         rep.optimizer->step(rep.params, wk.grads, lr);

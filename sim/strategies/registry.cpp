@@ -112,7 +112,7 @@ const std::vector<StrategyEntry>& table() {
        "with [compression], CHOCO-SGD",
        {"consensus_step"},
        true,
-       false,
+       true,
        nullptr,
        &predict_dpsgd,
        &make_dpsgd},

@@ -6,6 +6,8 @@ namespace dtsim {
 
 ReplicaSet::ReplicaSet(RunCore& core) : core_(core) {
   for (int w = 0; w < core.workers(); ++w) replicas_.push_back(Replica::initial(core, true));
+  dropped_.assign(static_cast<std::size_t>(core.workers()), false);
+  live_ = core.workers();
 }
 
 void ReplicaSet::step_done(int w, std::uint64_t step, bool last) {
@@ -18,23 +20,40 @@ void ReplicaSet::step_done(int w, std::uint64_t step, bool last) {
     r.snapshots.resize(static_cast<std::size_t>(p));
     r.snapshots[static_cast<std::size_t>(w)] = (*this)[w].params;
   }
-  if (++r.arrived < p) return;
-  // Every replica finished this step (steps complete in order: a later one needs everyone
-  // past this one). Evaluate their average if this is an evaluation step.
-  snapshots_ = std::move(r.snapshots);
-  steps_.erase(step);
+  ++r.arrived;
+  complete(step);
+}
+
+void ReplicaSet::complete(std::uint64_t step) {
+  const auto it = steps_.find(step);
+  if (it == steps_.end() || it->second.arrived < live_) return;
+  // Every live replica finished this step (steps complete in order: a later one needs
+  // everyone past this one). Evaluate their average if this is an evaluation step.
+  const bool snapshot = !it->second.snapshots.empty();
+  snapshots_ = std::move(it->second.snapshots);
+  steps_.erase(it);
+  samples_ += static_cast<std::uint64_t>(live_) * static_cast<std::uint64_t>(core_.batch());
   using EvalNow = RunCore::EvalNow;
-  core_.progress(step,
-                 step * static_cast<std::uint64_t>(p) * static_cast<std::uint64_t>(core_.batch()),
+  core_.progress(step, samples_,
                  core_.numerics() ? (snapshot ? EvalNow::kYes : EvalNow::kNo) : EvalNow::kIfDue);
 }
 
+void ReplicaSet::drop(int w) {
+  dropped_[static_cast<std::size_t>(w)] = true;
+  --live_;
+  // The steps it will never finish may be complete now, in order.
+  std::vector<std::uint64_t> pending;
+  for (const auto& [step, r] : steps_) pending.push_back(step);
+  for (std::uint64_t step : pending) complete(step);
+}
+
 std::span<const float> ReplicaSet::average(double& consensus, bool live) {
-  const int p = core_.workers();
   std::vector<std::span<const float>> reps;
-  for (int w = 0; w < p; ++w) {
+  for (int w = 0; w < core_.workers(); ++w) {
+    if (dropped_[static_cast<std::size_t>(w)]) continue;
     reps.emplace_back(live ? (*this)[w].params : snapshots_[static_cast<std::size_t>(w)]);
   }
+  const int p = static_cast<int>(reps.size());
   const std::size_t n = core_.num_params();
   mean_.assign(n, 0.0f);
   for (const auto& r : reps) {

@@ -22,6 +22,9 @@ class ReplicaSet {
   // has finished the step it counts as progress; at every eval_every-th step (and the last)
   // the replicas are snapshot as each worker gets there, and their average is evaluated.
   void step_done(int w, std::uint64_t step, bool last);
+  // Worker w stopped for good (a crash) after its last step_done: from now on a step is
+  // complete without it, and the average is over the others.
+  void drop(int w);
   // The average of the replicas, summed in worker order, and their spread
   // sqrt(mean_w ||x_w - mean||^2). `live`: the replicas as they are now; otherwise the
   // snapshots of the step being evaluated.
@@ -34,7 +37,13 @@ class ReplicaSet {
   };
   RunCore& core_;
   std::vector<Replica> replicas_;
+  // Each step (counted once) when every live worker has finished it.
+  void complete(std::uint64_t step);
+
   std::map<std::uint64_t, Step> steps_;  // steps not yet finished by every worker
+  std::vector<bool> dropped_;
+  int live_ = 0;
+  std::uint64_t samples_ = 0;  // samples in the completed steps
   std::vector<std::vector<float>> snapshots_;
   std::vector<float> mean_;
 };

@@ -274,13 +274,13 @@ TEST_CASE("errors name file, line, column and key") {
   SUBCASE("a crash needs a strategy that can go on without the worker") {
     const auto e = errors_of(
         "name = \"x\"\n[cluster]\nworkers = 4\n[strategy]\narchitecture = \"gossip\"\n"
-        "sync = \"d-psgd\"\n[[faults]]\nkind = \"crash\"\nnode = 0\n");
+        "sync = \"ad-psgd\"\n[[faults]]\nkind = \"crash\"\nnode = 0\n");
     REQUIRE(e.size() == 1);
     CHECK(e[0].key() == "faults.kind");
     CHECK(e[0].place().line == 7);
     CHECK_CONTAINS(e[0].message(),
-                   "gossip d-psgd cannot go on without a worker in this version; these can: "
-                   "allreduce bsp, ps bsp, ps asp, ps ssp");
+                   "gossip ad-psgd cannot go on without a worker in this version; these can: "
+                   "allreduce bsp, ps bsp, ps asp, ps ssp, gossip d-psgd");
   }
   SUBCASE("a pipeline schedule needs the pipeline architecture") {
     const auto e =
