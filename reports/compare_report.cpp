@@ -1,7 +1,10 @@
 #include "reports/compare_report.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -58,6 +61,9 @@ FinishedRun read_finished_run(const std::filesystem::path& dir) {
                      fmt::format("not a dtsim summary.json: {}", e.what()));
   }
   run.label = run.name;
+  if (summary.contains("description") && summary["description"].is_string()) {
+    run.description = summary["description"].get<std::string>();
+  }
   run.final_test_accuracy = number(summary, "final_test_accuracy");
   run.best_test_accuracy = number(summary, "best_test_accuracy");
   run.virtual_time_s = number(summary, "virtual_time_s");
@@ -65,6 +71,7 @@ FinishedRun read_finished_run(const std::filesystem::path& dir) {
   run.throughput_samples_per_s = number(summary, "throughput_samples_per_s");
   run.bytes_sent_total = number(summary, "bytes_sent_total");
   run.steps = number(summary, "steps");
+  run.samples = number(summary, "samples");
   run.mean_staleness = number(summary, "mean_staleness");
 
   const std::filesystem::path metrics_path = dir / "metrics.csv";
@@ -106,11 +113,82 @@ FinishedRun read_finished_run(const std::filesystem::path& dir) {
   return run;
 }
 
-std::string compare_html(const std::vector<FinishedRun>& runs, const std::string& title) {
+std::string compare_finding(const std::vector<FinishedRun>& runs) {
+  std::vector<const FinishedRun*> done;
+  for (const FinishedRun& r : runs) {
+    if (r.failed.empty() && !r.diverged) done.push_back(&r);
+  }
+  if (done.empty()) return "No run finished healthy.";
+  std::vector<std::string> parts;
+  const FinishedRun* fastest = nullptr;
+  const FinishedRun* slowest = nullptr;
+  std::vector<std::string> missed;
+  for (const FinishedRun* r : done) {
+    if (!std::isfinite(r->time_to_target_s)) {
+      missed.push_back(r->label);
+      continue;
+    }
+    if (fastest == nullptr || r->time_to_target_s < fastest->time_to_target_s) fastest = r;
+    if (slowest == nullptr || r->time_to_target_s > slowest->time_to_target_s) slowest = r;
+  }
+  if (fastest != nullptr) {
+    std::string line = fmt::format("{} reached the target accuracy first, in {} of virtual time",
+                                   fastest->label, page::seconds(fastest->time_to_target_s));
+    if (slowest != fastest) {
+      line += fmt::format(", {:.1f}x sooner than {} ({})",
+                          slowest->time_to_target_s / fastest->time_to_target_s, slowest->label,
+                          page::seconds(slowest->time_to_target_s));
+    }
+    parts.push_back(line + ".");
+  }
+  double best = -1;
+  for (const FinishedRun* r : done) best = std::max(best, r->final_test_accuracy);
+  std::vector<std::string> most;  // (ties, at the accuracy as printed)
+  for (const FinishedRun* r : done) {
+    if (fmt::format("{:.4f}", r->final_test_accuracy) == fmt::format("{:.4f}", best)) {
+      most.push_back(r->label);
+    }
+  }
+  if (std::isfinite(best) && best >= 0) {
+    if (most.size() == done.size() && done.size() > 1) {
+      parts.push_back(fmt::format("All ended at the same accuracy, {:.4f}.", best));
+    } else {
+      parts.push_back(fmt::format("{} ended the most accurate, at {:.4f}.",
+                                  fmt::join(most, " and "), best));
+    }
+  }
+  if (fastest != nullptr && !missed.empty()) {
+    parts.push_back(fmt::format("{} did not reach the target.", fmt::join(missed, ", ")));
+  }
+  if (fastest == nullptr) {
+    const FinishedRun* quickest = done.front();
+    for (const FinishedRun* r : done) {
+      if (r->virtual_time_s < quickest->virtual_time_s) quickest = r;
+    }
+    parts.push_back(fmt::format("The shortest run was {}, {} of virtual time.", quickest->label,
+                                page::seconds(quickest->virtual_time_s)));
+  }
+  const std::size_t unhealthy = runs.size() - done.size();
+  if (unhealthy > 0) parts.push_back(fmt::format("{} run(s) failed or diverged.", unhealthy));
+  return fmt::format("{}", fmt::join(parts, " "));
+}
+
+std::string compare_html(const std::vector<FinishedRun>& runs, const std::string& title,
+                         const std::filesystem::path& page_dir) {
   nlohmann::ordered_json d;
   d["title"] = title;
-  d["subtitle"] = fmt::format("{} runs compared; speed-up is against the first run ({}).",
-                              runs.size(), runs.empty() ? "" : runs.front().label);
+  // The runs' description, when they share one (a sweep's points do).
+  std::string description = runs.empty() ? "" : runs.front().description;
+  for (const FinishedRun& r : runs) {
+    if (r.failed.empty() && r.description != description) description.clear();
+  }
+  d["description"] = description;
+  d["finding"] = compare_finding(runs);
+  d["subtitle"] = fmt::format(
+      "{} runs compared. Speed-up is against the first run ({}): in time to the target "
+      "accuracy when both reached it, else in virtual time. Bytes per sample: all the bytes the "
+      "run sent over the training samples it processed, the same measure in every sync mode.",
+      runs.size(), runs.empty() ? "" : runs.front().label);
   d["columns"] = {"run",
                   "final accuracy",
                   "best accuracy",
@@ -118,15 +196,22 @@ std::string compare_html(const std::vector<FinishedRun>& runs, const std::string
                   "virtual time",
                   "throughput (samples/s)",
                   "bytes sent",
-                  "bytes per step",
+                  "bytes per sample",
                   "mean staleness",
                   "speed-up"};
   nlohmann::json rows = nlohmann::json::array();
+  nlohmann::json links = nlohmann::json::array();
   nlohmann::json curves = nlohmann::json::array();
   for (const FinishedRun& r : runs) {
     const FinishedRun& first = runs.front();
     // Speed-up in time-to-target when both reached it, else in virtual time.
     std::string speedup = "—";
+    std::string link;
+    if (!page_dir.empty() && r.failed.empty()) {
+      // ("./" first: a folder named like "javascript:..." stays a path.)
+      link = "./" + (r.dir / "report.html").lexically_proximate(page_dir).generic_string();
+    }
+    links.push_back(link);
     if (!r.failed.empty()) {
       rows.push_back({r.label, "—", "—", "—", "—", "—", "—", "—", "—", r.failed});
       continue;
@@ -138,8 +223,10 @@ std::string compare_html(const std::vector<FinishedRun>& runs, const std::string
     } else if (std::isfinite(first.time_to_target_s) && std::isfinite(r.time_to_target_s) &&
                r.time_to_target_s > 0) {
       speedup = fmt::format("{:.2f}x (to target)", first.time_to_target_s / r.time_to_target_s);
-    } else if (std::isfinite(first.time_to_target_s) || std::isfinite(r.time_to_target_s)) {
-      speedup = "— (target reached by one only)";
+    } else if (std::isfinite(first.time_to_target_s)) {
+      speedup = "— (did not reach the target)";
+    } else if (std::isfinite(r.time_to_target_s)) {
+      speedup = "— (the first run did not reach the target)";
     } else if (r.virtual_time_s > 0) {
       speedup = fmt::format("{:.2f}x (run time)", first.virtual_time_s / r.virtual_time_s);
     }
@@ -153,7 +240,7 @@ std::string compare_html(const std::vector<FinishedRun>& runs, const std::string
                         ? fmt::format("{:.0f}", r.throughput_samples_per_s)
                         : "—",
                     page::bytes(r.bytes_sent_total),
-                    r.steps > 0 ? page::bytes(r.bytes_sent_total / r.steps) : "—",
+                    r.samples > 0 ? page::bytes(r.bytes_sent_total / r.samples) : "—",
                     std::isfinite(r.mean_staleness) ? fmt::format("{:.2f}", r.mean_staleness) : "—",
                     speedup});
     nlohmann::json step = nlohmann::json::array(), time = nlohmann::json::array(),
@@ -174,6 +261,7 @@ std::string compare_html(const std::vector<FinishedRun>& runs, const std::string
                       {"bytes", sent}});
   }
   d["rows"] = rows;
+  d["links"] = links;
   d["runs"] = curves;
   return page::render(page::text(embedded::compare_template, embedded::compare_template_size),
                       title, d);
@@ -181,7 +269,10 @@ std::string compare_html(const std::vector<FinishedRun>& runs, const std::string
 
 void write_compare_html(const std::filesystem::path& path, const std::vector<FinishedRun>& runs,
                         const std::string& title) {
-  write_file_atomically(path, compare_html(runs, title));
+  const std::filesystem::path dir = std::filesystem::absolute(path).parent_path();
+  std::vector<FinishedRun> absolute = runs;
+  for (FinishedRun& r : absolute) r.dir = std::filesystem::absolute(r.dir);
+  write_file_atomically(path, compare_html(absolute, title, dir));
 }
 
 }  // namespace dtsim

@@ -559,6 +559,11 @@ TEST_CASE("dtsim sweep runs each point into its own folder and compares them") {
   CHECK(fs::exists(out / "02-collective=tree" / "summary.json"));
   const std::string html = read(out / "compare.html");
   CHECK_CONTAINS(html, "collective=tree");
+  // Each row links to its point's report; the finding and bytes per sample are there.
+  CHECK_CONTAINS(
+      html, R"("links":["./01-collective=ring/report.html","./02-collective=tree/report.html"])");
+  CHECK_CONTAINS(html, "reached the target accuracy first");
+  CHECK_CONTAINS(html, "bytes per sample");
   // The two points differ only in time: same numerics (allreduce is a sum either way).
   const auto a = nlohmann::json::parse(read(out / "01-collective=ring" / "summary.json"));
   const auto b = nlohmann::json::parse(read(out / "02-collective=tree" / "summary.json"));

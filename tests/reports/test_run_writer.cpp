@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "reports/compare_report.hpp"
 #include "reports/html_report.hpp"
 #include "reports/run_writer.hpp"
 #include "reports/trace_writer.hpp"
@@ -299,4 +300,41 @@ TEST_CASE("placeholders in scenario text are not filled in") {
   CHECK(copies == 1);
   CHECK(page.find("<title>{{CHART_JS}} {{DATA_JSON}} {{TITLE}} — dtsim report</title>") !=
         std::string::npos);
+}
+
+TEST_CASE("compare.html's finding names the fastest to target, the most accurate and the misses") {
+  auto run = [](const char* label, double accuracy, double to_target, double time) {
+    FinishedRun r;
+    r.label = label;
+    r.final_test_accuracy = accuracy;
+    r.time_to_target_s = to_target;
+    r.virtual_time_s = time;
+    return r;
+  };
+  const double never = std::numeric_limits<double>::quiet_NaN();
+  std::vector<FinishedRun> runs = {run("bsp", 0.86, 4.0, 6.0), run("asp", 0.84, 1.0, 2.0),
+                                   run("ssp", 0.81, never, 3.0)};
+  CHECK(compare_finding(runs) ==
+        "asp reached the target accuracy first, in 1 s of virtual time, 4.0x sooner than bsp "
+        "(4 s). bsp ended the most accurate, at 0.8600. ssp did not reach the target.");
+  runs[2].failed = "failed (exit 2)";
+  runs[1].time_to_target_s = never;
+  runs[0].time_to_target_s = never;
+  CHECK(compare_finding(runs) ==
+        "bsp ended the most accurate, at 0.8600. The shortest run was asp, 2 s of virtual time. "
+        "1 run(s) failed or diverged.");
+  // The page: each run linked to its report, bytes per sample, the shared description.
+  runs = {run("a", 0.9, 1.0, 2.0), run("b", 0.8, 2.0, 3.0)};
+  runs[0].dir = "/x/runs/01-a";
+  runs[1].dir = "/x/runs/02-b";
+  runs[0].description = runs[1].description = "Two strategies";
+  runs[0].bytes_sent_total = 6000;
+  runs[0].samples = 3000;
+  const std::string html = compare_html(runs, "t", "/x/runs");
+  runs[1].final_test_accuracy = 0.9;
+  CHECK_CONTAINS(compare_finding(runs), "All ended at the same accuracy, 0.9000.");
+  CHECK_CONTAINS(html, R"("links":["./01-a/report.html","./02-b/report.html"])");
+  CHECK_CONTAINS(html, R"("description":"Two strategies")");
+  CHECK_CONTAINS(html, R"("2 B")");  // 6000 bytes over 3000 samples
+  CHECK_CONTAINS(html, "bytes per sample");
 }
