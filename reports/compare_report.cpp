@@ -153,8 +153,8 @@ std::string compare_finding(const std::vector<FinishedRun>& runs) {
     if (most.size() == done.size() && done.size() > 1) {
       parts.push_back(fmt::format("All ended at the same accuracy, {:.4f}.", best));
     } else {
-      parts.push_back(fmt::format("{} ended the most accurate, at {:.4f}.",
-                                  fmt::join(most, " and "), best));
+      parts.push_back(
+          fmt::format("{} ended the most accurate, at {:.4f}.", fmt::join(most, " and "), best));
     }
   }
   if (fastest != nullptr && !missed.empty()) {
@@ -207,7 +207,7 @@ std::string compare_html(const std::vector<FinishedRun>& runs, const std::string
     // Speed-up in time-to-target when both reached it, else in virtual time.
     std::string speedup = "—";
     std::string link;
-    if (!page_dir.empty() && r.failed.empty()) {
+    if (!page_dir.empty() && r.failed.empty() && !r.dir.empty()) {
       // ("./" first: a folder named like "javascript:..." stays a path.)
       link = "./" + (r.dir / "report.html").lexically_proximate(page_dir).generic_string();
     }
@@ -271,7 +271,9 @@ void write_compare_html(const std::filesystem::path& path, const std::vector<Fin
                         const std::string& title) {
   const std::filesystem::path dir = std::filesystem::absolute(path).parent_path();
   std::vector<FinishedRun> absolute = runs;
-  for (FinishedRun& r : absolute) r.dir = std::filesystem::absolute(r.dir);
+  for (FinishedRun& r : absolute) {
+    if (!r.dir.empty()) r.dir = std::filesystem::absolute(r.dir);  // (a failed point has none)
+  }
   write_file_atomically(path, compare_html(absolute, title, dir));
 }
 

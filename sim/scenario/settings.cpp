@@ -10,7 +10,27 @@ namespace {
 using Settings = std::vector<std::pair<std::string, std::string>>;
 
 std::string list(const std::vector<int>& v) { return fmt::format("[{}]", fmt::join(v, ", ")); }
-std::string secs(SimTime t) { return fmt::format("{} s", t.seconds()); }
+// Quantities as people write them: "20 us", "1.5 ms", "5 TFLOP/s", "25 Gbps (3.125 GB/s)",
+// in units the scenario format reads back (up to 4 significant digits).
+std::string secs(SimTime t) {
+  const double s = t.seconds();
+  if (s == 0) return "0 s";
+  if (s < 1e-6) return fmt::format("{:.4g} ns", s * 1e9);
+  if (s < 1e-3) return fmt::format("{:.4g} us", s * 1e6);
+  if (s < 1) return fmt::format("{:.4g} ms", s * 1e3);
+  return fmt::format("{:.4g} s", s);
+}
+std::string prefixed(double v, const char* unit) {
+  static constexpr std::pair<double, const char*> kPrefixes[] = {
+      {1e15, "P"}, {1e12, "T"}, {1e9, "G"}, {1e6, "M"}, {1e3, "K"}};
+  for (const auto& [scale, prefix] : kPrefixes) {
+    if (v >= scale) return fmt::format("{:.4g} {}{}", v / scale, prefix, unit);
+  }
+  return fmt::format("{:.4g} {}", v, unit);
+}
+std::string bandwidth(double bytes_per_s) {
+  return fmt::format("{} ({})", prefixed(bytes_per_s * 8, "bps"), prefixed(bytes_per_s, "B/s"));
+}
 
 void model_and_data(const Scenario& s, Settings& out) {
   const auto add = [&](const char* key, std::string value) { out.emplace_back(key, value); };
@@ -64,15 +84,14 @@ void cluster_and_network(const Scenario& s, Settings& out) {
   const auto add = [&](const char* key, std::string value) { out.emplace_back(key, value); };
   add("cluster.workers", fmt::format("{}", s.cluster.workers));
   if (server_count(s) > 0) add("cluster.servers", fmt::format("{}", s.cluster.servers));
-  add("cluster.compute", fmt::format("{} FLOP/s", s.cluster.compute_flops_per_s));
+  add("cluster.compute", prefixed(s.cluster.compute_flops_per_s, "FLOP/s"));
   add("network.topology", to_string(s.network.topology));
   add("network.latency", secs(s.network.link.latency));
-  add("network.bandwidth", fmt::format("{} B/s ({} Gbps)", s.network.link.bandwidth,
-                                       s.network.link.bandwidth * 8 / 1e9));
+  add("network.bandwidth", bandwidth(s.network.link.bandwidth));
   if (s.network.topology == TopologyKind::kHierarchical) {
     add("network.nodes_per_machine", fmt::format("{}", s.network.nodes_per_machine));
     add("network.intra_latency", secs(s.network.intra.latency));
-    add("network.intra_bandwidth", fmt::format("{} B/s", s.network.intra.bandwidth));
+    add("network.intra_bandwidth", bandwidth(s.network.intra.bandwidth));
   }
 }
 

@@ -18,6 +18,16 @@ int ceil_log2(int p) {
   return l;
 }
 
+// "940.6 KB", "26.21 MFLOP", "5 TFLOP/s": 4 significant digits and a decimal prefix.
+std::string prefixed(double v, const char* unit) {
+  static constexpr std::pair<double, const char*> kPrefixes[] = {
+      {1e15, "P"}, {1e12, "T"}, {1e9, "G"}, {1e6, "M"}, {1e3, "K"}};
+  for (const auto& [scale, prefix] : kPrefixes) {
+    if (v >= scale) return fmt::format("{:.4g} {}{}", v / scale, prefix, unit);
+  }
+  return fmt::format("{:.4g} {}", v, unit);
+}
+
 // What one worker computes and sends per step.
 void model_lines(const Scenario& s, const Model& model, double gradient_flops, double gradient_s,
                  Explanation& e) {
@@ -27,26 +37,28 @@ void model_lines(const Scenario& s, const Model& model, double gradient_flops, d
   e.lines.emplace_back("model", model.summary());
   e.lines.emplace_back(
       "FLOPs per step and worker",
-      fmt::format("{:.4g} (forward {:.4g}, backward {:.4g}; batch {})", gradient_flops,
-                  model.forward_flops(b), model.backward_flops(b), b));
-  e.lines.emplace_back("gradient bytes per worker and step", fmt::format("{:.4g}", bytes));
+      fmt::format("{} (forward {}, backward {}; batch {})", prefixed(gradient_flops, "FLOP"),
+                  prefixed(model.forward_flops(b), "FLOP"),
+                  prefixed(model.backward_flops(b), "FLOP"), b));
+  e.lines.emplace_back("gradient bytes per worker and step", prefixed(bytes, "B"));
   if (s.compression.kind != CodecKind::kNone) {
     const Compressor c(s.compression, model.num_params(), s.seed, 0, &model.layout());
     const auto sent =
         static_cast<double>(c.payload_size(std::numeric_limits<std::uint64_t>::max()));
     e.lines.emplace_back(
         "compressed payload per worker and step",
-        fmt::format("{:.4g} bytes ({}, {:.1f}x smaller; {}); the prediction below is for "
+        fmt::format("{} ({}, {:.1f}x smaller; {}); the prediction below is for "
                     "uncompressed bsp",
-                    sent, to_string(s.compression.kind), bytes / std::max(1.0, sent),
+                    prefixed(sent, "B"), to_string(s.compression.kind), bytes / std::max(1.0, sent),
                     allreduce_compatible(s.compression.kind) ? "allreduced" : "gathered"));
   }
-  e.lines.emplace_back("gradient time per worker and step",
-                       fmt::format("{} ({:.4g} FLOP/s{})", format_seconds(gradient_s), speed,
-                                   s.data.load_cost.ns() > 0
-                                       ? fmt::format(", loading {} per sample",
-                                                     format_seconds(s.data.load_cost.seconds()))
-                                       : ""));
+  e.lines.emplace_back(
+      "gradient time per worker and step",
+      fmt::format(
+          "{} ({}{})", format_seconds(gradient_s), prefixed(speed, "FLOP/s"),
+          s.data.load_cost.ns() > 0
+              ? fmt::format(", loading {} per sample", format_seconds(s.data.load_cost.seconds()))
+              : ""));
 }
 
 }  // namespace
@@ -54,7 +66,8 @@ void model_lines(const Scenario& s, const Model& model, double gradient_flops, d
 std::string format_seconds(double s) {
   if (s >= 1) return fmt::format("{:.4g} s", s);
   if (s >= 1e-3) return fmt::format("{:.4g} ms", s * 1e3);
-  return fmt::format("{:.4g} us", s * 1e6);
+  if (s >= 1e-6 || s == 0) return fmt::format("{:.4g} us", s * 1e6);
+  return fmt::format("{:.4g} ns", s * 1e9);
 }
 
 void predict_allreduce(const PredictionBasis& b, StepPrediction& out) {
@@ -163,8 +176,8 @@ Explanation explain(const Scenario& s, const DatasetPair& data) {
   StepPrediction step;
   strategy_of(s.strategy).predict(basis, step);
   e.lines.emplace_back("alpha (path latency between workers 0 and 1)", format_seconds(basis.alpha));
-  e.lines.emplace_back("beta (per byte)",
-                       fmt::format("{:.4g} s/B ({:.4g} Gbps)", basis.beta, 8e-9 / basis.beta));
+  e.lines.emplace_back("beta (per byte)", fmt::format("{:.4g} ns/B ({})", basis.beta * 1e9,
+                                                      prefixed(8 / basis.beta, "bps")));
   e.lines.emplace_back("communication per step (no contention)",
                        fmt::format("{}  [{}]", format_seconds(step.communicate_s), step.how));
   if (step.step_s < 0) e.lines.emplace_back("update per step", format_seconds(step.update_s));

@@ -70,7 +70,7 @@ void predict_allreduce(const PredictionBasis& basis, StepPrediction& out);
 // A parameter server's push and pull, the shards' sums and update.
 void predict_parameter_server(const PredictionBasis& basis, StepPrediction& out);
 
-// "1.5 ms", "20 us", "3.2 s".
+// "1.5 ms", "20 us", "3.2 s", "235 ns".
 std::string format_seconds(double s);
 
 }  // namespace dtsim

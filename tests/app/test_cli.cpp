@@ -479,7 +479,10 @@ TEST_CASE("validate and list") {
   CHECK(box.run("validate " + good.string()) == 0);
   CHECK_CONTAINS(box.out, "ok");
   CHECK_CONTAINS(box.out, "  train.batch_size = 25 per worker");
-  CHECK_CONTAINS(box.out, "  data.load_cost = 1e-06 s");
+  // Quantities as people write them.
+  CHECK_CONTAINS(box.out, "  data.load_cost = 1 us");
+  CHECK_CONTAINS(box.out, "  cluster.compute = 5 TFLOP/s");
+  CHECK_CONTAINS(box.out, "  network.bandwidth = 25 Gbps (3.125 GB/s)");
   const fs::path bad = box.write("bad.toml", std::string(kBlobs) + "[cluster]\nworkers = 5000\n");
   CHECK(box.run("validate " + bad.string()) == 2);
   CHECK_CONTAINS(box.err, bad.string() + ":21:11: cluster.workers");
@@ -489,7 +492,9 @@ TEST_CASE("validate and list") {
   CHECK(box.run("explain " + good.string() +
                 " --set compression.codec=topk --set compression.ratio=0.1") == 0);
   // 12-32-16-5: 1,029 parameters, 4,116 bytes; top-k 10%: 102 pairs of 8 bytes and a count.
-  CHECK_CONTAINS(box.out, "820 bytes (topk, 5.0x smaller; gathered)");
+  CHECK_CONTAINS(box.out, "820 B (topk, 5.0x smaller; gathered)");
+  CHECK_CONTAINS(box.out, "gradient bytes per worker and step             4.116 KB");
+  CHECK_CONTAINS(box.out, "132.8 KFLOP (forward 51.83 KFLOP, backward 80.92 KFLOP; batch 25)");
   CHECK(box.run("explain " + bad.string()) == 2);
   CHECK(box.run("list") == 0);
   CHECK_CONTAINS(box.out, "halving-doubling");
