@@ -624,6 +624,31 @@ TEST_CASE("trace.json can be left out; sweep --quiet prints only failures") {
   CHECK_CONTAINS(box.out, "comparison: ");
 }
 
+TEST_CASE("dtsim explain on a sweep predicts every point in a compact table") {
+  Sandbox box;
+  const fs::path scenario = box.write(
+      "sweep.toml", std::string(kBlobs) +
+                        "[cluster]\nworkers = 4\n[sweep]\n\"strategy.collective\" = [\"ring\", "
+                        "\"tree\"]\n\"network.bandwidth\" = [\"1Gbps\", \"100Gbps\"]\n");
+  REQUIRE(box.run("explain " + scenario.string()) == 0);
+  CHECK_CONTAINS(box.out, "(the base point)");
+  CHECK_CONTAINS(box.out, "[sweep]: 4 points, predicted");
+  CHECK_CONTAINS(box.out, "collective=tree,bandwidth=1Gbps");
+  REQUIRE(box.run("explain " + scenario.string() + " --json") == 0);
+  const auto j = nlohmann::json::parse(box.out);
+  REQUIRE(j["points"].size() == 4);
+  // Each point is its own prediction: the point's --set explained alone gives the same.
+  REQUIRE(box.run("explain " + scenario.string() +
+                  " --json --set strategy.collective=tree --set network.bandwidth=1Gbps") == 0);
+  const auto alone = nlohmann::json::parse(box.out);
+  const auto& point = j["points"][2];
+  CHECK(point["label"] == "collective=tree,bandwidth=1Gbps");
+  CHECK(point["predicted_step_s"] == alone["predicted_step_s"]);
+  // Less bandwidth, more time communicating.
+  CHECK(j["points"][2]["communicate_s"].get<double>() >
+        j["points"][3]["communicate_s"].get<double>());
+}
+
 TEST_CASE("a sweep with an unhealthy point exits 1 and its comparison says why") {
   Sandbox box;
   const fs::path scenario =
