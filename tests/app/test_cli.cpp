@@ -210,14 +210,15 @@ TEST_CASE("validate and explain warn about unstable settings on stderr, exit cod
   CHECK(box.err.find("warning") == std::string::npos);
 }
 
-// The quickstart at a learning rate 100x too high: its loss explodes within the first
+// The quickstart on one node at a learning rate 100x too high: its loss explodes within the first
 // evaluation window, then the network is dead (chance accuracy). Finite all along.
 TEST_CASE("an exploding run exits 1 with its health, a report banner and layer norms") {
   if (!have_fashion_mnist()) return;
   Sandbox box;
   const std::string quickstart = std::string(DTSIM_SOURCE_DIR) + "/scenarios/quickstart.toml";
   const fs::path out = box.path / "lr5";
-  CHECK(box.run("run " + quickstart + " -q --set train.lr=5 -o " + out.string()) == 1);
+  CHECK(box.run("run " + quickstart + " -q --set cluster.workers=1 --set train.lr=5 -o " +
+                out.string()) == 1);
   CHECK_CONTAINS(box.err, "the run's health is exploded: the training loss reached");
   const auto summary = nlohmann::json::parse(read(out / "summary.json"));
   CHECK(summary["health"] == "exploded");
@@ -231,14 +232,18 @@ TEST_CASE("an exploding run exits 1 with its health, a report banner and layer n
   CHECK(layers.rfind("step,layer,grad_norm\n200,dense1.weight,", 0) == 0);
   // With plain SGD at lr 50 the loss is finite but huge, then NaN.
   const fs::path out50 = box.path / "lr50";
-  CHECK(box.run("run " + quickstart + " -q --set train.lr=50 --set train.optimizer=sgd -o " +
+  CHECK(box.run("run " + quickstart +
+                " -q --set cluster.workers=1 --set train.lr=50 --set train.optimizer=sgd -o " +
                 out50.string()) == 1);
   const auto s50 = nlohmann::json::parse(read(out50 / "summary.json"));
   CHECK(s50["health"] != "ok");
-  // The healthy quickstart stays ok.
+  // The healthy quickstart (four workers) stays ok, and its first report shows the network.
   const fs::path ok = box.path / "ok";
   CHECK(box.run("run " + quickstart + " -q -o " + ok.string()) == 0);
-  CHECK(nlohmann::json::parse(read(ok / "summary.json"))["health"] == "ok");
+  const auto quick = nlohmann::json::parse(read(ok / "summary.json"));
+  CHECK(quick["health"] == "ok");
+  CHECK(quick["bytes_sent_total"].get<double>() > 0);
+  CHECK(quick["final_test_accuracy"].get<double>() > 0.8);
 }
 
 TEST_CASE("bad command-line values exit 2") {
