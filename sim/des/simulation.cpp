@@ -139,7 +139,9 @@ void Simulation::start_send(Message&& m, std::uint64_t token, bool rendezvous) {
   network_.send(std::move(m), token);
 }
 
-void Simulation::notify(Message&& m) {
+void Simulation::notify(Message&& m) { hand_over(std::move(m)); }
+
+void Simulation::hand_over(Message&& m) {
   NodeState& box = nodes_[static_cast<std::size_t>(m.dst)];
   for (RecvAwaiter *w = box.waiting_head, *before = nullptr; w != nullptr;
        before = w, w = w->next_waiting) {
@@ -148,6 +150,8 @@ void Simulation::notify(Message&& m) {
       if (box.waiting_tail == w) box.waiting_tail = before;
       w->result = std::move(m);
       if (w->accounted) waited(w->node, w->since);
+      // Safe to resume right here: the network has finished with this message's flow, and
+      // the receiver runs as part of this delivery event (deterministically, in event order).
       w->handle.resume();
       return;
     }
@@ -157,23 +161,9 @@ void Simulation::notify(Message&& m) {
 
 void Simulation::deliver(void* self, Message& m, SimTime sent) {
   auto* sim = static_cast<Simulation*>(self);
-  NodeState& box = sim->nodes_[static_cast<std::size_t>(m.dst)];
-  box.account.bytes_received += m.bytes;
+  sim->nodes_[static_cast<std::size_t>(m.dst)].account.bytes_received += m.bytes;
   for (EventObserver* o : sim->observers_) o->on_message(m, sent, sim->now_);
-  for (RecvAwaiter *w = box.waiting_head, *before = nullptr; w != nullptr;
-       before = w, w = w->next_waiting) {
-    if (w->matches(m)) {
-      (before != nullptr ? before->next_waiting : box.waiting_head) = w->next_waiting;
-      if (box.waiting_tail == w) box.waiting_tail = before;
-      w->result = std::move(m);
-      if (w->accounted) sim->waited(w->node, w->since);
-      // Safe to resume right here: the network has finished with this message's flow, and
-      // the receiver runs as part of this delivery event (deterministically, in event order).
-      w->handle.resume();
-      return;
-    }
-  }
-  box.pending.push_back(std::move(m));
+  sim->hand_over(std::move(m));
 }
 
 void Simulation::SendAwaiter::await_suspend(std::coroutine_handle<> h) {

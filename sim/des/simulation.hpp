@@ -210,6 +210,9 @@ class Simulation {
   };
   // Starts the transfer of a message, or parks it until its receive is posted.
   void start_send(Message&& m, std::uint64_t token, bool rendezvous);
+  // To the receive posted for it (first match, in posting order), which resumes now, or to the
+  // node's pending messages.
+  void hand_over(Message&& m);
   // await_ready's search of the messages that arrived before their receive (not empty).
   bool take_pending(RecvAwaiter& w);
   // Posting `w` releases the rendezvous message to `box` that waited for it, if any.

@@ -84,4 +84,13 @@ double parse_bytes(std::string_view text) {
   return parse_with(text, table, "size", 0, 1152921504606846976.0, "it must be at most 1 EiB");
 }
 
+std::string with_prefix(double v, std::string_view unit) {
+  static constexpr std::pair<double, const char*> kPrefixes[] = {
+      {1e15, "P"}, {1e12, "T"}, {1e9, "G"}, {1e6, "M"}, {1e3, "K"}};
+  for (const auto& [scale, prefix] : kPrefixes) {
+    if (v >= scale) return fmt::format("{:.4g} {}{}", v / scale, prefix, unit);
+  }
+  return fmt::format("{:.4g} {}", v, unit);
+}
+
 }  // namespace dtsim

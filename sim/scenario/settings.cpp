@@ -1,6 +1,7 @@
 // The resolved settings: every value a run will use, with units written out.
 #include <fmt/format.h>
 
+#include "sim/des/units.hpp"
 #include "sim/scenario/scenario.hpp"
 #include "sim/strategies/registry.hpp"
 
@@ -20,16 +21,9 @@ std::string secs(SimTime t) {
   if (s < 1) return fmt::format("{:.4g} ms", s * 1e3);
   return fmt::format("{:.4g} s", s);
 }
-std::string prefixed(double v, const char* unit) {
-  static constexpr std::pair<double, const char*> kPrefixes[] = {
-      {1e15, "P"}, {1e12, "T"}, {1e9, "G"}, {1e6, "M"}, {1e3, "K"}};
-  for (const auto& [scale, prefix] : kPrefixes) {
-    if (v >= scale) return fmt::format("{:.4g} {}{}", v / scale, prefix, unit);
-  }
-  return fmt::format("{:.4g} {}", v, unit);
-}
 std::string bandwidth(double bytes_per_s) {
-  return fmt::format("{} ({})", prefixed(bytes_per_s * 8, "bps"), prefixed(bytes_per_s, "B/s"));
+  return fmt::format("{} ({})", with_prefix(bytes_per_s * 8, "bps"),
+                     with_prefix(bytes_per_s, "B/s"));
 }
 
 void model_and_data(const Scenario& s, Settings& out) {
@@ -84,7 +78,7 @@ void cluster_and_network(const Scenario& s, Settings& out) {
   const auto add = [&](const char* key, std::string value) { out.emplace_back(key, value); };
   add("cluster.workers", fmt::format("{}", s.cluster.workers));
   if (server_count(s) > 0) add("cluster.servers", fmt::format("{}", s.cluster.servers));
-  add("cluster.compute", prefixed(s.cluster.compute_flops_per_s, "FLOP/s"));
+  add("cluster.compute", with_prefix(s.cluster.compute_flops_per_s, "FLOP/s"));
   add("network.topology", to_string(s.network.topology));
   add("network.latency", secs(s.network.link.latency));
   add("network.bandwidth", bandwidth(s.network.link.bandwidth));

@@ -7,6 +7,7 @@
 
 #include "engine/compress.hpp"
 #include "engine/optimizer.hpp"
+#include "sim/des/units.hpp"
 #include "sim/strategies/registry.hpp"
 
 namespace dtsim {
@@ -18,16 +19,6 @@ int ceil_log2(int p) {
   return l;
 }
 
-// "940.6 KB", "26.21 MFLOP", "5 TFLOP/s": 4 significant digits and a decimal prefix.
-std::string prefixed(double v, const char* unit) {
-  static constexpr std::pair<double, const char*> kPrefixes[] = {
-      {1e15, "P"}, {1e12, "T"}, {1e9, "G"}, {1e6, "M"}, {1e3, "K"}};
-  for (const auto& [scale, prefix] : kPrefixes) {
-    if (v >= scale) return fmt::format("{:.4g} {}{}", v / scale, prefix, unit);
-  }
-  return fmt::format("{:.4g} {}", v, unit);
-}
-
 // What one worker computes and sends per step.
 void model_lines(const Scenario& s, const Model& model, double gradient_flops, double gradient_s,
                  Explanation& e) {
@@ -37,10 +28,10 @@ void model_lines(const Scenario& s, const Model& model, double gradient_flops, d
   e.lines.emplace_back("model", model.summary());
   e.lines.emplace_back(
       "FLOPs per step and worker",
-      fmt::format("{} (forward {}, backward {}; batch {})", prefixed(gradient_flops, "FLOP"),
-                  prefixed(model.forward_flops(b), "FLOP"),
-                  prefixed(model.backward_flops(b), "FLOP"), b));
-  e.lines.emplace_back("gradient bytes per worker and step", prefixed(bytes, "B"));
+      fmt::format("{} (forward {}, backward {}; batch {})", with_prefix(gradient_flops, "FLOP"),
+                  with_prefix(model.forward_flops(b), "FLOP"),
+                  with_prefix(model.backward_flops(b), "FLOP"), b));
+  e.lines.emplace_back("gradient bytes per worker and step", with_prefix(bytes, "B"));
   if (s.compression.kind != CodecKind::kNone) {
     const Compressor c(s.compression, model.num_params(), s.seed, 0, &model.layout());
     const auto sent =
@@ -49,13 +40,14 @@ void model_lines(const Scenario& s, const Model& model, double gradient_flops, d
         "compressed payload per worker and step",
         fmt::format("{} ({}, {:.1f}x smaller; {}); the prediction below is for "
                     "uncompressed bsp",
-                    prefixed(sent, "B"), to_string(s.compression.kind), bytes / std::max(1.0, sent),
+                    with_prefix(sent, "B"), to_string(s.compression.kind),
+                    bytes / std::max(1.0, sent),
                     allreduce_compatible(s.compression.kind) ? "allreduced" : "gathered"));
   }
   e.lines.emplace_back(
       "gradient time per worker and step",
       fmt::format(
-          "{} ({}{})", format_seconds(gradient_s), prefixed(speed, "FLOP/s"),
+          "{} ({}{})", format_seconds(gradient_s), with_prefix(speed, "FLOP/s"),
           s.data.load_cost.ns() > 0
               ? fmt::format(", loading {} per sample", format_seconds(s.data.load_cost.seconds()))
               : ""));
@@ -177,7 +169,7 @@ Explanation explain(const Scenario& s, const DatasetPair& data) {
   strategy_of(s.strategy).predict(basis, step);
   e.lines.emplace_back("alpha (path latency between workers 0 and 1)", format_seconds(basis.alpha));
   e.lines.emplace_back("beta (per byte)", fmt::format("{:.4g} ns/B ({})", basis.beta * 1e9,
-                                                      prefixed(8 / basis.beta, "bps")));
+                                                      with_prefix(8 / basis.beta, "bps")));
   e.lines.emplace_back("communication per step (no contention)",
                        fmt::format("{}  [{}]", format_seconds(step.communicate_s), step.how));
   if (step.step_s < 0) e.lines.emplace_back("update per step", format_seconds(step.update_s));
