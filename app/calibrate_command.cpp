@@ -47,12 +47,6 @@ struct CalibrateOptions {
   std::string format = "toml";
 };
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t m = v.size() / 2;
-  return v.size() % 2 == 1 ? v[m] : 0.5 * (v[m - 1] + v[m]);
-}
-
 // What the simulation charges a worker for one step, and how long it takes here: the
 // gradient of its next batch (gather, forward, backward, clipping) and the optimizer's
 // update, as the worker of `rank` among `ranks` runs them (its partition, its sampler), over
@@ -121,6 +115,13 @@ struct Fit {
   double bandwidth = 0;  // bytes per second
 };
 
+#ifdef DTSIM_HAVE_MPI
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t m = v.size() / 2;
+  return v.size() % 2 == 1 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+}
+
 // The bytes of the scenario's typical message: a ring step's part of the gradient, a tree's
 // whole gradient, or a server shard's part.
 double message_bytes(const Scenario& s, std::size_t params) {
@@ -135,7 +136,6 @@ double message_bytes(const Scenario& s, std::size_t params) {
   return n / std::max(1, s.cluster.workers);
 }
 
-#ifdef DTSIM_HAVE_MPI
 // One-way seconds of a message of `bytes` between the ranks of each pair (0, 1), (2, 3), ...
 // at once, as a collective keeps every rank busy (median of `repeats`; rank 0's pair).
 double one_way(MpiTransport& t, std::size_t bytes, int repeats) {

@@ -32,6 +32,7 @@ struct EmulateOptionsCli {
   bool mpi_allreduce = false;
 };
 
+#ifdef DTSIM_HAVE_MPI
 // Writes a run's files into `dir` (no trace: a measured run has no events to show).
 void write_run(const std::filesystem::path& dir, const Scenario& s, const RunResult& r,
                const std::vector<TimelineSpan>& timeline = {}) {
@@ -45,6 +46,7 @@ void write_run(const std::filesystem::path& dir, const Scenario& s, const RunRes
 }
 
 std::string milliseconds(double s) { return fmt::format("{:.3g} ms", s * 1e3); }
+#endif
 
 int emulate_run(const EmulateOptionsCli& cli) {
 #ifndef DTSIM_HAVE_MPI
