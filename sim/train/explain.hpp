@@ -60,7 +60,7 @@ struct StepPrediction {
   // communication.
   double step_s = -1;
   double compute_s = -1;
-  std::string bottleneck_waiting = "communication";  // what the non-compute share is
+  std::string bottleneck_waiting = "communication";        // what the non-compute share is
   std::vector<std::pair<std::string, std::string>> lines;  // more lines for explain
 };
 
