@@ -64,6 +64,16 @@ FinishedRun read_finished_run(const std::filesystem::path& dir) {
   if (summary.contains("description") && summary["description"].is_string()) {
     run.description = summary["description"].get<std::string>();
   }
+  if (const auto t = summary.find("teaching"); t != summary.end() && t->is_object()) {
+    try {
+      run.lesson = t->at("lesson").get<int>();
+      run.look_at = t->at("look_at").get<std::vector<std::string>>();
+      run.questions = t->at("questions").get<std::vector<std::string>>();
+    } catch (const std::exception& e) {
+      throw InputError({summary_path.string()}, "teaching",
+                       fmt::format("expected lesson, look_at and questions: {}", e.what()));
+    }
+  }
   run.final_test_accuracy = number(summary, "final_test_accuracy");
   run.best_test_accuracy = number(summary, "best_test_accuracy");
   run.virtual_time_s = number(summary, "virtual_time_s");
@@ -183,6 +193,13 @@ std::string compare_html(const std::vector<FinishedRun>& runs, const std::string
     if (r.failed.empty() && r.description != description) description.clear();
   }
   d["description"] = description;
+  // A demo's narrative, from its first point (every point of a demo's sweep has it).
+  const auto demo =
+      std::find_if(runs.begin(), runs.end(), [](const FinishedRun& r) { return r.lesson > 0; });
+  d["teaching"] = {
+      {"lesson", demo == runs.end() ? 0 : demo->lesson},
+      {"look_at", demo == runs.end() ? std::vector<std::string>{} : demo->look_at},
+      {"questions", demo == runs.end() ? std::vector<std::string>{} : demo->questions}};
   d["finding"] = compare_finding(runs);
   d["subtitle"] = fmt::format(
       "{} runs compared. Speed-up is against the first run ({}): in time to the target "

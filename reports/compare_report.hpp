@@ -20,6 +20,10 @@ struct FinishedRun {
   std::string label;  // what tells it apart (a sweep point's label, or its name and folder)
   std::string name;
   std::string description;  // the scenario's
+  // A demo's [teaching] table (lesson 0: none).
+  int lesson = 0;
+  std::vector<std::string> look_at;
+  std::vector<std::string> questions;
   std::vector<EvalPoint> evals;
   double final_test_accuracy = 0;  // NaN if not defined
   double best_test_accuracy = 0;

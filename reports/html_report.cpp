@@ -92,7 +92,17 @@ void fault_account(const RunResult& r, std::vector<std::string>& out) {
     const std::string who =
         fmt::format("{} {}", r.nodes[static_cast<std::size_t>(f.node)].role, f.node);
     std::string line;
-    if (f.kind == "crash" || f.kind == "restart") {
+    const bool shard = r.nodes[static_cast<std::size_t>(f.node)].role == "server";
+    if (shard && (f.kind == "crash" || f.kind == "restart")) {
+      line = fmt::format("Fault: {} went down at {}", who, seconds(f.at_s));
+      line += std::isnan(f.rejoined_s)
+                  ? " (the run ended before it was needed again)."
+                  : fmt::format(
+                        "; {} resumed from its last checkpoint at {}, undoing {} update{} of its "
+                        "part of the model; its workers waited {} for it.",
+                        f.kind == "crash" ? "a spare" : "it", seconds(f.rejoined_s), f.lost_updates,
+                        f.lost_updates == 1 ? "" : "s", seconds(f.cost_s));
+    } else if (f.kind == "crash" || f.kind == "restart") {
       line = fmt::format("Fault: {} went down at {}", who, seconds(f.at_s));
       line += std::isnan(f.detected_s)
                   ? " (the run ended before the others noticed)"
@@ -138,6 +148,12 @@ std::vector<std::string> time_account(const Scenario& s, const RunResult& r) {
     if (n.role == "worker") workers.push_back(&n);
   }
   if (total > 0 && !workers.empty()) where_time_went(r, workers, out);
+  if (r.checkpoints > 0) {
+    out.push_back(fmt::format(
+        "The server shards took {} checkpoint{} (every {} updates), {} of virtual time in all.",
+        r.checkpoints, r.checkpoints == 1 ? "" : "s", s.strategy.checkpoint_every,
+        seconds(r.checkpoint_s)));
+  }
   fault_account(r, out);
   std::uint64_t dropped = 0;
   std::uint64_t computed = 0;
@@ -281,13 +297,17 @@ std::string report_html(const Scenario& s, const RunResult& r,
     double end = f.end_s;
     if (std::isnan(end)) end = std::isnan(f.rejoined_s) ? f.detected_s : f.rejoined_s;
     if (std::isnan(end) || f.kind == "crash") end = r.virtual_time_s;
-    faults.push_back({{"node", fmt::format("{} {}", n.role, n.node)},
-                      {"kind", f.kind},
-                      {"what", f.what},
-                      {"start", f.at_s},
-                      {"end", std::max(end, f.at_s)},
-                      {"cost", seconds(f.cost_s)},
-                      {"lost", f.lost_gradients}});
+    faults.push_back(
+        {{"node", fmt::format("{} {}", n.role, n.node)},
+         {"kind", f.kind},
+         {"what", f.what},
+         {"start", f.at_s},
+         {"end", std::max(end, f.at_s)},
+         {"cost", seconds(f.cost_s)},
+         {"lost",
+          f.lost_updates > 0
+              ? fmt::format("{} update{}", f.lost_updates, f.lost_updates == 1 ? "" : "s")
+              : fmt::format("{} gradient{}", f.lost_gradients, f.lost_gradients == 1 ? "" : "s")}});
   }
   d["faults"] = faults;
   if (r.emulation) {  // (absent otherwise, so a simulated run's page is unchanged)

@@ -126,6 +126,16 @@ std::string summary_json(const Scenario& scenario, const RunResult& result) {
                       {"max_abs_diff", number(e.max_abs_diff)},
                       {"relative_diff", number(e.relative_diff)}};
   }
+  if (scenario.teaching.lesson > 0) {  // a demo's narrative, for compare.html too
+    j["teaching"] = {{"lesson", scenario.teaching.lesson},
+                     {"look_at", scenario.teaching.look_at},
+                     {"questions", scenario.teaching.questions}};
+  }
+  if (scenario.strategy.checkpoint_every > 0) {
+    j["checkpoints"] = {{"every", scenario.strategy.checkpoint_every},
+                        {"taken", result.checkpoints},
+                        {"time_s", result.checkpoint_s}};
+  }
   if (!result.faults.empty()) {
     const auto time = [](double t) {
       return std::isnan(t) ? nlohmann::json(nullptr) : nlohmann::json(t);
@@ -142,6 +152,7 @@ std::string summary_json(const Scenario& scenario, const RunResult& result) {
                         {"cost_s", f.cost_s},
                         {"lost_compute_s", f.lost_compute_s},
                         {"lost_gradients", f.lost_gradients},
+                        {"lost_updates", f.lost_updates},
                         {"paused_transfers", f.paused_transfers},
                         {"retransmissions", f.retransmissions},
                         {"retransmitted_bytes", f.retransmitted_bytes}});

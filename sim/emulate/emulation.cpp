@@ -777,6 +777,9 @@ std::string emulation_problem(const Scenario& s, int ranks, const EmulateOptions
   if (!s.faults.empty()) {
     return std::string("[[faults]]: emulation runs without faults (leave the [[faults]] out)");
   }
+  if (s.strategy.checkpoint_every > 0) {
+    return std::string("strategy.checkpoint_every: emulation takes no checkpoints (leave it out)");
+  }
   if (!ps && !options.library_allreduce && st.collective != AllreduceAlgo::kRing &&
       st.collective != AllreduceAlgo::kTree) {
     return std::string(

@@ -217,6 +217,12 @@ void check_cluster(ScenarioChecks& c, const Scenario& s) {
   if (s.strategy.architecture != Architecture::kParameterServer && s.cluster.servers > 0) {
     c.error("cluster.servers", "server shards are used only with strategy.architecture = \"ps\"");
   }
+  if (s.strategy.architecture != Architecture::kParameterServer &&
+      s.strategy.checkpoint_every > 0) {
+    c.error("strategy.checkpoint_every",
+            "checkpoints are the parameter-server shards' (architecture = \"ps\"): the other "
+            "strategies keep every worker's replica, and a restarted worker rejoins from them");
+  }
 }
 
 void check_network(ScenarioChecks& c, const Scenario& s) {
@@ -333,22 +339,35 @@ void check_crash(ScenarioChecks& c, const Scenario& s, const FaultConfig& f) {
   }
 }
 
+// A crash or restart on a parameter-server shard: it resumes from its last checkpoint.
+void check_shard_crash(ScenarioChecks& c, const Scenario& s, const FaultConfig& f) {
+  const StrategyConfig& st = s.strategy;
+  if (st.checkpoint_every == 0) {
+    c.error_at(f.place, "faults.node",
+               fmt::format("node {} is a parameter-server shard: a shard that {}s loses the "
+                           "part of the model it holds unless it has a checkpoint to resume "
+                           "from; set strategy.checkpoint_every (updates between checkpoints)",
+                           f.node, to_string(f.kind)));
+    return;
+  }
+  if (st.sync == SyncMode::kBsp && st.backup_workers == 0 &&
+      (s.compression.kind != CodecKind::kNone || st.aggregation.kind != AggregationKind::kMean)) {
+    c.error_at(f.place, "faults.kind",
+               fmt::format("kind = \"{}\" on a shard in bsp with [compression] or a robust "
+                           "aggregation: that exchange cannot wait for a shard in this version",
+                           to_string(f.kind)));
+  }
+}
+
 void check_faults(ScenarioChecks& c, const Scenario& s) {
   const int nodes = s.cluster.workers + server_count(s);
   std::vector<int> stopped;  // nodes that crash or restart
   int crashed = 0;
   for (const FaultConfig& f : s.faults) {
-    const bool worker_only = f.kind == FaultKind::kByzantine || f.kind == FaultKind::kCrash ||
-                             f.kind == FaultKind::kRestart;
-    if (worker_only && f.node >= s.cluster.workers) {
+    if (f.kind == FaultKind::kByzantine && f.node >= s.cluster.workers) {
       c.error_at(f.place, "faults.node",
-                 f.node < nodes && f.kind != FaultKind::kByzantine
-                     ? fmt::format("node {} is a parameter-server shard: a shard that crashes "
-                                   "loses the model's part it holds, which this version does "
-                                   "not recover; the workers are 0-{}",
-                                   f.node, s.cluster.workers - 1)
-                     : fmt::format("node {} is not a worker: the workers are 0-{}", f.node,
-                                   s.cluster.workers - 1));
+                 fmt::format("node {} is not a worker: the workers are 0-{}", f.node,
+                             s.cluster.workers - 1));
       continue;
     }
     if (f.node >= nodes) {
@@ -357,7 +376,11 @@ void check_faults(ScenarioChecks& c, const Scenario& s) {
       continue;
     }
     if (f.kind != FaultKind::kCrash && f.kind != FaultKind::kRestart) continue;
-    check_crash(c, s, f);
+    if (f.node >= s.cluster.workers) {
+      check_shard_crash(c, s, f);
+    } else {
+      check_crash(c, s, f);
+    }
     if (std::find(stopped.begin(), stopped.end(), f.node) != stopped.end()) {
       c.error_at(f.place, "faults.node",
                  fmt::format("node {} already crashes or restarts in an earlier [[faults]] "
@@ -365,7 +388,8 @@ void check_faults(ScenarioChecks& c, const Scenario& s) {
                              f.node));
     }
     stopped.push_back(f.node);
-    if (f.kind == FaultKind::kCrash && ++crashed == s.cluster.workers) {
+    if (f.kind == FaultKind::kCrash && f.node < s.cluster.workers &&
+        ++crashed == s.cluster.workers) {
       c.error_at(f.place, "faults",
                  "every worker crashes: at least one must survive for the run to end");
     }

@@ -211,10 +211,26 @@ void read_network(TomlReader& r, const toml::table& t, NetworkConfig& n) {
 
 void read_strategy(TomlReader& r, const toml::table& t, StrategyConfig& s) {
   r.check_keys(t, "strategy",
-               {"architecture", "sync", "collective", "time_only", "staleness", "local_steps",
-                "backup_workers", "staleness_lr", "delay_compensation", "aggregation", "trim",
-                "krum_m", "stages", "micro_batches", "stage_layers", "tensor_parallel",
-                "data_parallel", "failure_timeout", "consensus_step"});
+               {"architecture",
+                "sync",
+                "collective",
+                "time_only",
+                "staleness",
+                "local_steps",
+                "backup_workers",
+                "staleness_lr",
+                "delay_compensation",
+                "aggregation",
+                "trim",
+                "krum_m",
+                "stages",
+                "micro_batches",
+                "stage_layers",
+                "tensor_parallel",
+                "data_parallel",
+                "failure_timeout",
+                "consensus_step",
+                "checkpoint_every"});
   r.get_choice(t, "strategy", "aggregation", aggregation_names(), s.aggregation.kind);
   r.get_int(t, "strategy", "trim", s.aggregation.f, 0, 1'000'000);
   r.get_int(t, "strategy", "krum_m", s.aggregation.m, 1, 1'000'000);
@@ -238,6 +254,7 @@ void read_strategy(TomlReader& r, const toml::table& t, StrategyConfig& s) {
   r.get_choice(t, "strategy", "collective", allreduce_algo_names(), s.collective);
   r.get_bool(t, "strategy", "time_only", s.time_only);
   r.get_unit(t, "strategy", "failure_timeout", s.failure_timeout, parse_duration);
+  r.get_int(t, "strategy", "checkpoint_every", s.checkpoint_every, 1, 1'000'000'000);
 }
 
 void read_compression(TomlReader& r, const toml::table& t, CodecConfig& c) {

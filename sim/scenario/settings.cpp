@@ -192,6 +192,10 @@ Settings resolved_settings(const Scenario& s) {
     crashes = crashes || f.kind == FaultKind::kCrash || f.kind == FaultKind::kRestart;
   }
   if (crashes) out.emplace_back("strategy.failure_timeout", secs(s.strategy.failure_timeout));
+  if (s.strategy.checkpoint_every > 0) {
+    out.emplace_back("strategy.checkpoint_every",
+                     fmt::format("{} updates per shard", s.strategy.checkpoint_every));
+  }
   for (const Expectation& e : s.expect) out.emplace_back("expect." + e.key, e.text);
   return out;
 }

@@ -37,6 +37,9 @@ struct StrategyConfig {
   // How long the others take to notice a crashed worker (a missed heartbeat): they go on
   // without it that long after it stops ([[faults]] crash, restart).
   SimTime failure_timeout = SimTime::from_ns(1'000'000'000);
+  // ps: each server shard saves its part of the model and its optimizer state after every
+  // this many of its updates (0: never); a shard that crashes or restarts resumes from it.
+  int checkpoint_every = 0;
 };
 
 // Whether the model itself is split among nodes (pipeline or tensor).

@@ -12,11 +12,14 @@
 // With crash or restart faults, each step's exchange is formed over the workers that take part
 // in it (membership.hpp): a crashed worker's data is dropped, and the mean is over the
 // survivors' gradients.
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <coroutine>
 #include <functional>
 #include <numeric>
 
+#include "engine/aggregate.hpp"
 #include "sim/net/collectives.hpp"
 #include "sim/net/tags.hpp"
 #include "sim/net/wire.hpp"
@@ -252,6 +255,18 @@ Task<> AllreduceBsp::worker(int w) {
 void predict_allreduce_bsp(const PredictionBasis& basis, StepPrediction& out) {
   predict_allreduce(basis, out);
   out.lock_step = basis.scenario.strategy.backup_workers == 0;
+  const AggregationConfig& rule = basis.scenario.strategy.aggregation;
+  if (rule.kind != AggregationKind::kMean && basis.workers > 1) {
+    // A robust rule needs every gradient: a ring allgather of them (coded_exchange.cpp), then
+    // each worker aggregates the p gradients with the rule.
+    const double p = basis.workers;
+    out.communicate_s = (p - 1) * (basis.alpha + basis.bytes * basis.beta);
+    out.update_s = (basis.optimizer_flops +
+                    aggregate_flops(rule, basis.workers, static_cast<std::size_t>(basis.params))) /
+                   basis.flops_per_s;
+    out.how =
+        fmt::format("{}: ring allgather of every gradient, (p-1)(a + n b)", to_string(rule.kind));
+  }
 }
 
 std::unique_ptr<Strategy> make_allreduce_bsp(RunCore& core) {

@@ -45,6 +45,8 @@ AsyncPs::AsyncPs(RunCore& core, std::unique_ptr<ServerRule> rule)
           std::make_unique<Optimizer>(core.scenario().train.optimizer, sv.end - sv.begin);
       sv.published = sv.params;
     }
+    if (core.config().checkpoint_every > 0)
+      sv.checkpoints = std::make_unique<ShardCheckpoints>(core, sv.node, sv.begin, sv.end);
     sv.clocks.assign(static_cast<std::size_t>(p), 0);
     sv.finished.assign(static_cast<std::size_t>(p), false);
     servers_.push_back(std::move(sv));
@@ -211,6 +213,8 @@ Task<> AsyncPs::server(int s) {
     }
     co_await absorb(sv, s);
     answer_pulls(sv, s);
+    if (sv.checkpoints)
+      co_await sv.checkpoints->after_update(sv.version, sv.params, sv.optimizer.get());
   }
 }
 
@@ -265,6 +269,11 @@ Task<> AsyncPs::apply(ServerShard& sv, int s, std::vector<Pending> group, double
     return std::pair(a.worker, a.clock) < std::pair(b.worker, b.clock);
   });
   const std::uint64_t n = sv.end - sv.begin;
+  if (sv.checkpoints) {
+    const bool restored = co_await sv.checkpoints->before_update(
+        sv.version, sv.params, sv.optimizer, group.size() * n * wire::kFloatBytes);
+    if (restored) rule_->restored(sv, s);
+  }
   const double size = static_cast<double>(group.size());
   const double lambda = c.config().delay_compensation;
   const bool dc = lambda > 0;

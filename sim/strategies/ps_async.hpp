@@ -15,11 +15,13 @@
 // by max(1, staleness); delay_compensation (lambda) adds lambda * g * g * (w - w_read) to it
 // (DC-ASGD, Zheng et al. 2017, with the parameters the worker read, as in the paper).
 //
-// Crash and restart faults (asp, ssp): a worker finds out at the end of the gradient it was
-// computing, which is lost, and its ticket goes back to the others. A crashed worker's
-// leaving reaches the shards failure_timeout after its crash (a notice, as its last request
-// would); a restarted one is down until it is back, then pulls the current parameters and
-// goes on (the shards are not told: ssp's bound may wait for it meanwhile).
+// Crash and restart faults (asp, ssp, delayed): a worker finds out at the end of the gradient it
+// was computing, which is lost, and its ticket goes back to the others. A crashed worker's leaving
+// reaches the shards failure_timeout after its crash (a notice, as its last request would); a
+// restarted one is down until it is back, then pulls the current parameters and goes on (the shards
+// are not told: ssp's bound may wait for it meanwhile). A shard's checkpoints, crash and restart
+// are checkpoint.hpp's; a shard that resumes from its checkpoint keeps the requests and gradients
+// that were waiting (their workers send them again).
 #pragma once
 
 #include <cstdint>
@@ -28,6 +30,7 @@
 #include <vector>
 
 #include "engine/compress.hpp"
+#include "sim/strategies/checkpoint.hpp"
 #include "sim/strategies/strategy.hpp"
 
 namespace dtsim {
@@ -56,6 +59,7 @@ struct ServerShard {
   std::vector<std::uint64_t> clocks;  // gradients received per worker
   std::vector<bool> finished;         // workers that sent their last request
   std::vector<float> published;       // k > 1: params as of the last update (for evaluation)
+  std::unique_ptr<ShardCheckpoints> checkpoints;  // strategy.checkpoint_every (null: none)
 };
 
 struct PsWorker {
@@ -101,6 +105,8 @@ class ServerRule {
   // The shard is set up (version 0), or applied an update.
   virtual void ready(const ServerShard& /*sv*/, int /*shard*/) {}
   virtual void updated(const ServerShard& /*sv*/, int /*shard*/) {}
+  // The shard resumed from its checkpoint (sv.params): what the rule kept of it is gone too.
+  virtual void restored(const ServerShard& /*sv*/, int /*shard*/) {}
   // true: the run has bsp's steps, and the servers say when it is over (backup workers);
   // false: the run hands out steps * p gradients, one at a time.
   virtual bool rounds() const { return false; }

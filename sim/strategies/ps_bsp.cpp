@@ -11,6 +11,7 @@
 // With crash or restart faults (uncoded only), each step's push and pull are among the
 // workers at its gate (membership.hpp); the shards wait for the gate and serve its group, and
 // average over it. A restarted worker rejoins with the parameters the step's leader pulled.
+// A shard's checkpoints, crash and restart are checkpoint.hpp's (uncoded only).
 #include <fmt/format.h>
 
 #include <functional>
@@ -18,6 +19,7 @@
 #include "sim/net/collectives.hpp"
 #include "sim/net/tags.hpp"
 #include "sim/net/wire.hpp"
+#include "sim/strategies/checkpoint.hpp"
 #include "sim/strategies/coded_exchange.hpp"
 #include "sim/strategies/membership.hpp"
 #include "sim/strategies/ps_async.hpp"
@@ -35,6 +37,7 @@ struct Shard {
   std::vector<float> buffer;  // sums the gradients, then carries the updated parameters back
   std::unique_ptr<Optimizer> optimizer;
   std::uint64_t version = 0;
+  std::unique_ptr<ShardCheckpoints> checkpoints;  // strategy.checkpoint_every (null: none)
 };
 
 class PsBsp : public Strategy {
@@ -55,6 +58,8 @@ class PsBsp : public Strategy {
         sh.optimizer =
             std::make_unique<Optimizer>(core.scenario().train.optimizer, sh.end - sh.begin);
       }
+      if (core.config().checkpoint_every > 0)
+        sh.checkpoints = std::make_unique<ShardCheckpoints>(core, sh.node, sh.begin, sh.end);
       shards_.push_back(std::move(sh));
     }
     if (uses_coded_exchange(core.scenario())) coded_ = std::make_unique<CodedPs>(core);
@@ -189,7 +194,12 @@ Task<> PsBsp::server(int s) {
       workers = group;
     }
     const int p = static_cast<int>(workers.size());
-    auto update = [&c, &sh, update_flops, lr, p]() -> Task<> {
+    auto update = [&c, &sh, update_flops, lr, p, n]() -> Task<> {
+      if (sh.checkpoints) {  // (its crash or restart takes effect here)
+        co_await sh.checkpoints->before_update(
+            sh.version, sh.params, sh.optimizer,
+            static_cast<std::uint64_t>(p) * n * wire::kFloatBytes);
+      }
       std::function<void()> work;
       if (c.numerics()) {
         work = [&sh, lr, p] {
@@ -213,6 +223,8 @@ Task<> PsBsp::server(int s) {
                           c.numerics()};
     co_await ps_serve_step(ps, sh.buffer, update);
     sh.version = step + 1;
+    if (sh.checkpoints)
+      co_await sh.checkpoints->after_update(sh.version, sh.params, sh.optimizer.get());
     if (c.diverged_at(step)) co_return;
   }
 }
@@ -249,6 +261,8 @@ Task<> PsBsp::coded_server(int s) {
       c.sim().send(sh.node, c.worker(w).node, tags::answer_to(tags::step_tag(step)),
                    n * wire::kFloatBytes, std::move(data));
     }
+    if (sh.checkpoints)
+      co_await sh.checkpoints->after_update(sh.version, sh.params, sh.optimizer.get());
     if (c.diverged_at(step)) co_return;
   }
 }

@@ -51,6 +51,12 @@ class DelayedRule : public ServerRule {
     h.push_back(sv.params);
     if (h.size() > tau_ + 1) h.erase(h.begin());
   }
+  // Its older versions were in the memory it lost: each is now the checkpoint's.
+  void restored(const ServerShard& sv, int shard) override {
+    if (!core_.numerics()) return;
+    auto& h = history_[static_cast<std::size_t>(shard)];
+    std::fill(h.begin(), h.end(), sv.params);
+  }
   bool update_per_gradient() const override { return true; }
 
  private:

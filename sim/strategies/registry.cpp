@@ -101,7 +101,7 @@ const std::vector<StrategyEntry>& table() {
        "every gradient computed on parameters exactly `staleness` updates old",
        {"staleness", "staleness_lr", "delay_compensation"},
        true,
-       false,
+       true,
        &check_ps_delayed,
        &predict_ps_delayed,
        &make_ps_delayed},

@@ -9,7 +9,7 @@ FaultSchedule::FaultSchedule(const Scenario& s, Simulation& sim, std::function<v
   const auto nodes = static_cast<std::size_t>(sim.nodes());
   slow_.assign(nodes, 1.0);
   slow_fault_.assign(nodes, -1);
-  stop_.assign(static_cast<std::size_t>(s.cluster.workers), -1);
+  stop_.assign(nodes, -1);
   loss_base_.assign(s.faults.size(), 0);
   loss_bytes_base_.assign(s.faults.size(), 0);
   ended_.assign(s.faults.size(), false);
@@ -122,7 +122,7 @@ void FaultSchedule::lost_event(void* self, std::uint64_t index) {
   auto* fs = static_cast<FaultSchedule*>(self);
   const FaultConfig& f = fs->s_.faults[index];
   fs->records_[index].detected_s = fs->sim_.now().seconds();
-  fs->lost_(f.node);
+  if (f.node < fs->s_.cluster.workers) fs->lost_(f.node);
 }
 
 double FaultSchedule::slow_factor(int node, SimTime base) {
@@ -162,6 +162,14 @@ void FaultSchedule::lost_gradient(int w, SimTime compute) {
 void FaultSchedule::stalled(int w, SimTime t) { record_of_stop(w).cost_s += t.seconds(); }
 
 void FaultSchedule::rejoined(int w, SimTime at) { record_of_stop(w).rejoined_s = at.seconds(); }
+
+void FaultSchedule::shard_restored(int node, SimTime at, std::uint64_t lost_updates) {
+  FaultRecord& r = record_of_stop(node);
+  r.rejoined_s = at.seconds();
+  r.cost_s = (at - s_.faults[static_cast<std::size_t>(stop_[static_cast<std::size_t>(node)])].at)
+                 .seconds();
+  r.lost_updates = lost_updates;
+}
 
 std::vector<FaultRecord> FaultSchedule::records() const {
   const Network& net = sim_.network();

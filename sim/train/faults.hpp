@@ -8,6 +8,8 @@
 //   crash      the node's program stops at its next step; the strategy hears of it
 //              failure_timeout after `at` (Strategy::worker_lost) and goes on without it
 //   restart    the same, and the node is back at at + duration (the strategy rejoins it)
+//   A parameter-server shard that crashes or restarts resumes from its last checkpoint
+//   (sim/strategies/checkpoint.hpp); the strategy is not told.
 // Single-threaded: used from the event loop.
 #pragma once
 
@@ -25,7 +27,7 @@ namespace dtsim {
 class FaultSchedule {
  public:
   // `lost` is called failure_timeout after a worker crashed or went down (restart), with the
-  // worker's index.
+  // worker's index (not for a server shard).
   FaultSchedule(const Scenario& s, Simulation& sim, std::function<void(int)> lost);
   FaultSchedule(const FaultSchedule&) = delete;
   FaultSchedule& operator=(const FaultSchedule&) = delete;
@@ -37,7 +39,7 @@ class FaultSchedule {
   // extra time is charged to the fault.
   double slow_factor(int node, SimTime base);
 
-  // Worker w's crash or restart fault, if it has one.
+  // Node w's crash or restart fault, if it has one (workers are nodes 0..p-1).
   const FaultConfig* stop_of(int w) const;
   // Whether worker w is down now (crashed, or inside its restart's window).
   bool down(int w) const;
@@ -48,6 +50,8 @@ class FaultSchedule {
   void lost_gradient(int w, SimTime compute);  // a gradient computed and never used
   void stalled(int w, SimTime t);              // the run waited t for it (detection, rejoin)
   void rejoined(int w, SimTime at);
+  // A server shard on `node` resumed from its checkpoint at `at`, undoing `lost_updates`.
+  void shard_restored(int node, SimTime at, std::uint64_t lost_updates);
 
   // What happened, for summary.json, the report and trace.json (the network's retransmissions
   // counted in); in [[faults]] order.

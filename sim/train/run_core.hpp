@@ -102,6 +102,11 @@ class RunCore {
   FaultSchedule* faults() { return faults_.get(); }
   // Whether worker w is down now: crashed, or inside its restart's window.
   bool down(int w) const { return faults_ != nullptr && faults_->down(w); }
+  // A server shard took a checkpoint that took `t` (strategy.checkpoint_every).
+  void record_checkpoint(SimTime t) {
+    ++result_.checkpoints;
+    result_.checkpoint_s += t.seconds();
+  }
 
   // ---- gradients ----
   GradientWorker& worker(int w) { return workers_[static_cast<std::size_t>(w)]; }

@@ -89,6 +89,7 @@ struct FaultRecord {
   double cost_s = 0;
   double lost_compute_s = 0;  // compute thrown away (crash, restart)
   std::uint64_t lost_gradients = 0;
+  std::uint64_t lost_updates = 0;      // a server shard's crash, restart: undone by its checkpoint
   std::uint64_t paused_transfers = 0;  // link-down: transfers that had to wait
   std::uint64_t retransmissions = 0;   // loss
   std::uint64_t retransmitted_bytes = 0;
@@ -137,6 +138,10 @@ struct RunResult {
   std::string model_summary;
   std::optional<ModelParallelStats> model_parallel;
   std::optional<EmulationStats> emulation;  // dtsim emulate: measured against simulated
+  // strategy.checkpoint_every: the shards' checkpoints, and the virtual time they took
+  // (summed over shards).
+  std::uint64_t checkpoints = 0;
+  double checkpoint_s = 0;
   // Wall-clock figures (never in metrics.csv / nodes.csv: they vary from run to run).
   double wall_time_s = 0;      // the whole command
   double load_wall_s = 0;      // reading or generating the data

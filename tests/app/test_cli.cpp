@@ -378,6 +378,44 @@ TEST_CASE("a worker of eight crashes halfway: bsp re-forms without it and still 
   CHECK_CONTAINS(report, "Fault: worker 3 went down at");
 }
 
+TEST_CASE("a crashed server shard: summary.json, trace.json and the report say what it cost") {
+  Sandbox box;
+  const fs::path file =
+      box.write("s.toml", std::string(kBlobs) +
+                              "[cluster]\nworkers = 4\nservers = 2\ncompute = \"1 GFLOPS\"\n"
+                              "[strategy]\narchitecture = \"ps\"\nsync = \"bsp\"\n"
+                              "checkpoint_every = 20\nfailure_timeout = \"1ms\"\n"
+                              "[[faults]]\nkind = \"crash\"\nnode = 5\nat = \"3ms\"\n");
+  REQUIRE(box.run("run " + file.string() + " -q -o " + (box.path / "o").string()) == 0);
+  const auto j = nlohmann::json::parse(read(box.path / "o" / "summary.json"));
+  REQUIRE(j["faults"].size() == 1);
+  const auto& f = j["faults"][0];
+  CHECK(f["node"] == 5);
+  CHECK(f["detected_s"].get<double>() == doctest::Approx(0.004));
+  // The spare is up at 4 ms, then reads the checkpoint and the step's gradients again.
+  CHECK(f["rejoined_s"].get<double>() > 0.004);
+  CHECK(f["rejoined_s"].get<double>() < 0.0041);
+  CHECK(f["lost_updates"].get<int>() > 0);  // (about 14 steps, 20 between checkpoints)
+  CHECK(f["lost_updates"].get<int>() < 20);
+  CHECK(j["health"] == "ok");
+  CHECK(j["checkpoints"]["every"] == 20);
+  CHECK(j["checkpoints"]["taken"].get<int>() >= 2);
+  CHECK(j["checkpoints"]["time_s"].get<double>() > 0);
+  const auto trace = nlohmann::json::parse(read(box.path / "o" / "trace.json"));
+  int checkpoints = 0;
+  int restores = 0;
+  for (const auto& e : trace["traceEvents"]) {
+    checkpoints += e.value("name", "") == "checkpoint";
+    restores += e.value("name", "") == "restore" && e["tid"] == 5;
+  }
+  CHECK(checkpoints == j["checkpoints"]["taken"].get<int>());
+  CHECK(restores == 1);
+  const std::string report = read(box.path / "o" / "report.html");
+  CHECK_CONTAINS(report, "Fault: server 5 went down at");
+  CHECK_CONTAINS(report, "a spare resumed from its last checkpoint");
+  CHECK_CONTAINS(report, "The server shards took");
+}
+
 TEST_CASE("the stability lesson: lr 0.5 breaks the run, clipping cures it") {
   if (!have_fashion_mnist()) {
     MESSAGE("Fashion-MNIST is not installed (scripts/setup installs it); skipped");

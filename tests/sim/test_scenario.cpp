@@ -280,7 +280,7 @@ TEST_CASE("errors name file, line, column and key") {
     CHECK(e[0].place().line == 7);
     CHECK_CONTAINS(e[0].message(),
                    "gossip ad-psgd cannot go on without a worker in this version; these can: "
-                   "allreduce bsp, ps bsp, ps asp, ps ssp, gossip d-psgd");
+                   "allreduce bsp, ps bsp, ps asp, ps ssp, ps delayed, gossip d-psgd");
   }
   SUBCASE("a pipeline schedule needs the pipeline architecture") {
     const auto e =

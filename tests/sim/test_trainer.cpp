@@ -434,6 +434,9 @@ TEST_CASE("explain predicts the virtual time of an uncontended BSP run") {
       {"[strategy]\narchitecture = \"ps\"\n", "servers = 2\n"},
       {"[network]\ntopology = \"ring\"\n[strategy]\narchitecture = \"ps\"\n", "servers = 2\n"},
       {"[strategy]\narchitecture = \"ps\"\n", "servers = 1\n"},
+      // Robust rules gather every gradient.
+      {"[strategy]\naggregation = \"median\"\n", ""},
+      {"[strategy]\naggregation = \"trimmed-mean\"\ntrim = 1\n", ""},
       // And the other lock-step modes.
       {"[strategy]\nsync = \"local-sgd\"\nlocal_steps = 4\n", ""},
       {"[strategy]\nsync = \"local-sgd\"\nlocal_steps = 3\ncollective = \"tree\"\n", ""},
