@@ -5,6 +5,11 @@
 
 #include <bit>
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define DTSIM_F16C 1
+#endif
+
 #include "engine/codecs/codec.hpp"
 #include "engine/codecs/payload_io.hpp"
 #include "engine/compress.hpp"
@@ -67,6 +72,47 @@ float from_bf16_bits(std::uint16_t b) {
 }
 
 float round_fp16(float x) { return from_fp16_bits(to_fp16_bits(x)); }
+
+namespace {
+
+void round_fp16_scaled_portable(const float* x, float scale, float unscale, float* out,
+                                std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) out[i] = round_fp16(x[i] * scale) * unscale;
+}
+
+#ifdef DTSIM_F16C
+// vcvtps2ph rounds to nearest even (imm8 0, not MXCSR's mode), with subnormals and overflow
+// to infinity as IEEE says: the same halves as to_fp16_bits.
+__attribute__((target("avx,f16c"))) void round_fp16_scaled_f16c(const float* x, float scale,
+                                                                float unscale, float* out,
+                                                                std::size_t n) {
+  const __m256 s = _mm256_set1_ps(scale);
+  const __m256 u = _mm256_set1_ps(unscale);
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm256_cvtps_ph(_mm256_mul_ps(_mm256_loadu_ps(x + i), s), 0);
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_cvtph_ps(h), u));
+  }
+  round_fp16_scaled_portable(x + i, scale, unscale, out + i, n - i);
+}
+
+bool have_f16c() {
+  static const bool yes = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+  return yes;
+}
+#endif
+
+}  // namespace
+
+void round_fp16_scaled(const float* x, float scale, float unscale, float* out, std::size_t n) {
+#ifdef DTSIM_F16C
+  if (have_f16c()) {
+    round_fp16_scaled_f16c(x, scale, unscale, out, n);
+    return;
+  }
+#endif
+  round_fp16_scaled_portable(x, scale, unscale, out, n);
+}
 float round_bf16(float x) { return from_bf16_bits(to_bf16_bits(x)); }
 
 namespace {
@@ -94,19 +140,25 @@ class HalfCodec final : public Codec {
   void encode_round(int /*r*/, std::span<const float> x, std::uint64_t /*step*/, int p) override {
     values_.resize(size());
     const float inv = 1.0f / static_cast<float>(p);  // pre-divided, as PyTorch's hooks
-    for (std::size_t i = 0; i < size(); ++i) values_[i] = round(x[i] * inv);
+    round_all(x.data(), inv, 1.0f, values_.data(), size());
   }
   void finish(std::span<const float> x, std::uint64_t /*step*/, int p, std::span<float> out,
               std::span<float> sent) override {
     const float inv = 1.0f / static_cast<float>(p);
-    for (std::size_t i = 0; i < size(); ++i) {
-      out[i] = round(values_[i]);
-      sent[i] = round(x[i] * inv) * static_cast<float>(p);  // what this worker put in the sum
-    }
+    round_all(values_.data(), 1.0f, 1.0f, out.data(), size());
+    // What this worker put in the sum.
+    round_all(x.data(), inv, static_cast<float>(p), sent.data(), size());
   }
 
  private:
-  static float round(float v) { return FromBits(ToBits(v)); }
+  // out[i] = round(x[i] * scale) * unscale.
+  static void round_all(const float* x, float scale, float unscale, float* out, std::size_t n) {
+    if constexpr (ToBits == &to_fp16_bits) {
+      round_fp16_scaled(x, scale, unscale, out, n);
+    } else {
+      for (std::size_t i = 0; i < n; ++i) out[i] = FromBits(ToBits(x[i] * scale)) * unscale;
+    }
+  }
   std::vector<float> values_;
 };
 

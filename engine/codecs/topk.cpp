@@ -3,7 +3,8 @@
 // index, after a count.
 #include <algorithm>
 #include <cmath>
-#include <numeric>
+#include <functional>
+#include <limits>
 
 #include "engine/codecs/payload_io.hpp"
 #include "engine/codecs/sparse.hpp"
@@ -27,22 +28,37 @@ namespace {
 class TopKCodec final : public GatheredCodec {
  public:
   TopKCodec(const CodecConfig& c, const CodecSetup& s)
-      : GatheredCodec(s), ratio_(c.ratio), warmup_(c.warmup_steps), order_(s.n) {}
+      : GatheredCodec(s), ratio_(c.ratio), warmup_(c.warmup_steps), magnitude_(s.n) {}
 
   std::size_t kept(std::uint64_t step) const override {
     return sparse_count(size(), ratio_, warmup_, step);
   }
   std::uint64_t payload_size(std::uint64_t step) const override { return 4 + 8 * kept(step); }
   void encode(std::span<const float> x, std::uint64_t step, Payload& out) override {
+    // The k-th largest |x_i| is t: every |x_i| > t, then the lowest indices with |x_i| = t.
+    // (A NaN counts as the largest.)
     const std::size_t k = kept(step);
-    std::iota(order_.begin(), order_.end(), 0u);
-    std::nth_element(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(k - 1),
-                     order_.end(), [&](std::uint32_t a, std::uint32_t b) {
-                       const float fa = std::fabs(x[a]), fb = std::fabs(x[b]);
-                       return fa > fb || (fa == fb && a < b);
-                     });
-    picked_.assign(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(k));
-    std::sort(picked_.begin(), picked_.end());
+    const std::size_t n = size();
+    for (std::size_t i = 0; i < n; ++i) {
+      const float a = std::fabs(x[i]);
+      magnitude_[i] = std::isnan(a) ? std::numeric_limits<float>::infinity() : a;
+    }
+    select_ = magnitude_;
+    std::nth_element(select_.begin(), select_.begin() + static_cast<std::ptrdiff_t>(k - 1),
+                     select_.end(), std::greater<float>());
+    const float t = select_[k - 1];
+    std::size_t ties = k;
+    for (std::size_t i = 0; i < n; ++i) ties -= magnitude_[i] > t;
+    picked_.clear();
+    for (std::size_t i = 0; i < n; ++i) {
+      const float a = magnitude_[i];
+      if (a > t) {
+        picked_.push_back(static_cast<std::uint32_t>(i));
+      } else if (a == t && ties > 0) {
+        picked_.push_back(static_cast<std::uint32_t>(i));
+        --ties;
+      }
+    }
     payload::Writer w(out, payload_size(step));
     w.u32(static_cast<std::uint32_t>(k));
     for (std::uint32_t i : picked_) {
@@ -68,7 +84,8 @@ class TopKCodec final : public GatheredCodec {
  private:
   double ratio_;
   std::uint64_t warmup_;
-  std::vector<std::uint32_t> order_;   // workspace of the selection
+  std::vector<float> magnitude_;  // |x_i|, and a copy for the selection
+  std::vector<float> select_;
   std::vector<std::uint32_t> picked_;  // the last encode's indices
 };
 

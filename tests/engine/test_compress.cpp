@@ -6,10 +6,12 @@
 #include <bit>
 #include <cmath>
 #include <limits>
+#include <numeric>
 #include <stdexcept>
 #include <vector>
 
 #include "engine/aggregate.hpp"
+#include "engine/codecs/half.hpp"
 #include "engine/codecs/sparse.hpp"
 #include "engine/compress.hpp"
 
@@ -55,6 +57,42 @@ void check_close(std::span<const float> a, std::vector<double> b, double eps = 1
 }
 
 }  // namespace
+
+TEST_CASE("fp16 rounding of arrays (F16C where the CPU has it) is the bit routine's") {
+  // Every float whose bits are a multiple of 4099 (a prime): all exponents, subnormals, ties
+  // at every scale, infinities; plus exact ties, the overflow edge and the subnormal edges.
+  std::vector<float> x;
+  for (std::uint64_t b = 0; b <= 0xFFFFFFFFu; b += 4099)
+    x.push_back(std::bit_cast<float>(static_cast<std::uint32_t>(b)));
+  for (const float v : {1.0f + std::ldexp(1.0f, -11), 65520.0f, 65519.0f, 65504.0f,
+                        std::ldexp(1.0f, -25), std::ldexp(3.0f, -26), std::ldexp(1.0f, -14), -0.0f,
+                        std::numeric_limits<float>::infinity()}) {
+    x.push_back(v);
+    x.push_back(-v);
+  }
+  for (const auto& [scale, unscale] :
+       {std::pair(1.0f, 1.0f), std::pair(0.125f, 8.0f), std::pair(1.0f / 3, 3.0f)}) {
+    CAPTURE(scale);
+    std::vector<float> fast(x.size());
+    round_fp16_scaled(x.data(), scale, unscale, fast.data(), x.size());
+    std::size_t differ = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      const float slow = round_fp16(x[i] * scale) * unscale;
+      // (NaNs may keep different payload bits; they stay NaNs.)
+      const bool same = std::isnan(slow) ? std::isnan(fast[i])
+                                         : std::bit_cast<std::uint32_t>(slow) ==
+                                               std::bit_cast<std::uint32_t>(fast[i]);
+      differ += !same;
+    }
+    CHECK(differ == 0);
+  }
+  // In place.
+  std::vector<float> y = {1.0f + std::ldexp(1.0f, -11), 3.3f, -7e-6f};
+  round_fp16_scaled(y.data(), 1.0f, 1.0f, y.data(), y.size());
+  CHECK(y[0] == 1.0f);
+  CHECK(y[1] == round_fp16(3.3f));
+  CHECK(y[2] == round_fp16(-7e-6f));
+}
 
 TEST_CASE("fp16 and bf16 round to nearest, ties to even") {
   CHECK(round_fp16(1.0f + std::ldexp(1.0f, -11)) == 1.0f);  // tie -> even
@@ -239,6 +277,29 @@ TEST_CASE("top-k with error feedback: the reference vector") {
   Compressor no_ef(cfg, 4, 1, 0);
   no_ef.encode(std::vector<float>{0.1f, -0.5f, 0.3f, 0.05f}, 0);
   CHECK(no_ef.memory().empty());
+}
+
+TEST_CASE("top-k keeps the k largest magnitudes, ties to the lower index") {
+  CodecConfig cfg = codec(CodecKind::kTopK);
+  cfg.error_feedback = false;
+  cfg.ratio = 0.4;  // 2 of 5
+  Compressor c(cfg, 5, 1, 0);
+  check_close(decoded(c, c.encode(std::vector<float>{1, -1, 1, 0.5f, -1}, 0)), {1, -1, 0, 0, 0});
+  // A large vector with many ties (values on a coarse grid), against sorting by (-|x|, index).
+  const std::size_t n = 20000;
+  cfg.ratio = 0.013;
+  Compressor big(cfg, n, 1, 0);
+  std::vector<float> x(n);
+  for (std::size_t i = 0; i < n; ++i) x[i] = static_cast<float>((i * 7919) % 41) - 20.0f;
+  const std::vector<float> got = decoded(big, big.encode(x, 0));
+  std::vector<std::size_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return std::pair(-std::fabs(x[a]), a) < std::pair(-std::fabs(x[b]), b);
+  });
+  std::vector<float> want(n, 0.0f);
+  for (std::size_t j = 0; j < 260; ++j) want[order[j]] = x[order[j]];  // floor(0.013 n)
+  CHECK(got == want);
 }
 
 TEST_CASE("top-k with DGC's momentum correction and warm-up") {
