@@ -73,9 +73,9 @@ int collective(const CollectiveOptions& opt) {
     fmt::print(
         "{{\"op\": \"{}\", \"algo\": \"{}\", \"nodes\": {}, \"bytes\": {}, "
         "\"simulated_time_s\": {}, \"wall_time_s\": {:.6f}, \"bytes_sent_per_node\": {}, "
-        "\"messages\": {}, \"events\": {}}}\n",
+        "\"bytes_sent_total\": {}, \"messages\": {}, \"events\": {}}}\n",
         opt.op, allreduce ? opt.algo : std::string("-"), spec.nodes, spec.bytes, r.simulated_time_s,
-        r.wall_time_s, r.bytes_sent_per_node, r.messages, r.events);
+        r.wall_time_s, r.bytes_sent_per_node, r.bytes_sent_total, r.messages, r.events);
     return kExitOk;
   }
   fmt::print("{}{} of {} bytes over {} nodes, {} topology\n", opt.op,
@@ -84,7 +84,11 @@ int collective(const CollectiveOptions& opt) {
   fmt::print("simulated time   {:.9f} s\n", r.simulated_time_s);
   fmt::print("wall time        {:.3f} s ({} messages, {} events)\n", r.wall_time_s, r.messages,
              r.events);
-  fmt::print("bytes sent/node  {}\n", r.bytes_sent_per_node);
+  // (The busiest node: in a broadcast the root sends to each of its children, the leaves
+  // nothing; in the symmetric collectives every node sends the same.)
+  fmt::print("bytes sent       {} by the busiest node, {} in all\n",
+             with_prefix(static_cast<double>(r.bytes_sent_per_node), "B"),
+             with_prefix(static_cast<double>(r.bytes_sent_total), "B"));
   return kExitOk;
 }
 

@@ -3,6 +3,7 @@
 // s = `levels`; a level takes a byte (two from 128 levels on).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "engine/codecs/codec.hpp"
 #include "engine/codecs/payload_io.hpp"
@@ -23,13 +24,16 @@ class QsgdCodec final : public GatheredCodec {
   void encode(std::span<const float> x, std::uint64_t step, Payload& out) override {
     CounterRng rng(own_key(step));
     const std::size_t n = size();
-    payload::Writer w(out, payload_size(step));
+    // Written in place (the payload's layout is payload_io's: little-endian, packed).
+    out.resize(payload_size(step));
+    std::uint8_t* at = out.data();
     for (std::size_t b = 0; b < n; b += bucket_) {
       const std::size_t e = std::min(n, b + bucket_);
       double sq = 0;
       for (std::size_t i = b; i < e; ++i) sq += static_cast<double>(x[i]) * x[i];
       const auto norm = static_cast<float>(std::sqrt(sq));
-      w.f32(norm);
+      std::memcpy(at, &norm, 4);
+      at += 4;
       for (std::size_t i = b; i < e; ++i) {
         int level = 0;
         if (norm > 0) {
@@ -40,9 +44,11 @@ class QsgdCodec final : public GatheredCodec {
           if (x[i] < 0) level = -level;
         }
         if (width() == 1) {
-          w.u8(static_cast<std::uint8_t>(static_cast<std::int8_t>(level)));
+          *at++ = static_cast<std::uint8_t>(static_cast<std::int8_t>(level));
         } else {
-          w.u16(static_cast<std::uint16_t>(static_cast<std::int16_t>(level)));
+          const auto v = static_cast<std::uint16_t>(static_cast<std::int16_t>(level));
+          std::memcpy(at, &v, 2);
+          at += 2;
         }
       }
     }

@@ -43,10 +43,7 @@ class TopKCodec final : public GatheredCodec {
       const float a = std::fabs(x[i]);
       magnitude_[i] = std::isnan(a) ? std::numeric_limits<float>::infinity() : a;
     }
-    select_ = magnitude_;
-    std::nth_element(select_.begin(), select_.begin() + static_cast<std::ptrdiff_t>(k - 1),
-                     select_.end(), std::greater<float>());
-    const float t = select_[k - 1];
+    const float t = kth_largest(k);
     std::size_t ties = k;
     for (std::size_t i = 0; i < n; ++i) ties -= magnitude_[i] > t;
     picked_.clear();
@@ -82,10 +79,38 @@ class TopKCodec final : public GatheredCodec {
   std::span<const std::uint32_t> sent_indices() const override { return picked_; }
 
  private:
+  // The k-th largest of magnitude_, exactly. A large vector is first narrowed to candidates:
+  // the values at or above a bound taken from an even sample, low enough that at least k
+  // values pass it (else all of them are the candidates).
+  float kth_largest(std::size_t k) {
+    const std::size_t n = magnitude_.size();
+    select_.clear();
+    if (n >= 16384 && k <= n / 8) {
+      const std::size_t stride = n / 4096;
+      for (std::size_t i = 0; i < n; i += stride) select_.push_back(magnitude_[i]);
+      // Twice the sample's share of k, and some: the bound is below the k-th largest unless
+      // the sample is far from the whole.
+      const std::size_t m = select_.size();
+      const std::size_t rank = std::min(m - 1, 2 * k * m / n + 16);
+      std::nth_element(select_.begin(), select_.begin() + static_cast<std::ptrdiff_t>(rank),
+                       select_.end(), std::greater<float>());
+      const float bound = select_[rank];
+      select_.clear();
+      for (const float a : magnitude_) {
+        if (a >= bound) select_.push_back(a);
+      }
+      if (select_.size() < k) select_.clear();
+    }
+    if (select_.empty()) select_ = magnitude_;
+    std::nth_element(select_.begin(), select_.begin() + static_cast<std::ptrdiff_t>(k - 1),
+                     select_.end(), std::greater<float>());
+    return select_[k - 1];
+  }
+
   double ratio_;
   std::uint64_t warmup_;
-  std::vector<float> magnitude_;  // |x_i|, and a copy for the selection
-  std::vector<float> select_;
+  std::vector<float> magnitude_;       // |x_i|
+  std::vector<float> select_;          // the candidates of the selection
   std::vector<std::uint32_t> picked_;  // the last encode's indices
 };
 

@@ -53,6 +53,7 @@ CollectiveRun run_collective(const CollectiveSpec& spec, std::vector<std::vector
   for (int r = 0; r < p; ++r) {
     run.bytes_sent_per_node = std::max(run.bytes_sent_per_node, sim.account(r).bytes_sent);
   }
+  for (int r = 0; r < p + k; ++r) run.bytes_sent_total += sim.account(r).bytes_sent;
   run.messages = sim.network().flows_started();
   run.events = sim.events_run();
   run.wall_time_s =

@@ -27,6 +27,7 @@ struct CollectiveRun {
   double simulated_time_s = 0;
   double wall_time_s = 0;
   std::uint64_t bytes_sent_per_node = 0;  // the most any participant sent
+  std::uint64_t bytes_sent_total = 0;     // by every node (servers included)
   std::uint64_t messages = 0;
   std::uint64_t events = 0;
 };

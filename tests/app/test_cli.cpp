@@ -267,7 +267,12 @@ TEST_CASE("dtsim collective prints the simulated time of one collective") {
   // Reference sheet D.5: 0.015030 s (a star path is two links: alpha = 5 us).
   CHECK(j["simulated_time_s"].get<double>() == doctest::Approx(0.015030).epsilon(1e-9));
   CHECK(j["bytes_sent_per_node"] == 150000000);
+  CHECK(j["bytes_sent_total"] == 4 * 150000000);
   CHECK(j["wall_time_s"].get<double>() >= 0);
+  // A binomial broadcast from node 0 over 8 nodes: the root sends to its 3 children, 7 copies
+  // are sent in all.
+  REQUIRE(box.run("collective --op broadcast --nodes 8 --bytes 8MB") == 0);
+  CHECK_CONTAINS(box.out, "bytes sent       24 MB by the busiest node, 56 MB in all");
   CHECK(box.run("collective --nodes 4 --bytes 100") == 2);
   CHECK_CONTAINS(box.err, "--bytes: '100' is not a valid size: the unit is missing");
   CHECK(box.run("collective --nodes 6 --bytes 1MB --algo hierarchical --nodes-per-machine 4") == 2);
@@ -514,6 +519,48 @@ TEST_CASE("--set overrides scenario keys from the command line") {
   const auto j = nlohmann::json::parse(read(box.path / "o" / "summary.json"));
   CHECK(j["steps"] == 30);  // 1500 samples / (2 workers x 25)
   CHECK(read(box.path / "o" / "nodes.csv").find("\n1,worker,") != std::string::npos);
+}
+
+TEST_CASE("the common flags mean the same on every command that takes them") {
+  Sandbox box;
+  const fs::path file = box.write("s.toml", kBlobs);
+  const std::string f = file.string();
+  // --set, on every command that reads a scenario: the value is the one it uses.
+  REQUIRE(box.run("validate " + f + " --set train.lr=0.0123") == 0);
+  CHECK_CONTAINS(box.out, "train.lr = 0.0123");
+  // (1500 samples, batch 25, 3 epochs: 60 steps over 3 workers, 45 over the default 4.)
+  REQUIRE(box.run("explain " + f + " --set cluster.workers=3") == 0);
+  CHECK_CONTAINS(box.out, "60 steps");
+  REQUIRE(box.run("calibrate " + f + " --repeats 2 --format set --set train.batch_size=7") == 0);
+  CHECK_CONTAINS(box.out, "--set cluster.compute=");
+  CHECK_CONTAINS(box.err, "a batch of 7");
+  const std::string sweep =
+      box.write("w.toml", std::string(kBlobs) + "[sweep]\n\"train.lr\" = [0.05, 0.1]\n").string();
+  for (const std::string cmd : {"validate", "explain", "calibrate", "run", "sweep"}) {
+    CAPTURE(cmd);
+    CHECK(box.run(cmd + " " + (cmd == "sweep" ? sweep : f) + " --set train.nope=1") == 2);
+    CHECK_CONTAINS(box.err, "train.nope");
+  }
+  // -o, --quiet and --threads on the commands that run: the folder, nothing on stderr, and
+  // a bad thread count refused by name.
+  const std::string small = " --set train.epochs=1 --set data.train_samples=300";
+  for (const std::string cmd : {"run", "sweep"}) {
+    CAPTURE(cmd);
+    const fs::path out = box.path / ("o-" + cmd);
+    const std::string input = cmd == "sweep" ? sweep : f;
+    REQUIRE(box.run(cmd + " " + input + small + " -q --threads 1 -o " + out.string()) == 0);
+    CHECK(box.err.empty());
+    CHECK(fs::exists(out / (cmd == "run" ? "report.html" : "compare.html")));
+    CHECK(box.run(cmd + " " + input + " --threads 0") == 2);
+    CHECK_CONTAINS(box.err, "--threads");
+  }
+  REQUIRE(
+      box.run("demo sync-bsp -q --threads 1 -o " + (box.path / "demo").string() +
+              " --set data.train_samples=600 --set train.epochs=1 --set data.test_samples=200") <=
+      1);  // (its [expect] may fail on so little data)
+  CHECK(fs::exists(box.path / "demo" / "report.html"));
+  CHECK(box.run("demo sync-bsp --threads 0") == 2);
+  CHECK_CONTAINS(box.err, "--threads");
 }
 
 TEST_CASE("validate and list") {

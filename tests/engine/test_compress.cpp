@@ -300,6 +300,23 @@ TEST_CASE("top-k keeps the k largest magnitudes, ties to the lower index") {
   std::vector<float> want(n, 0.0f);
   for (std::size_t j = 0; j < 260; ++j) want[order[j]] = x[order[j]];  // floor(0.013 n)
   CHECK(got == want);
+  // Large values only where the selection samples (every 4th of the first 600): the sample's
+  // bound lets too few through, and the selection falls back to the whole vector.
+  std::vector<float> y(n, 1.0f);
+  for (std::size_t i = 0; i < 600; i += 4) y[i] = 100.0f;
+  y[n - 1] = 2.0f;
+  Compressor again(cfg, n, 1, 0);
+  const std::vector<float> kept = decoded(again, again.encode(y, 0));
+  std::vector<float> expect(n, 0.0f);
+  for (std::size_t i = 0; i < 600; i += 4) expect[i] = 100.0f;  // 150 of them
+  expect[n - 1] = 2.0f;
+  for (std::size_t i = 1, left = 260 - 151; left > 0; ++i) {  // then ties at 1, lowest first
+    if (expect[i] == 0.0f) {
+      expect[i] = 1.0f;
+      --left;
+    }
+  }
+  CHECK(kept == expect);
 }
 
 TEST_CASE("top-k with DGC's momentum correction and warm-up") {
