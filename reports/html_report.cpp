@@ -1,6 +1,7 @@
 #include "reports/html_report.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
@@ -84,6 +85,55 @@ static void where_time_went(const RunResult& r, const std::vector<const NodeStat
   } else if (compute * k > 80) {
     out.push_back("Computation dominates: the network is not what limits this run.");
   }
+}
+
+// The run's result in a sentence or two, for the top of the page: accuracy (and the target),
+// virtual time, what limited it, staleness, faults.
+std::string run_finding(const Scenario& s, const RunResult& r) {
+  std::vector<std::string> parts;
+  if (r.health != Health::kOk) {
+    parts.push_back(fmt::format("The run is {} (see the banner).", to_string(r.health)));
+  }
+  if (!s.strategy.time_only && !r.evals.empty() && std::isfinite(r.evals.back().test_accuracy)) {
+    const double final_acc = r.evals.back().test_accuracy;
+    std::string line = fmt::format("It ended at test accuracy {:.4f} after {} of virtual time",
+                                   final_acc, seconds(r.virtual_time_s));
+    if (s.train.target_accuracy) {
+      line += r.time_to_target_s
+                  ? fmt::format(", and reached the target {:.2f} after {} ({:.0f}% of the run)",
+                                *s.train.target_accuracy, seconds(*r.time_to_target_s),
+                                100 * *r.time_to_target_s / r.virtual_time_s)
+                  : fmt::format(", without reaching the target {:.2f}", *s.train.target_accuracy);
+    }
+    parts.push_back(line + ".");
+  } else {
+    parts.push_back(
+        fmt::format("It ran {} steps in {} of virtual time.", r.steps, seconds(r.virtual_time_s)));
+  }
+  double compute = 0, comm = 0, count = 0;
+  for (const NodeStats& n : r.nodes) {
+    if (n.role != "worker") continue;
+    compute += n.compute_s;
+    comm += n.comm_s;
+    ++count;
+  }
+  if (count > 0 && r.virtual_time_s > 0) {
+    const double k = 100.0 / (r.virtual_time_s * count);
+    parts.push_back(
+        fmt::format("{} ({:.0f}% of a worker's time computing, {:.0f}% communicating).",
+                    comm > compute ? "Communication limits it" : "Computation limits it",
+                    compute * k, comm * k));
+  }
+  if (const auto mean = summary_value(r, "mean_staleness"); mean && *mean > 0) {
+    parts.push_back(fmt::format("Its gradients were {:.1f} updates stale on average.", *mean));
+  }
+  std::uint64_t lost = 0;
+  for (const FaultRecord& f : r.faults) lost += f.lost_gradients;
+  if (!r.faults.empty()) {
+    parts.push_back(fmt::format("{} fault{} hit it ({} gradient{} lost).", r.faults.size(),
+                                r.faults.size() == 1 ? "" : "s", lost, lost == 1 ? "" : "s"));
+  }
+  return fmt::format("{}", fmt::join(parts, " "));
 }
 
 // One sentence per fault: what happened and what it cost (docs/faults.md).
@@ -205,6 +255,7 @@ std::string report_html(const Scenario& s, const RunResult& r,
   nlohmann::ordered_json d;
   d["name"] = s.name;
   d["description"] = s.description;
+  d["finding"] = run_finding(s, r);
   d["footer"] = fmt::format("dtsim · {} · scenario {} · seed {}", r.model_summary, s.file, s.seed);
   nlohmann::json headline = nlohmann::json::array();
   const auto card = [&](const std::string& label, const std::string& value) {

@@ -22,6 +22,9 @@ namespace dtsim {
 
 // The plain-language account of where the time went, one sentence each.
 std::vector<std::string> time_account(const Scenario& scenario, const RunResult& result);
+// The run's result in a sentence or two, at the top of report.html: accuracy against the
+// target, virtual time, whether computation or communication limits it, staleness, faults.
+std::string run_finding(const Scenario& scenario, const RunResult& result);
 
 // `timeline` (may be empty): the first steps' compute spans, drawn node by node.
 std::string report_html(const Scenario& scenario, const RunResult& result,

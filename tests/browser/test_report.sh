@@ -69,6 +69,8 @@ grep -q '<title>&lt;script&gt;alert(1)&lt;/script&gt; — dtsim report</title>' 
 if grep -q '<script>alert(1)</script>' "$out/run/report.html"; then
   fail "raw scenario text reached the HTML"
 fi
+grep -q '<p class="finding" id="finding">It ended at test accuracy [01]\.[0-9]* after' "$out/dom.html" ||
+  fail "the finding atop the report is missing"
 [ -s "$out/report.png" ] || fail "empty screenshot"
 echo "report.html: 9 charts, $points points, no errors; screenshot $out/report.png"
 

@@ -247,6 +247,30 @@ TEST_CASE("the account of where time went") {
   CHECK(lines[1] == "Worker 1 computed longest (1.5 s), 3.0x worker 0 (500 ms).");
   CHECK(lines[2] == "1 kB crossed the network in all: 100 B per step.");
   CHECK(lines[3] == "Test accuracy never reached the target 0.9.");
+  // The finding atop the page: no evaluations, so steps and time.
+  CHECK(run_finding(s, r) ==
+        "It ran 10 steps in 2 s of virtual time. Computation limits it (50% of a worker's "
+        "time computing, 45% communicating).");
+  EvalPoint end;
+  end.test_accuracy = 0.9125;
+  r.evals = {end};
+  r.time_to_target_s = 1.5;
+  CHECK(run_finding(s, r) ==
+        "It ended at test accuracy 0.9125 after 2 s of virtual time, and reached the target "
+        "0.90 after 1.5 s (75% of the run). Computation limits it (50% of a worker's time "
+        "computing, 45% communicating).");
+  r.nodes[1].comm_s = 1.4;
+  r.nodes[1].compute_s = 0.5;
+  r.time_to_target_s.reset();
+  r.staleness_histogram = {{0, 1}, {3, 1}};
+  FaultRecord f;
+  f.lost_gradients = 2;
+  r.faults = {f};
+  CHECK(run_finding(s, r) ==
+        "It ended at test accuracy 0.9125 after 2 s of virtual time, without reaching the "
+        "target 0.90. Communication limits it (25% of a worker's time computing, 70% "
+        "communicating). Its gradients were 1.5 updates stale on average. 1 fault hit it (2 "
+        "gradients lost).");
 }
 
 TEST_CASE("the account tells dropped gradients, staleness and replica spread") {
