@@ -8,6 +8,7 @@
 #include <fstream>
 #include <limits>
 #include <sstream>
+#include <stdexcept>
 
 #include "engine/errors.hpp"
 #include "reports/atomic_file.hpp"
@@ -66,6 +67,7 @@ FinishedRun read_finished_run(const std::filesystem::path& dir) {
   }
   if (const auto t = summary.find("teaching"); t != summary.end() && t->is_object()) {
     try {
+      if (!t->at("lesson").is_number_integer()) throw std::invalid_argument("lesson: a number");
       run.lesson = t->at("lesson").get<int>();
       run.look_at = t->at("look_at").get<std::vector<std::string>>();
       run.questions = t->at("questions").get<std::vector<std::string>>();
@@ -193,9 +195,12 @@ std::string compare_html(const std::vector<FinishedRun>& runs, const std::string
     if (r.failed.empty() && r.description != description) description.clear();
   }
   d["description"] = description;
-  // A demo's narrative, from its first point (every point of a demo's sweep has it).
-  const auto demo =
+  // A demo's narrative, when every run is of the same lesson (a demo's sweep).
+  auto demo =
       std::find_if(runs.begin(), runs.end(), [](const FinishedRun& r) { return r.lesson > 0; });
+  for (const FinishedRun& r : runs) {
+    if (demo != runs.end() && r.failed.empty() && r.lesson != demo->lesson) demo = runs.end();
+  }
   d["teaching"] = {
       {"lesson", demo == runs.end() ? 0 : demo->lesson},
       {"look_at", demo == runs.end() ? std::vector<std::string>{} : demo->look_at},

@@ -127,11 +127,22 @@ std::string run_finding(const Scenario& s, const RunResult& r) {
   if (const auto mean = summary_value(r, "mean_staleness"); mean && *mean > 0) {
     parts.push_back(fmt::format("Its gradients were {:.1f} updates stale on average.", *mean));
   }
-  std::uint64_t lost = 0;
-  for (const FaultRecord& f : r.faults) lost += f.lost_gradients;
-  if (!r.faults.empty()) {
-    parts.push_back(fmt::format("{} fault{} hit it ({} gradient{} lost).", r.faults.size(),
-                                r.faults.size() == 1 ? "" : "s", lost, lost == 1 ? "" : "s"));
+  // The faults that began before the run ended, and the work they lost.
+  std::size_t hit = 0;
+  std::uint64_t lost = 0, undone = 0;
+  for (const FaultRecord& f : r.faults) {
+    if (f.at_s >= r.virtual_time_s) continue;
+    ++hit;
+    lost += f.lost_gradients;
+    undone += f.lost_updates;
+  }
+  if (hit > 0) {
+    std::string line = fmt::format("{} fault{} hit it ({} gradient{} lost", hit,
+                                   hit == 1 ? "" : "s", lost, lost == 1 ? "" : "s");
+    if (undone > 0) {
+      line += fmt::format(", {} server update{} undone", undone, undone == 1 ? "" : "s");
+    }
+    parts.push_back(line + ").");
   }
   return fmt::format("{}", fmt::join(parts, " "));
 }
@@ -347,7 +358,8 @@ std::string report_html(const Scenario& s, const RunResult& r,
     // Its span: the window, or from the fault to when it rejoined, was noticed, or the end.
     double end = f.end_s;
     if (std::isnan(end)) end = std::isnan(f.rejoined_s) ? f.detected_s : f.rejoined_s;
-    if (std::isnan(end) || f.kind == "crash") end = r.virtual_time_s;
+    // (A crashed worker is gone for good; a crashed shard's spare took over when it rejoined.)
+    if (std::isnan(end) || (f.kind == "crash" && std::isnan(f.rejoined_s))) end = r.virtual_time_s;
     faults.push_back(
         {{"node", fmt::format("{} {}", n.role, n.node)},
          {"kind", f.kind},

@@ -6,6 +6,7 @@
 #include <bit>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
 #include <immintrin.h>
 #define DTSIM_F16C 1
 #endif
@@ -96,8 +97,14 @@ __attribute__((target("avx,f16c"))) void round_fp16_scaled_f16c(const float* x, 
   round_fp16_scaled_portable(x + i, scale, unscale, out + i, n - i);
 }
 
+// (clang before 18 does not know "f16c" in __builtin_cpu_supports: CPUID leaf 1, ECX bit 29.
+// "avx" also says the OS saves the YMM registers.)
 bool have_f16c() {
-  static const bool yes = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+  static const bool yes = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return __builtin_cpu_supports("avx") && __get_cpuid(1, &a, &b, &c, &d) != 0 &&
+           (c & (1u << 29)) != 0;
+  }();
   return yes;
 }
 #endif

@@ -37,29 +37,31 @@ SimTime ShardCheckpoints::transfer_time(std::uint64_t bytes, bool out) const {
   return SimTime::from_seconds(static_cast<double>(bytes) / bandwidth);  // (bytes/s)
 }
 
-Task<bool> ShardCheckpoints::before_update(std::uint64_t version, std::vector<float>& params,
-                                           std::unique_ptr<Optimizer>& optimizer,
-                                           std::uint64_t gradient_bytes) {
+Task<bool> ShardCheckpoints::recover(std::uint64_t version, std::vector<float>& params,
+                                     std::unique_ptr<Optimizer>& optimizer,
+                                     std::uint64_t resent_bytes) {
   Simulation& sim = core_.sim();
   if (fault_ == nullptr || hit_ || sim.now() < fault_->at) co_return false;
   hit_ = true;
+  const SimTime needed = sim.now();
   // Down from the fault until a spare (crash) or the shard itself (restart) is up.
   const SimTime up = fault_->kind == FaultKind::kCrash ? fault_->at + core_.config().failure_timeout
                                                        : fault_->at + *fault_->duration;
   if (up > sim.now()) co_await sim.delay(up - sim.now());
-  co_await sim.compute(node_, transfer_time(checkpoint_bytes() + gradient_bytes, false), {},
+  co_await sim.compute(node_, transfer_time(checkpoint_bytes() + resent_bytes, false), {},
                        "restore");
   if (core_.numerics()) {
     params = saved_params_;
     *optimizer = *saved_optimizer_;
   }
-  core_.faults()->shard_restored(node_, sim.now(), version - saved_at_);
+  core_.faults()->shard_restored(node_, needed, sim.now(), version - saved_at_);
   co_return true;
 }
 
-Task<> ShardCheckpoints::after_update(std::uint64_t version, const std::vector<float>& params,
+Task<> ShardCheckpoints::after_update(std::uint64_t version, std::uint64_t total,
+                                      const std::vector<float>& params,
                                       const Optimizer* optimizer) {
-  if (version < saved_at_ + every_) co_return;
+  if (version < saved_at_ + every_ || version >= total) co_return;
   saved_at_ = version;
   if (core_.numerics()) {
     saved_params_ = params;

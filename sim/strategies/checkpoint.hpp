@@ -2,20 +2,22 @@
 // (strategy.checkpoint_every, [[faults]] on a shard; docs/faults.md).
 //
 // After every checkpoint_every of its updates (at the first point it has answered its
-// workers) the shard saves its part of the parameters and
+// workers; none after the run's last update) the shard saves its part of the parameters and
 // its optimizer state; it waits while they are written at its link's bandwidth (a synchronous
 // checkpoint; the write does not load the network). Before its first checkpoint, the initial
 // model serves as one (it is known to every node).
 //
-// A shard's crash or restart takes effect the next time it is about to update after the
-// fault's time (every gradient of that update in): what it held in memory is gone. A crash
-// brings up a spare in its place (same address and links) once the others noticed,
+// A shard's crash or restart takes effect the next time it would serve anything after the
+// fault's time (a bsp shard: when a step's gradients are in; an asynchronous one: when a
+// request arrives): what it held in memory is gone, and it serves nothing until it is back.
+// A crash brings up a spare in its place (same address and links) once the others noticed,
 // failure_timeout after the fault; a restart brings the shard itself back after its
 // duration. Either way the shard then reads its last checkpoint (at its link's bandwidth),
-// gets the update's gradients again from their workers (the same bytes, at that bandwidth),
-// and goes on from the checkpoint's parameters and optimizer state: the updates since the
-// checkpoint are lost (counted in the fault's record). Its update count goes on, so the run's
-// length does not change.
+// gets the gradients waiting for it again from their workers (the same bytes, at that
+// bandwidth), and goes on from the checkpoint's parameters and optimizer state: the updates
+// since the checkpoint are lost (counted in the fault's record). Its update count goes on, so
+// the run's length does not change. The fault's cost is the time from when the shard was
+// next needed (the fault's time, or later) to the end of its restore.
 #pragma once
 
 #include <cstdint>
@@ -37,14 +39,15 @@ class ShardCheckpoints {
   // Whether the shard takes checkpoints or has a crash or restart to recover from.
   bool active() const { return every_ > 0; }
 
-  // Before an update whose gradients (`gradient_bytes` in all) are in, `version` updates
-  // done: if the shard's crash or restart has come, waits until it is back and restores
-  // `params` and `optimizer` from the last checkpoint (true).
-  Task<bool> before_update(std::uint64_t version, std::vector<float>& params,
-                           std::unique_ptr<Optimizer>& optimizer, std::uint64_t gradient_bytes);
-  // With `version` updates done (after answering the workers): a checkpoint, if
-  // checkpoint_every updates went by since the last one.
-  Task<> after_update(std::uint64_t version, const std::vector<float>& params,
+  // Before the shard serves anything (an update, or parameters to a worker), `version`
+  // updates done, `resent_bytes` of gradients waiting for it: if its crash or restart has
+  // come, waits until it is back, gets those gradients again and restores `params` and
+  // `optimizer` from the last checkpoint (true).
+  Task<bool> recover(std::uint64_t version, std::vector<float>& params,
+                     std::unique_ptr<Optimizer>& optimizer, std::uint64_t resent_bytes);
+  // With `version` of the run's `total` updates done (after answering the workers): a
+  // checkpoint, if checkpoint_every updates went by since the last one (none after the last).
+  Task<> after_update(std::uint64_t version, std::uint64_t total, const std::vector<float>& params,
                       const Optimizer* optimizer);
 
  private:

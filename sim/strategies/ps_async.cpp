@@ -191,6 +191,8 @@ Task<> AsyncPs::server(int s) {
     const Message m = co_await core().sim().recv(sv.node, kAnySource, tags::kRequest);
     const int w = m.src;
     const PsWorker& wk = workers_[static_cast<std::size_t>(w)];
+    const std::size_t arriving = wk.req_gradient ? 1 : 0;
+    if (sv.checkpoints) co_await recover(sv, s, arriving);
     if (wk.req_gradient) {
       Pending g;
       g.worker = w;
@@ -214,7 +216,8 @@ Task<> AsyncPs::server(int s) {
     co_await absorb(sv, s);
     answer_pulls(sv, s);
     if (sv.checkpoints)
-      co_await sv.checkpoints->after_update(sv.version, sv.params, sv.optimizer.get());
+      co_await sv.checkpoints->after_update(sv.version, total_updates(), sv.params,
+                                            sv.optimizer.get());
   }
 }
 
@@ -269,11 +272,7 @@ Task<> AsyncPs::apply(ServerShard& sv, int s, std::vector<Pending> group, double
     return std::pair(a.worker, a.clock) < std::pair(b.worker, b.clock);
   });
   const std::uint64_t n = sv.end - sv.begin;
-  if (sv.checkpoints) {
-    const bool restored = co_await sv.checkpoints->before_update(
-        sv.version, sv.params, sv.optimizer, group.size() * n * wire::kFloatBytes);
-    if (restored) rule_->restored(sv, s);
-  }
+  if (sv.checkpoints) co_await recover(sv, s, group.size());
   const double size = static_cast<double>(group.size());
   const double lambda = c.config().delay_compensation;
   const bool dc = lambda > 0;
@@ -347,6 +346,16 @@ Task<> AsyncPs::apply(ServerShard& sv, int s, std::vector<Pending> group, double
     shards_at_.erase(sv.version);
     c.progress(sv.version, sv.applied * static_cast<std::uint64_t>(c.batch()));
   }
+}
+
+Task<> AsyncPs::recover(ServerShard& sv, int s, std::size_t arriving) {
+  // The gradients it held (waiting, and `arriving`) are sent again.
+  const std::uint64_t resent = (sv.pending.size() + arriving) * (sv.end - sv.begin);
+  const bool restored = co_await sv.checkpoints->recover(sv.version, sv.params, sv.optimizer,
+                                                         resent * wire::kFloatBytes);
+  if (!restored) co_return;
+  rule_->restored(sv, s);
+  if (core().numerics() && core().servers() > 1) sv.published = sv.params;
 }
 
 void AsyncPs::answer_pulls(ServerShard& sv, int s) {

@@ -135,6 +135,9 @@ class AsyncPs : public Strategy {
   Task<> absorb(ServerShard& sv, int s);
   Task<> apply(ServerShard& sv, int s, std::vector<Pending> group, double lr);
   void answer_pulls(ServerShard& sv, int s);
+  // With checkpoints: the shard's crash or restart, if it has come (checkpoint.hpp), with
+  // `arriving` gradients besides those pending.
+  Task<> recover(ServerShard& sv, int s, std::size_t arriving);
   // With a codec: worker w encodes its gradient's shard parts (a job), and shard s decodes
   // a pushed payload into g.grad (a job).
   Task<> encode(int w);

@@ -196,9 +196,8 @@ Task<> PsBsp::server(int s) {
     const int p = static_cast<int>(workers.size());
     auto update = [&c, &sh, update_flops, lr, p, n]() -> Task<> {
       if (sh.checkpoints) {  // (its crash or restart takes effect here)
-        co_await sh.checkpoints->before_update(
-            sh.version, sh.params, sh.optimizer,
-            static_cast<std::uint64_t>(p) * n * wire::kFloatBytes);
+        co_await sh.checkpoints->recover(sh.version, sh.params, sh.optimizer,
+                                         static_cast<std::uint64_t>(p) * n * wire::kFloatBytes);
       }
       std::function<void()> work;
       if (c.numerics()) {
@@ -224,7 +223,8 @@ Task<> PsBsp::server(int s) {
     co_await ps_serve_step(ps, sh.buffer, update);
     sh.version = step + 1;
     if (sh.checkpoints)
-      co_await sh.checkpoints->after_update(sh.version, sh.params, sh.optimizer.get());
+      co_await sh.checkpoints->after_update(sh.version, c.total_steps(), sh.params,
+                                            sh.optimizer.get());
     if (c.diverged_at(step)) co_return;
   }
 }
@@ -262,7 +262,8 @@ Task<> PsBsp::coded_server(int s) {
                    n * wire::kFloatBytes, std::move(data));
     }
     if (sh.checkpoints)
-      co_await sh.checkpoints->after_update(sh.version, sh.params, sh.optimizer.get());
+      co_await sh.checkpoints->after_update(sh.version, c.total_steps(), sh.params,
+                                            sh.optimizer.get());
     if (c.diverged_at(step)) co_return;
   }
 }

@@ -163,11 +163,11 @@ void FaultSchedule::stalled(int w, SimTime t) { record_of_stop(w).cost_s += t.se
 
 void FaultSchedule::rejoined(int w, SimTime at) { record_of_stop(w).rejoined_s = at.seconds(); }
 
-void FaultSchedule::shard_restored(int node, SimTime at, std::uint64_t lost_updates) {
+void FaultSchedule::shard_restored(int node, SimTime needed, SimTime at,
+                                   std::uint64_t lost_updates) {
   FaultRecord& r = record_of_stop(node);
   r.rejoined_s = at.seconds();
-  r.cost_s = (at - s_.faults[static_cast<std::size_t>(stop_[static_cast<std::size_t>(node)])].at)
-                 .seconds();
+  r.cost_s = (at - needed).seconds();
   r.lost_updates = lost_updates;
 }
 

@@ -50,8 +50,9 @@ class FaultSchedule {
   void lost_gradient(int w, SimTime compute);  // a gradient computed and never used
   void stalled(int w, SimTime t);              // the run waited t for it (detection, rejoin)
   void rejoined(int w, SimTime at);
-  // A server shard on `node` resumed from its checkpoint at `at`, undoing `lost_updates`.
-  void shard_restored(int node, SimTime at, std::uint64_t lost_updates);
+  // A server shard on `node`, needed again at `needed`, resumed from its checkpoint at `at`,
+  // undoing `lost_updates`.
+  void shard_restored(int node, SimTime needed, SimTime at, std::uint64_t lost_updates);
 
   // What happened, for summary.json, the report and trace.json (the network's retransmissions
   // counted in); in [[faults]] order.

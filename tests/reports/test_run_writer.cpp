@@ -265,12 +265,17 @@ TEST_CASE("the account of where time went") {
   r.staleness_histogram = {{0, 1}, {3, 1}};
   FaultRecord f;
   f.lost_gradients = 2;
-  r.faults = {f};
+  FaultRecord shard;
+  shard.lost_updates = 5;
+  FaultRecord late;  // after the run's end: it never hit
+  late.at_s = 3;
+  late.lost_gradients = 1;
+  r.faults = {f, shard, late};
   CHECK(run_finding(s, r) ==
         "It ended at test accuracy 0.9125 after 2 s of virtual time, without reaching the "
         "target 0.90. Communication limits it (25% of a worker's time computing, 70% "
-        "communicating). Its gradients were 1.5 updates stale on average. 1 fault hit it (2 "
-        "gradients lost).");
+        "communicating). Its gradients were 1.5 updates stale on average. 2 faults hit it (2 "
+        "gradients lost, 5 server updates undone).");
 }
 
 TEST_CASE("the account tells dropped gradients, staleness and replica spread") {

@@ -186,8 +186,8 @@ TEST_CASE("faults: server shards' checkpoints cost their bytes at the link's ban
     const RunResult base = run_text(scenario_text(st, "", 4, 40, false, 2));
     const RunResult r =
         run_text(scenario_text(st + "\ncheckpoint_every = 10", "", 4, 40, false, 2));
-    // Each shard's updates: 40 steps (bsp), or 40 x 4 gradients (asp).
-    const std::uint64_t per_shard = std::string(sync) == "bsp" ? 40 / 10 : 160 / 10;
+    // Each shard's updates: 40 steps (bsp), or 40 x 4 gradients (asp); none after the last.
+    const std::uint64_t per_shard = std::string(sync) == "bsp" ? 40 / 10 - 1 : 160 / 10 - 1;
     CHECK(r.checkpoints == 2 * per_shard);
     CHECK(r.checkpoint_s == doctest::Approx(static_cast<double>(2 * per_shard) * one));
     CHECK(base.checkpoints == 0);
@@ -217,7 +217,9 @@ TEST_CASE("faults: a crashed server shard resumes from its checkpoint on a spare
     const FaultRecord& f = only_fault(r);
     CHECK(f.detected_s == doctest::Approx(at_s + 0.002));
     CHECK(f.rejoined_s == doctest::Approx(at_s + 0.002 + restore));
-    CHECK(f.cost_s == doctest::Approx(0.002 + restore));
+    // (From when the shard was next needed, at or after the crash, to its restore's end.)
+    CHECK(f.cost_s > restore);
+    CHECK(f.cost_s <= 0.002 + restore + 1e-12);
     CHECK(f.lost_updates == 0);
     CHECK(f.lost_gradients == 0);
     CHECK(r.steps == base.steps);
@@ -270,7 +272,8 @@ TEST_CASE("faults: every parameter-server mode survives a shard's crash or resta
       const double up = at + (std::string(kind) == "crash" ? 0.002 : 0.003);
       CHECK(f.rejoined_s > up);
       CHECK(f.rejoined_s < up + 0.001);
-      CHECK(f.cost_s == doctest::Approx(f.rejoined_s - at));
+      CHECK(f.cost_s <= f.rejoined_s - at + 1e-12);
+      CHECK(f.cost_s > 0);
       CHECK(f.lost_updates < 5);
       // The run's length: bsp's steps, asp's and delayed's steps x p updates (ssp hands out
       // the same gradients, whose clocks may then form one more update).
