@@ -36,9 +36,6 @@ class ShardCheckpoints {
   // no optimizer).
   ShardCheckpoints(RunCore& core, int node, std::uint64_t begin, std::uint64_t end);
 
-  // Whether the shard takes checkpoints or has a crash or restart to recover from.
-  bool active() const { return every_ > 0; }
-
   // Before the shard serves anything (an update, or parameters to a worker), `version`
   // updates done, `resent_bytes` of gradients waiting for it: if its crash or restart has
   // come, waits until it is back, gets those gradients again and restores `params` and

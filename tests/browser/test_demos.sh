@@ -11,14 +11,7 @@ exe="$1"
 out="$2"
 rm -rf "$out"
 mkdir -p "$out"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-browser=$(command -v chromium || command -v chromium-browser || true)
-[ -n "$browser" ] || fail "chromium is not installed (scripts/setup installs Debian's chromium)"
-flags=(--headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking
-       --disable-component-update --disable-sync --disable-extensions
-       --host-resolver-rules="MAP * ~NOTFOUND, EXCLUDE localhost" --proxy-server="127.0.0.1:9"
-       --enable-logging=stderr --v=0 --virtual-time-budget=10000)
+source "$(dirname "$0")/common.sh"
 
 # Loads one page; it must have drawn charts with no error. Prints its <body> tag.
 pages=0

@@ -10,10 +10,7 @@ exe="$1"
 out="$2"
 rm -rf "$out"
 mkdir -p "$out"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-browser=$(command -v chromium || command -v chromium-browser || true)
-[ -n "$browser" ] || fail "chromium is not installed (scripts/setup installs Debian's chromium)"
+source "$(dirname "$0")/common.sh"
 
 cat > "$out/scenario.toml" <<'TOML'
 name = "<script>alert(1)</script>"
@@ -39,10 +36,6 @@ collective = "ring"
 TOML
 "$exe" run "$out/scenario.toml" -o "$out/run" -q >/dev/null
 
-flags=(--headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking
-       --disable-component-update --disable-sync --disable-extensions
-       --host-resolver-rules="MAP * ~NOTFOUND, EXCLUDE localhost" --proxy-server="127.0.0.1:9"
-       --enable-logging=stderr --v=0 --virtual-time-budget=10000)
 url="file://$out/run/report.html"
 "$browser" "${flags[@]}" --user-data-dir="$out/profile1" --dump-dom "$url" >"$out/dom.html" 2>"$out/chromium.log" ||
   fail "chromium could not load the report (see $out/chromium.log)"
