@@ -10,10 +10,13 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <numeric>
 #include <span>
+#include <stdexcept>
 #include <vector>
 
 #include "engine/errors.hpp"
+#include "engine/memory.hpp"
 
 namespace dtsim {
 namespace {
@@ -103,7 +106,8 @@ void check_magic(const GzReader& in, std::uint32_t found, std::uint32_t expected
 }
 
 std::vector<unsigned char> read_body(GzReader& in, std::uint64_t bytes, const std::string& what) {
-  std::vector<unsigned char> body(static_cast<std::size_t>(bytes));
+  std::vector<unsigned char> body;
+  resize_large(body, static_cast<std::size_t>(bytes));
   const std::size_t got = in.read(body);
   if (got < body.size()) {
     fail(in.path(), "data",
@@ -127,6 +131,11 @@ std::string find_file(const std::filesystem::path& dir, const std::string& base)
 
 Dataset read_idx(const std::string& images_path, const std::string& labels_path,
                  const std::string& name) {
+  return read_idx(images_path, labels_path, name, {});
+}
+
+Dataset read_idx(const std::string& images_path, const std::string& labels_path,
+                 const std::string& name, const RowPick& pick) {
   GzReader images(images_path);
   const auto [image_magic, count, rows, cols] = read_header<4>(images);
   check_magic(images, image_magic, kImageMagic);
@@ -164,17 +173,35 @@ Dataset read_idx(const std::string& images_path, const std::string& labels_path,
   d.height = static_cast<int>(rows);
   d.width = static_cast<int>(cols);
   d.features = static_cast<int>(pixels);
-  d.x.resize(pixel_bytes.size());
-  for (std::size_t i = 0; i < pixel_bytes.size(); ++i) d.x[i] = pixel_bytes[i] / 255.0f;
-  d.labels.assign(label_bytes.begin(), label_bytes.end());
+  // Every label counts for the class count, whichever samples are kept.
   int max_label = 0;
   for (const unsigned char l : label_bytes) max_label = std::max(max_label, int{l});
   d.classes = max_label < 10 ? 10 : max_label + 1;
   d.outputs = d.classes;
+  std::vector<std::uint32_t> keep;
+  if (pick) {
+    keep = pick(count);
+  } else {
+    keep.resize(count);
+    std::iota(keep.begin(), keep.end(), 0u);
+  }
+  resize_large(d.x, keep.size() * pixels);
+  d.labels.resize(keep.size());
+  float* x = d.x.data();
+  for (std::size_t i = 0; i < keep.size(); ++i) {
+    if (keep[i] >= count) {  // (a caller bug, not bad input)
+      throw std::out_of_range(fmt::format("read_idx: row {} of {} samples", keep[i], count));
+    }
+    const unsigned char* from = pixel_bytes.data() + keep[i] * pixels;
+    for (std::uint64_t j = 0; j < pixels; ++j) *x++ = from[j] / 255.0f;
+    d.labels[i] = label_bytes[keep[i]];
+  }
   return d;
 }
 
-DatasetPair load_fashion_mnist(const std::string& dir) {
+DatasetPair load_fashion_mnist(const std::string& dir) { return load_fashion_mnist(dir, {}, {}); }
+
+DatasetPair load_fashion_mnist(const std::string& dir, const RowPick& train, const RowPick& test) {
   const std::array<std::string, 4> bases = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                                             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
   std::array<std::string, 4> paths;
@@ -190,8 +217,8 @@ DatasetPair load_fashion_mnist(const std::string& dir) {
                      "[data] path to a directory holding the four IDX files",
                      dir, missing));
   }
-  DatasetPair pair{read_idx(paths[0], paths[1], "fashion-mnist"),
-                   read_idx(paths[2], paths[3], "fashion-mnist")};
+  DatasetPair pair{read_idx(paths[0], paths[1], "fashion-mnist", train),
+                   read_idx(paths[2], paths[3], "fashion-mnist", test)};
   if (pair.test.height != pair.train.height || pair.test.width != pair.train.width) {
     fail(paths[2], "dims",
          fmt::format("test images are {} x {}, expected {} x {} like the training images",

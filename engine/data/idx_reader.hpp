@@ -9,7 +9,10 @@
 // Trailing bytes after the amount the header announces are ignored.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "engine/data/dataset.hpp"
 
@@ -36,6 +39,15 @@ constexpr const char* kFashionMnistDefaultPath = "/usr/share/datasets/fashion-mn
 Dataset read_idx(const std::string& images_path, const std::string& labels_path,
                  const std::string& name);
 
+// Which of a file's `count` samples to keep, in the order to keep them (each below count).
+// It may throw (e.g. an InputError when it asks for more samples than there are).
+using RowPick = std::function<std::vector<std::uint32_t>(std::size_t count)>;
+
+// read_idx keeping only the samples `pick` chooses: select_rows(read_idx(...), rows) without
+// converting the others. Loading a few hundred samples converts a few hundred.
+Dataset read_idx(const std::string& images_path, const std::string& labels_path,
+                 const std::string& name, const RowPick& pick);
+
 // Loads Fashion-MNIST from `dir`, which must hold train-images-idx3-ubyte,
 // train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, each either
 // gzipped (".gz", preferred when both exist) or plain. Both datasets are named "fashion-mnist"
@@ -46,5 +58,7 @@ Dataset read_idx(const std::string& images_path, const std::string& labels_path,
 // Throws what read_idx throws for bad files, and key "dims" when train and test images differ
 // in shape.
 DatasetPair load_fashion_mnist(const std::string& dir);
+// The same, keeping the training and test samples `train` and `test` pick.
+DatasetPair load_fashion_mnist(const std::string& dir, const RowPick& train, const RowPick& test);
 
 }  // namespace dtsim

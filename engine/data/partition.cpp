@@ -233,11 +233,16 @@ std::vector<Shard> partition(const Dataset& d, int workers, const PartitionConfi
   return shards;
 }
 
-void shuffle_and_take(Dataset& d, std::size_t n, std::uint64_t seed, std::uint32_t stream) {
+std::vector<std::uint32_t> shuffled_subset(std::size_t samples, std::size_t n, std::uint64_t seed,
+                                           std::uint32_t stream) {
   std::vector<std::uint32_t> rows =
-      shuffled_rows(d.samples(), CounterRng(RngKey{seed, RngPurpose::kShuffle, stream, 0}));
+      shuffled_rows(samples, CounterRng(RngKey{seed, RngPurpose::kShuffle, stream, 0}));
   if (n != 0 && n < rows.size()) rows.resize(n);
-  d = select_rows(d, rows);
+  return rows;
+}
+
+void shuffle_and_take(Dataset& d, std::size_t n, std::uint64_t seed, std::uint32_t stream) {
+  d = select_rows(d, shuffled_subset(d.samples(), n, seed, stream));
 }
 
 }  // namespace dtsim

@@ -111,5 +111,9 @@ std::vector<Shard> partition(const Dataset& d, int workers, const PartitionConfi
 // keeps the first `n`. n == 0 or n >= d.samples() keeps every sample, still shuffled.
 // Used to train on a random subset of a large dataset; `stream` separates e.g. train from test.
 void shuffle_and_take(Dataset& d, std::size_t n, std::uint64_t seed, std::uint32_t stream);
+// The rows shuffle_and_take keeps of a dataset of `samples` samples, in their new order (so a
+// loader can read just those: select_rows(d, these) equals shuffle_and_take).
+std::vector<std::uint32_t> shuffled_subset(std::size_t samples, std::size_t n, std::uint64_t seed,
+                                           std::uint32_t stream);
 
 }  // namespace dtsim

@@ -80,14 +80,18 @@ bool Simulation::programs_done() const {
 
 void Simulation::ComputeAwaiter::await_suspend(std::coroutine_handle<> h) {
   handle = h;
-  if (work) job = sim.jobs_.start(std::move(work));
+  if (work && !small) job = sim.jobs_.start(std::move(work));
   sim.nodes_[static_cast<std::size_t>(node)].account.compute += cost;
   sim.queue_.schedule(sim.now_ + cost, Event{&ComputeAwaiter::done, this, 0});
 }
 
 void Simulation::ComputeAwaiter::done(void* self, std::uint64_t) {
   auto* a = static_cast<ComputeAwaiter*>(self);
-  if (a->job) a->sim.jobs_.join(*a->job);
+  if (a->job) {
+    a->sim.jobs_.join(*a->job);
+  } else if (a->work) {
+    a->work();
+  }
   for (EventObserver* o : a->sim.observers_)
     o->on_compute(a->node, a->what, a->sim.now_ - a->cost, a->sim.now_);
   a->handle.resume();

@@ -94,6 +94,7 @@ class Simulation {
     SimTime cost;
     const char* what;
     std::function<void()> work;
+    bool small = false;  // run `work` on the event loop's thread when it ends (no job)
     std::shared_ptr<JobRunner::Job> job;
     std::coroutine_handle<> handle;
     bool await_ready() const noexcept { return false; }
@@ -106,6 +107,16 @@ class Simulation {
   ComputeAwaiter compute(int node, SimTime cost, std::function<void()> work = {},
                          const char* what = "compute") {
     return {*this, node, cost, what, std::move(work)};
+  }
+  // compute() for work too small to be worth a job (summing a few hundred floats costs less
+  // than handing it to another thread): it runs on the event loop's thread when the event loop
+  // reaches its virtual end time, which is where every job runs with one thread, so results
+  // are the same.
+  ComputeAwaiter compute_small(int node, SimTime cost, std::function<void()> work,
+                               const char* what) {
+    ComputeAwaiter a{*this, node, cost, what, std::move(work)};
+    a.small = true;
+    return a;
   }
 
   struct RecvAwaiter {

@@ -57,6 +57,10 @@ void take_part(const CollBuf& b, std::uint64_t begin, std::uint64_t end, const M
   }
 }
 
+// Sums or copies of fewer floats than this run on the event loop (Simulation::compute_small):
+// a thousand-rank ring moves parts of a few hundred floats, two thousand times per rank.
+constexpr std::uint64_t kSmallPart = 4096;
+
 SimTime reduce_time(const CollContext& c, std::uint64_t elements) {
   return c.reduce_flops_per_s > 0
              ? SimTime::from_seconds(static_cast<double>(elements) / c.reduce_flops_per_s)
@@ -80,8 +84,12 @@ Task<> absorb(Simulation* sim, int node, double flops_per_s, CollBuf b, std::uin
     take_part(b, begin, end, m, add);
     co_return;
   }
-  co_await sim->compute(
-      node, cost, [&] { take_part(b, begin, end, m, add); }, what);
+  std::function<void()> work = [&] { take_part(b, begin, end, m, add); };
+  if (end - begin < kSmallPart) {
+    co_await sim->compute_small(node, cost, std::move(work), what);
+  } else {
+    co_await sim->compute(node, cost, std::move(work), what);
+  }
 }
 
 // ring_pass (below) with real data.
@@ -106,22 +114,33 @@ Task<> ring_pass_data(CollContext c, CollBuf b, std::uint64_t tag, bool add, int
       throw std::logic_error("collective: a message does not match the part it should fill");
     }
     const bool last = k == p - 2;
+    const bool small = re - rb < kSmallPart;
+    // (Named locals: GCC 12 must not build these inside a co_await's operands.)
+    std::function<void()> work;
+    std::shared_ptr<std::vector<float>> sum;
     if (add) {
-      auto sum = std::make_shared<std::vector<float>>(re - rb);
-      co_await c.sim->compute(
-          me, reduce_time(c, re - rb),
-          [&, rb = rb, last] {
-            const float* in = m.data->data();
-            float* own = b.data.data() + rb;
-            for (std::size_t i = 0; i < sum->size(); ++i) (*sum)[i] = own[i] + in[i];
-            if (last) std::copy(sum->begin(), sum->end(), own);
-          },
-          "reduce");
+      sum = std::make_shared<std::vector<float>>(re - rb);
+      work = [&, rb = rb, last] {
+        const float* in = m.data->data();
+        float* own = b.data.data() + rb;
+        float* out = sum->data();  // (plain pointers: the loop vectorises)
+        const std::size_t count = sum->size();
+        for (std::size_t i = 0; i < count; ++i) out[i] = own[i] + in[i];
+        if (last) std::copy(out, out + count, own);
+      };
+    } else {
+      work = [&, rb = rb] { std::copy(m.data->begin(), m.data->end(), b.data.data() + rb); };
+    }
+    const SimTime cost = reduce_time(c, re - rb);
+    const char* what = add ? "reduce" : "copy";
+    if (small) {
+      co_await c.sim->compute_small(me, cost, std::move(work), what);
+    } else {
+      co_await c.sim->compute(me, cost, std::move(work), what);
+    }
+    if (add) {
       carry = std::move(sum);
     } else {
-      co_await c.sim->compute(
-          me, reduce_time(c, re - rb),
-          [&, rb = rb] { std::copy(m.data->begin(), m.data->end(), b.data.data() + rb); }, "copy");
       carry = std::move(m.data);
     }
   }

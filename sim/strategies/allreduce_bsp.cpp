@@ -12,6 +12,17 @@
 // With crash or restart faults, each step's exchange is formed over the workers that take part
 // in it (membership.hpp): a crashed worker's data is dropped, and the mean is over the
 // survivors' gradients.
+//
+// Without them, and without a codec or a rule, the replicas are one: every worker ends the
+// allreduce with the same summed gradient, bit for bit (each part is reduced once and then
+// copied), so their identical updates would give identical models. The workers share one
+// replica, updated once per step by the first worker to get there (on the event loop, where
+// no gradient job of the next step can have started yet), and every worker is still charged
+// its update. A thousand workers then hold one model and one optimizer state, not a thousand.
+// Over a ring, the allreduce then travels as sizes only (the same messages and times) and that
+// first worker forms the sum itself, part by part in the order the ring adds them (ring_sum):
+// the same floats added in the same order, each gradient read once instead of passed around
+// 2(p - 1) times in parts.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -68,8 +79,11 @@ class AllreduceBsp : public Strategy {
   explicit AllreduceBsp(RunCore& core)
       : Strategy(core), barrier_(core.sim(), core.workers()), members_(core) {
     const int p = core.workers();
-    for (int w = 0; w < p; ++w) replicas_.push_back(Replica::initial(core, true));
     if (uses_coded_exchange(core.scenario())) coded_ = std::make_unique<CodedAllreduce>(core);
+    shared_ = !members_.active() && !coded_;
+    ring_sum_ =
+        shared_ && core.numerics() && p > 1 && core.config().collective == AllreduceAlgo::kRing;
+    for (int w = 0; w < (shared_ ? 1 : p); ++w) replicas_.push_back(Replica::initial(core, true));
     backup_cost_.assign(static_cast<std::size_t>(p), SimTime());
     backup_counts_.assign(static_cast<std::size_t>(p), true);
     rejoin_step_.assign(static_cast<std::size_t>(p), 0);
@@ -80,7 +94,7 @@ class AllreduceBsp : public Strategy {
   }
 
   std::span<const float> global_params(double& /*consensus*/) override {
-    return replicas_[static_cast<std::size_t>(members_.leader())].params;
+    return replica(members_.leader()).params;
   }
   void worker_lost(int w) override { members_.lost(w); }
 
@@ -96,7 +110,15 @@ class AllreduceBsp : public Strategy {
   // Backup workers: every worker's gradient time for this step, and which of them count.
   void choose_counted(int counted);
 
-  std::vector<Replica> replicas_;
+  Replica& replica(int w) { return replicas_[shared_ ? 0 : static_cast<std::size_t>(w)]; }
+
+  std::vector<Replica> replicas_;  // by worker, or one shared by all (shared_)
+  bool shared_ = false;
+  std::uint64_t shared_updates_ = 0;  // shared_: the steps whose update was applied
+  // Over a ring: the allreduce's sum of the workers' gradients, formed in the ring's order.
+  void ring_sum();
+  bool ring_sum_ = false;
+  std::vector<float> sum_;
   std::unique_ptr<CodedAllreduce> coded_;
   Barrier barrier_;
   std::vector<SimTime> backup_cost_;  // this step's gradient cost per worker
@@ -111,7 +133,7 @@ void AllreduceBsp::welcome(int leader, std::uint64_t step) {
   RunCore& c = core();
   const bool last = step + 1 >= c.total_steps();
   if (last) members_.close();
-  const Replica& model = replicas_[static_cast<std::size_t>(leader)];
+  const Replica& model = replica(leader);
   const int state_slots = c.scenario().train.optimizer.kind == OptimizerKind::kAdam  ? 2
                           : c.scenario().train.optimizer.kind == OptimizerKind::kSgd ? 0
                                                                                      : 1;
@@ -137,11 +159,11 @@ Task<bool> AllreduceBsp::rejoin(int w) {
   members_.want_rejoin(w);
   const Message m = co_await sim.recv(c.worker(w).node, kAnySource, tags::kRejoin);
   if (members_.closed() && !m.data && m.bytes == wire::kHeaderBytes) co_return false;
-  Replica& rep = replicas_[static_cast<std::size_t>(w)];
+  Replica& rep = replica(w);
   if (m.data) {
     rep.params = *m.data;
     // (The leader's optimizer is not stepped again before this worker takes part.)
-    *rep.optimizer = *replicas_[static_cast<std::size_t>(m.src)].optimizer;
+    *rep.optimizer = *replica(m.src).optimizer;
   }
   c.faults()->rejoined(w, sim.now());
   co_return true;
@@ -165,7 +187,7 @@ Task<> AllreduceBsp::worker(int w) {
   RunCore& c = core();
   Simulation& sim = c.sim();
   GradientWorker& wk = c.worker(w);
-  Replica& rep = replicas_[static_cast<std::size_t>(w)];
+  Replica& rep = replica(w);
   const std::size_t n = c.num_params();
   const int p = c.workers();
   const int b = c.config().backup_workers;
@@ -209,7 +231,7 @@ Task<> AllreduceBsp::worker(int w) {
     if (coded_) {
       co_await coded_->exchange(w, step);  // leaves the aggregated mean in wk.grads
     } else {
-      const CollBuf buf = numerics ? CollBuf::real(wk.grads) : CollBuf::sized(n);
+      const CollBuf buf = numerics && !ring_sum_ ? CollBuf::real(wk.grads) : CollBuf::sized(n);
       co_await allreduce(CollContext{&sim, members_.group_nodes(), members_.rank_of(w),
                                      tags::step_tag(step), c.flops_per_s(wk.node)},
                          buf, c.config().collective, c.scenario().network.nodes_per_machine);
@@ -230,7 +252,20 @@ Task<> AllreduceBsp::worker(int w) {
     // (Built as a named local: GCC 12 destroys a temporary std::function built in a
     // conditional inside a co_await expression twice.)
     std::function<void()> work;
-    if (numerics) {
+    if (numerics && shared_ && shared_updates_ <= step) {
+      shared_updates_ = step + 1;
+      if (ring_sum_) ring_sum();
+      work = [this, &wk, &rep, lr, group, p] {
+        const std::span<float> sum = ring_sum_ ? std::span<float>(sum_) : wk.grads;
+        if (p > 1) {
+          const float inv = 1.0f / static_cast<float>(group);
+          for (float& g : sum) g *= inv;
+        }
+        rep.optimizer->step(rep.params, sum, lr);
+      };
+      work();  // (now, on the event loop; the job below only charges the time)
+      work = {};
+    } else if (numerics && !shared_) {
       const bool average = p > 1 && !coded_;
       work = [&wk, &rep, lr, group, average] {
         if (average) {
@@ -248,6 +283,32 @@ Task<> AllreduceBsp::worker(int w) {
       c.bsp_step_done(step, group);
     }
   }
+}
+
+void AllreduceBsp::ring_sum() {
+  RunCore& c = core();
+  const int p = c.workers();
+  const std::size_t n = c.num_params();
+  sum_.resize(n);
+  // Part q of a ring reduce-scatter starts as rank q's own and goes round: each next rank r adds
+  // what arrives to its own part, own + arrived (collectives.cpp). Rank w is worker w here.
+  const int lanes = c.sim().jobs().threads();
+  std::vector<std::function<void()>> work;
+  for (int lane = 0; lane < lanes; ++lane) {
+    work.emplace_back([this, &c, lane, lanes, p, n] {
+      float* acc = sum_.data();
+      for (int q = lane; q < p; q += lanes) {
+        const auto [begin, end] = part_range(n, p, q);
+        const float* first = c.worker(q).grads.data();
+        std::copy(first + begin, first + end, acc + begin);
+        for (int t = 1; t < p; ++t) {
+          const float* own = c.worker((q + t) % p).grads.data();
+          for (std::size_t i = begin; i < end; ++i) acc[i] = own[i] + acc[i];
+        }
+      }
+    });
+  }
+  c.sim().jobs().run_all(std::move(work));
 }
 
 }  // namespace

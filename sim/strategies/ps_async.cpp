@@ -118,7 +118,7 @@ Task<> AsyncPs::worker(int w) {
       const std::uint64_t part = sv.end - sv.begin;
       std::shared_ptr<const std::vector<float>> data;
       if (wk.req_gradient && c.numerics()) {
-        const std::vector<float>& g = c.worker(w).grads;
+        const std::span<const float> g = c.worker(w).grads;
         data = std::make_shared<const std::vector<float>>(
             g.begin() + static_cast<std::ptrdiff_t>(sv.begin),
             g.begin() + static_cast<std::ptrdiff_t>(sv.end));

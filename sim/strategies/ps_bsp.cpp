@@ -14,8 +14,11 @@
 // A shard's checkpoints, crash and restart are checkpoint.hpp's (uncoded only).
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <functional>
+#include <span>
 
+#include "engine/memory.hpp"
 #include "sim/net/collectives.hpp"
 #include "sim/net/tags.hpp"
 #include "sim/net/wire.hpp"
@@ -45,13 +48,18 @@ class PsBsp : public Strategy {
   explicit PsBsp(RunCore& core) : Strategy(core), members_(core) {
     const std::size_t n = core.num_params();
     const int k = core.servers();
-    for (int w = 0; w < core.workers(); ++w) params_.push_back(core.initial_params());
+    const std::vector<float>& init = core.initial_params();
+    resize_large(param_store_, static_cast<std::size_t>(core.workers()) * init.size());
+    for (int w = 0; w < core.workers(); ++w) {
+      params_.push_back(std::span<float>(param_store_)
+                            .subspan(static_cast<std::size_t>(w) * init.size(), init.size()));
+      std::copy(init.begin(), init.end(), params_.back().begin());
+    }
     for (int s = 0; s < k; ++s) {
       Shard sh;
       sh.node = core.server_nodes()[static_cast<std::size_t>(s)];
       std::tie(sh.begin, sh.end) = part_range(n, k, s);
       if (core.numerics()) {
-        const std::vector<float>& init = core.initial_params();
         sh.params.assign(init.begin() + static_cast<std::ptrdiff_t>(sh.begin),
                          init.begin() + static_cast<std::ptrdiff_t>(sh.end));
         sh.buffer.assign(sh.end - sh.begin, 0.0f);
@@ -98,7 +106,10 @@ class PsBsp : public Strategy {
   // The leader of step `step`, after its pull: the parameters to those waiting to rejoin.
   void welcome(int leader, std::uint64_t step);
 
-  std::vector<std::vector<float>> params_;  // each worker's pulled copy
+  // Each worker's pulled copy, a slice of param_store_ (after a pull, it and the worker's
+  // gradient buffer trade places).
+  std::vector<std::span<float>> params_;
+  std::vector<float> param_store_;
   std::vector<Shard> shards_;
   std::unique_ptr<CodedPs> coded_;
   std::vector<float> global_;
@@ -117,7 +128,8 @@ void PsBsp::welcome(int leader, std::uint64_t step) {
         last ? wire::kHeaderBytes : static_cast<std::uint64_t>(c.num_params()) * wire::kFloatBytes;
     std::shared_ptr<const std::vector<float>> data;
     if (!last && c.numerics()) {
-      data = std::make_shared<const std::vector<float>>(params_[static_cast<std::size_t>(leader)]);
+      const std::span<const float> model = params_[static_cast<std::size_t>(leader)];
+      data = std::make_shared<const std::vector<float>>(model.begin(), model.end());
     }
     c.sim().send(c.worker(leader).node, c.worker(r).node, tags::kRejoin, bytes, std::move(data));
   }
@@ -133,7 +145,8 @@ Task<bool> PsBsp::rejoin(int w) {
   members_.want_rejoin(w);
   const Message m = co_await sim.recv(c.worker(w).node, kAnySource, tags::kRejoin);
   if (members_.closed() && !m.data && m.bytes == wire::kHeaderBytes) co_return false;
-  if (m.data) params_[static_cast<std::size_t>(w)] = *m.data;
+  if (m.data)
+    std::copy(m.data->begin(), m.data->end(), params_[static_cast<std::size_t>(w)].begin());
   c.faults()->rejoined(w, sim.now());
   co_return true;
 }
@@ -141,7 +154,7 @@ Task<bool> PsBsp::rejoin(int w) {
 Task<> PsBsp::worker(int w) {
   RunCore& c = core();
   GradientWorker& wk = c.worker(w);
-  std::vector<float>& params = params_[static_cast<std::size_t>(w)];
+  std::span<float>& params = params_[static_cast<std::size_t>(w)];
   const std::size_t n = c.num_params();
   for (std::uint64_t step = 0; step < c.total_steps(); ++step) {
     const SimTime gradient_start = c.sim().now();
@@ -231,7 +244,7 @@ Task<> PsBsp::server(int s) {
 
 Task<> PsBsp::coded_worker(int w) {
   RunCore& c = core();
-  std::vector<float>& params = params_[static_cast<std::size_t>(w)];
+  std::span<float>& params = params_[static_cast<std::size_t>(w)];
   for (std::uint64_t step = 0; step < c.total_steps(); ++step) {
     co_await c.gradient(w, params);
     co_await coded_->push(w, step);

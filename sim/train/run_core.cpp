@@ -9,6 +9,7 @@
 
 #include "engine/data/partition.hpp"
 #include "engine/errors.hpp"
+#include "engine/memory.hpp"
 #include "engine/optimizer.hpp"
 #include "engine/rng.hpp"
 #include "engine/schedule.hpp"
@@ -46,6 +47,7 @@ RunCore::RunCore(const Scenario& s, const DatasetPair& data, int threads)
       nodes_(s.cluster.workers + k_),
       batch_(s.train.batch_size),
       model_(s.model, input_shape(data.train), data.train.task, data.train.outputs),
+      gradient_ws_(model_, s.train.batch_size),
       sim_(cluster_topology(s, nodes_), threads) {
   if (static_cast<std::size_t>(k_) > model_.num_params()) {
     throw InputError({}, "cluster.servers",
@@ -113,7 +115,10 @@ void RunCore::set_up_workers(const DatasetPair& data) {
   PartitionConfig rows = s_.data.partition;
   if (model_parallel(s_.strategy)) rows.kind = PartitionKind::kRows;
   const std::vector<Shard> shards = partition(data.train, p_, rows, s_.seed);
-  if (numerics_) init_ = model_.init_params(s_.seed);
+  if (numerics_) {
+    init_ = model_.init_params(s_.seed);
+    grad_store_ = ZeroedFloats(static_cast<std::size_t>(p_) * model_.num_params());
+  }
   for (int w = 0; w < p_; ++w) {
     GradientWorker wk;
     wk.node = worker_nodes_[static_cast<std::size_t>(w)];
@@ -121,11 +126,29 @@ void RunCore::set_up_workers(const DatasetPair& data) {
         std::make_unique<BatchSampler>(shards[static_cast<std::size_t>(w)].rows,
                                        s_.train.batch_size, s_.seed, static_cast<std::uint32_t>(w));
     if (numerics_) {
-      wk.grads.assign(model_.num_params(), 0.0f);
-      wk.ws = std::make_unique<Workspace>(model_, s_.train.batch_size);
+      wk.grads =
+          std::span<float>(grad_store_.data(), grad_store_.size())
+              .subspan(static_cast<std::size_t>(w) * model_.num_params(), model_.num_params());
     }
     workers_.push_back(std::move(wk));
   }
+}
+
+std::unique_ptr<Workspace> WorkspacePool::take() {
+  {
+    const std::lock_guard lock(mutex_);
+    if (!free_.empty()) {
+      std::unique_ptr<Workspace> ws = std::move(free_.back());
+      free_.pop_back();
+      return ws;
+    }
+  }
+  return std::make_unique<Workspace>(model_, batch_);
+}
+
+void WorkspacePool::give(std::unique_ptr<Workspace> ws) {
+  const std::lock_guard lock(mutex_);
+  free_.push_back(std::move(ws));
 }
 
 void RunCore::add_observer(SimObserver* o) {
@@ -166,21 +189,23 @@ Task<> RunCore::gradient(int w, std::span<const float> params, std::optional<Sim
     co_return;
   }
   double loss = 0;
+  std::string bad_where;  // where a non-finite loss came from
   const FaultConfig* fault = s_.faults.empty() ? nullptr : active_fault(w);
   co_await sim_.compute(
       wk.node, time,
-      [this, &wk, &loss, params, fault, w] {
-        const Batch batch = gather_batch(data_.train, wk.rows, *wk.ws);
-        loss = model_.gradient(params, batch, wk.grads, *wk.ws);
+      [this, &wk, &loss, &bad_where, params, fault, w] {
+        std::unique_ptr<Workspace> ws = gradient_ws_.take();
+        const Batch batch = gather_batch(data_.train, wk.rows, *ws);
+        loss = model_.gradient(params, batch, wk.grads, *ws);
+        if (!std::isfinite(loss)) bad_where = model_.locate_non_finite(params, *ws, batch_);
+        gradient_ws_.give(std::move(ws));
         measure_gradient(wk);
         if (s_.train.clip_norm > 0) clip_global_norm(wk.grads, s_.train.clip_norm);
         // A Byzantine worker corrupts what it sends (after clipping: it does not play along).
         if (fault != nullptr) corrupt(*fault, w, wk.steps, wk.grads);
       },
       "gradient");
-  if (!std::isfinite(loss) && !stop_) {
-    first_bad_where_ = model_.locate_non_finite(params, *wk.ws, batch_);
-  }
+  if (!std::isfinite(loss) && !stop_) first_bad_where_ = std::move(bad_where);
   wk.layer_norm_sum.resize(wk.last_layer_norms.size(), 0.0);
   for (std::size_t t = 0; t < wk.last_layer_norms.size(); ++t) {
     wk.layer_norm_sum[t] += wk.last_layer_norms[t];

@@ -11,6 +11,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -18,6 +19,7 @@
 
 #include "engine/data/batch_sampler.hpp"
 #include "engine/data/dataset.hpp"
+#include "engine/memory.hpp"
 #include "engine/model.hpp"
 #include "sim/des/simulation.hpp"
 #include "sim/scenario/scenario.hpp"
@@ -33,8 +35,9 @@ class Strategy;
 // What every worker has, whatever the strategy: its data and its gradient.
 struct GradientWorker {
   int node = 0;
-  std::vector<float> grads;  // the last gradient (empty in time-only mode)
-  std::unique_ptr<Workspace> ws;
+  // The last gradient (empty in time-only mode): the worker's slice of one block that holds
+  // every worker's gradient (allocated at once, on huge pages).
+  std::span<float> grads;
   std::unique_ptr<BatchSampler> sampler;
   std::vector<std::uint32_t> rows;  // the current batch
   std::uint64_t steps = 0;          // gradients computed
@@ -50,6 +53,22 @@ struct GradientWorker {
   std::uint64_t norm_count = 0;
   double last_norm = 0;
   std::vector<double> last_layer_norms;
+};
+
+// Workspaces for gradient jobs: a job takes one and gives it back when it ends, so there are
+// only as many as jobs ever ran at once (at most the threads), not one per worker. A gradient
+// overwrites everything it reads in its workspace, so which one a job gets changes nothing.
+class WorkspacePool {
+ public:
+  WorkspacePool(const Model& model, int batch) : model_(model), batch_(batch) {}
+  std::unique_ptr<Workspace> take();
+  void give(std::unique_ptr<Workspace> ws);
+
+ private:
+  const Model& model_;
+  int batch_;
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<Workspace>> free_;
 };
 
 class RunCore {
@@ -184,9 +203,11 @@ class RunCore {
   std::uint64_t total_updates_ = 0;
   std::vector<float> init_;
   std::vector<GradientWorker> workers_;
+  ZeroedFloats grad_store_;  // workers * num_params() floats: every worker's grads
   std::vector<int> worker_nodes_;
   std::vector<int> server_nodes_;
   std::vector<std::unique_ptr<Workspace>> eval_ws_;  // one per job thread
+  WorkspacePool gradient_ws_;
   std::vector<SimObserver*> observers_;
   RunResult result_;
   std::uint64_t updates_done_ = 0;

@@ -27,20 +27,19 @@ constexpr std::size_t kSyntheticTest = 1000;
 DatasetPair load_data(const Scenario& s) {
   const DataConfig& d = s.data;
   if (d.dataset == "fashion-mnist") {
-    DatasetPair pair = load_fashion_mnist(d.path);
-    const auto too_many = [](const char* key, std::size_t asked, std::size_t have) {
-      return InputError({}, key,
-                        fmt::format("asks for {} samples, but the dataset has {}", asked, have));
+    // A seeded shuffle of each set, keeping train_samples and test_samples (all: 0); only the
+    // samples kept are converted.
+    const auto take = [&s](const char* key, std::size_t asked, std::uint32_t stream) {
+      return [&s, key, asked, stream](std::size_t have) {
+        if (asked > have) {
+          throw InputError({}, key,
+                           fmt::format("asks for {} samples, but the dataset has {}", asked, have));
+        }
+        return shuffled_subset(have, asked, s.seed, stream);
+      };
     };
-    if (d.train_samples > pair.train.samples()) {
-      throw too_many("data.train_samples", d.train_samples, pair.train.samples());
-    }
-    if (d.test_samples > pair.test.samples()) {
-      throw too_many("data.test_samples", d.test_samples, pair.test.samples());
-    }
-    shuffle_and_take(pair.train, d.train_samples, s.seed, 0);
-    shuffle_and_take(pair.test, d.test_samples, s.seed, 1);
-    return pair;
+    return load_fashion_mnist(d.path, take("data.train_samples", d.train_samples, 0),
+                              take("data.test_samples", d.test_samples, 1));
   }
   const std::size_t train = d.train_samples > 0 ? d.train_samples : kSyntheticTrain;
   const std::size_t test = d.test_samples > 0 ? d.test_samples : kSyntheticTest;

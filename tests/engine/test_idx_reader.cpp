@@ -7,10 +7,12 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "engine/data/idx_reader.hpp"
+#include "engine/data/partition.hpp"
 #include "engine/errors.hpp"
 
 namespace dtsim {
@@ -141,6 +143,34 @@ TEST_CASE("read_idx reads every pixel and label of plain and gzipped files") {
   CHECK(d.x[0] == 0.0f);
   CHECK(d.x[1] == 1.0f);
   CHECK(d.labels == std::vector<std::int32_t>{3, 0, 9});
+}
+
+TEST_CASE("read_idx with a pick keeps those samples in that order, as select_rows would") {
+  TempDir dir;
+  const std::string images = dir.file("images");
+  const std::string labels = dir.file("labels");
+  write_gz(images, idx3(2051, 3, 2, 3, kPixels));
+  write_gz(labels, idx1(2049, 3, kLabels));
+  std::size_t asked_for = 0;
+  const Dataset d = read_idx(images, labels, "tiny", [&](std::size_t count) {
+    asked_for = count;
+    return std::vector<std::uint32_t>{2, 0};
+  });
+  CHECK(asked_for == 3);
+  const Dataset all = read_idx(images, labels, "tiny");
+  const std::vector<std::uint32_t> rows = {2, 0};
+  const Dataset expected = select_rows(all, rows);
+  CHECK(d.samples() == 2);
+  CHECK(d.x == expected.x);  // (bit for bit)
+  CHECK(d.labels == std::vector<std::int32_t>{9, 3});
+  CHECK(d.classes == 10);
+  CHECK(d.features == 6);
+  // A pick's error comes out as it is.
+  CHECK_THROWS_WITH_AS(read_idx(images, labels, "tiny",
+                                [](std::size_t) -> std::vector<std::uint32_t> {
+                                  throw std::runtime_error("too many");
+                                }),
+                       "too many", std::runtime_error);
 }
 
 TEST_CASE("read_idx takes the class count from the largest label when it is 10 or more") {
@@ -374,6 +404,21 @@ TEST_CASE("load_fashion_mnist reads the installed Fashion-MNIST") {
   const auto [lo, hi] = std::minmax_element(p.train.x.begin(), p.train.x.end());
   CHECK(*lo == 0.0f);
   CHECK(*hi == 1.0f);
+
+  // Loading a shuffled subset converts only it, and equals shuffling and taking after the load.
+  const auto take = [](std::size_t n, std::uint32_t stream) {
+    return [n, stream](std::size_t have) { return shuffled_subset(have, n, 7, stream); };
+  };
+  const DatasetPair some = load_fashion_mnist(kFashionMnistDefaultPath, take(300, 0), take(0, 1));
+  DatasetPair expected = p;
+  shuffle_and_take(expected.train, 300, 7, 0);
+  shuffle_and_take(expected.test, 0, 7, 1);
+  CHECK(some.train.samples() == 300);
+  CHECK(some.train.x == expected.train.x);
+  CHECK(some.train.labels == expected.train.labels);
+  CHECK(some.test.samples() == 10000);
+  CHECK(some.test.x == expected.test.x);
+  CHECK(some.test.labels == expected.test.labels);
 }
 
 }  // namespace

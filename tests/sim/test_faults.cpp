@@ -531,3 +531,36 @@ TEST_CASE("faults: a sweep can put faults (or any list) on an axis") {
   CHECK(parse_scenario("name = \"x\"\n", "s.toml", shapes[1].overrides).model.hidden ==
         std::vector<int>{256, 128});
 }
+
+TEST_CASE("bsp's shared replica (and a ring's sum) give the numbers of one replica per worker") {
+  // Without crash or restart faults the bsp workers share one replica, and over a ring the
+  // first worker to finish the allreduce forms its sum itself (allreduce_bsp.cpp). A restart
+  // that comes after the run has ended changes nothing but makes each worker keep its own
+  // replica and the ring pass real parts: the two must agree to the last bit.
+  const std::string late =
+      "[[faults]]\nkind = \"restart\"\nnode = 1\nat = \"100s\"\n"
+      "duration = \"1ms\"\n";
+  // (The first point has no training loss or gradient yet: NaN in both.)
+  const auto same = [](double a, double b) { return a == b || (std::isnan(a) && std::isnan(b)); };
+  for (const std::string extra :
+       {"collective = \"ring\"", "collective = \"tree\"", "collective = \"halving-doubling\""}) {
+    CAPTURE(extra);
+    for (int workers : {2, 5}) {
+      CAPTURE(workers);
+      const std::string strategy = kAllreduce + "\n" + extra;
+      const RunResult shared = run_text(scenario_text(strategy, "", workers, 20));
+      const RunResult apart = run_text(scenario_text(strategy, late, workers, 20));
+      REQUIRE(apart.faults.size() == 1);
+      CHECK(apart.faults[0].lost_gradients == 0);
+      REQUIRE(shared.evals.size() == apart.evals.size());
+      for (std::size_t i = 0; i < shared.evals.size(); ++i) {
+        CHECK(same(shared.evals[i].train_loss, apart.evals[i].train_loss));
+        CHECK(shared.evals[i].test_loss == apart.evals[i].test_loss);
+        CHECK(shared.evals[i].test_accuracy == apart.evals[i].test_accuracy);
+        CHECK(same(shared.evals[i].grad_norm, apart.evals[i].grad_norm));
+        CHECK(shared.evals[i].virtual_time_s == apart.evals[i].virtual_time_s);
+      }
+      CHECK(shared.nodes[0].bytes_sent == apart.nodes[0].bytes_sent);
+    }
+  }
+}

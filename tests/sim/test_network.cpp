@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "sim/des/simulation.hpp"
@@ -162,6 +163,27 @@ TEST_CASE("compute charges its cost and runs its work") {
     CHECK(sim.now() == SimTime::from_ns(750));
     CHECK(sim.account(1).compute == SimTime::from_ns(750));
   }
+}
+
+TEST_CASE("compute_small runs its work on the event loop's thread at its end time") {
+  Simulation sim(Topology(star(), 1), 2);
+  const std::thread::id loop = std::this_thread::get_id();
+  std::thread::id ran_on;
+  SimTime ran_at = SimTime::from_ns(-1);
+  auto program = [&](Simulation& s) -> Task<> {
+    co_await s.compute_small(
+        0, SimTime::from_ns(300),
+        [&] {
+          ran_on = std::this_thread::get_id();
+          ran_at = s.now();
+        },
+        "reduce");
+  };
+  sim.spawn(program(sim));
+  sim.run();
+  CHECK(ran_on == loop);
+  CHECK(ran_at == SimTime::from_ns(300));  // (a job's result is due at its end)
+  CHECK(sim.account(0).compute == SimTime::from_ns(300));
 }
 
 TEST_CASE("an exception in a job surfaces from run()") {
