@@ -21,7 +21,7 @@ CollectiveRun run_collective(const CollectiveSpec& spec, std::vector<std::vector
   for (int r = 0; r < p; ++r) {
     const CollBuf buf = data != nullptr ? CollBuf::real((*data)[static_cast<std::size_t>(r)])
                                         : CollBuf::sized(elements);
-    const CollContext ctx{&sim, group, r, 1, 0.0};
+    const CollContext ctx{&sim, group, r, 1, spec.reduce_flops_per_s};
     switch (spec.op) {
       case CollectiveOp::kAllreduce:
         sim.spawn(allreduce(ctx, buf, spec.algo, spec.network.nodes_per_machine));

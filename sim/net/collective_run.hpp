@@ -21,6 +21,9 @@ struct CollectiveSpec {
   std::uint64_t bytes = 0;                    // per participant; rounded up to whole floats
   NetworkConfig network;
   int threads = 1;
+  // Each rank's speed for its sums and copies (one operation per float); 0: free, as dtsim
+  // collective has it. Training runs pass each node's compute speed.
+  double reduce_flops_per_s = 0;
 };
 
 struct CollectiveRun {

@@ -133,7 +133,9 @@ Task<> ring_pass_data(CollContext c, CollBuf b, std::uint64_t tag, bool add, int
     }
     const SimTime cost = reduce_time(c, re - rb);
     const char* what = add ? "reduce" : "copy";
-    if (small) {
+    if (cost == SimTime()) {
+      work();  // (free: no event, as absorb does)
+    } else if (small) {
       co_await c.sim->compute_small(me, cost, std::move(work), what);
     } else {
       co_await c.sim->compute(me, cost, std::move(work), what);
@@ -161,10 +163,10 @@ Task<> ring_pass_sized(CollContext c, CollBuf b, std::uint64_t tag, bool add, in
     const auto [sb, se] = parts.range(send_part);
     c.sim->send(me, next, tag + static_cast<std::uint64_t>(k), (se - sb) * b.element_bytes);
     co_await c.sim->recv(me, prev, tag + static_cast<std::uint64_t>(k));
-    if (c.reduce_flops_per_s > 0) {
-      const auto [rb, re] = parts.range(recv_part);
-      co_await c.sim->compute(me, reduce_time(c, re - rb), {}, add ? "reduce" : "copy");
-    }
+    const auto [rb, re] = parts.range(recv_part);
+    const SimTime cost = reduce_time(c, re - rb);
+    // (A sum that rounds to no time at all, e.g. 57 floats at 5 TFLOPS, costs no event.)
+    if (cost > SimTime()) co_await c.sim->compute(me, cost, {}, add ? "reduce" : "copy");
     send_part = recv_part;
   }
 }

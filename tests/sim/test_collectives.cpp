@@ -295,4 +295,17 @@ TEST_CASE("a ring whose parts differ by a float keeps to its slowest part's time
   const SimTime step = SimTime::from_ns(40) + SimTime::from_seconds(58 * 4 / net.link.bandwidth);
   CHECK(run.simulated_time_s == (step * (2 * (p - 1))).seconds());
   CHECK(run.events <= run.messages * 3 / 2);
+
+  // A training run charges each sum at the node's speed. At 5 TFLOPS a 58-float sum rounds to
+  // no time: the same answer, and no event for it (a 4,096-worker step's events halve).
+  spec.reduce_flops_per_s = 5e12;
+  const CollectiveRun fast = run_collective(spec);
+  CHECK(fast.simulated_time_s == run.simulated_time_s);
+  CHECK(fast.events == run.events);
+  // At 1 GFLOPS it takes 57 or 58 ns and an event per received part (a few network events
+  // fewer: the sums stagger the sends), and adds time on every hop.
+  spec.reduce_flops_per_s = 1e9;
+  const CollectiveRun slow = run_collective(spec);
+  CHECK(slow.simulated_time_s > run.simulated_time_s + (p - 1) * 57e-9);
+  CHECK(slow.events > run.events + run.messages * 3 / 4);
 }
