@@ -83,6 +83,9 @@ class AllreduceBsp : public Strategy {
     shared_ = !members_.active() && !coded_;
     ring_sum_ =
         shared_ && core.numerics() && p > 1 && core.config().collective == AllreduceAlgo::kRing;
+    // (Then nothing writes a worker's gradient between its job and its next one: ring_sum
+    // measures their norms too.)
+    if (ring_sum_) core.defer_norms();
     for (int w = 0; w < (shared_ ? 1 : p); ++w) replicas_.push_back(Replica::initial(core, true));
     backup_cost_.assign(static_cast<std::size_t>(p), SimTime());
     backup_counts_.assign(static_cast<std::size_t>(p), true);
@@ -208,6 +211,7 @@ Task<> AllreduceBsp::worker(int w) {
         // Its batch is used up, its gradient never finished: cut at the last counted one.
         wk.sampler->next(wk.rows);
         co_await sim.compute(wk.node, backup_cutoff_, {}, "dropped gradient");
+        c.settle_norms(w);  // (its last gradient's, before the buffer is cleared)
         if (numerics) std::fill(wk.grads.begin(), wk.grads.end(), 0.0f);
         ++wk.steps;
         ++wk.dropped;
@@ -309,6 +313,7 @@ void AllreduceBsp::ring_sum() {
     });
   }
   c.sim().jobs().run_all(std::move(work));
+  c.measure_pending();
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <numeric>
@@ -188,47 +189,108 @@ Task<> RunCore::gradient(int w, std::span<const float> params, std::optional<Sim
     ++wk.steps;
     co_return;
   }
+  settle_norms(w);  // (its buffer is about to be overwritten)
   double loss = 0;
   std::string bad_where;  // where a non-finite loss came from
   const FaultConfig* fault = s_.faults.empty() ? nullptr : active_fault(w);
+  const bool defer = defer_norms_;
   co_await sim_.compute(
       wk.node, time,
-      [this, &wk, &loss, &bad_where, params, fault, w] {
+      [this, &wk, &loss, &bad_where, params, fault, w, defer] {
         std::unique_ptr<Workspace> ws = gradient_ws_.take();
         const Batch batch = gather_batch(data_.train, wk.rows, *ws);
         loss = model_.gradient(params, batch, wk.grads, *ws);
         if (!std::isfinite(loss)) bad_where = model_.locate_non_finite(params, *ws, batch_);
         gradient_ws_.give(std::move(ws));
-        measure_gradient(wk);
+        if (!defer) measure_gradient(wk);
         if (s_.train.clip_norm > 0) clip_global_norm(wk.grads, s_.train.clip_norm);
         // A Byzantine worker corrupts what it sends (after clipping: it does not play along).
         if (fault != nullptr) corrupt(*fault, w, wk.steps, wk.grads);
       },
       "gradient");
   if (!std::isfinite(loss) && !stop_) first_bad_where_ = std::move(bad_where);
+  if (defer) {
+    wk.norms_pending = true;
+  } else {
+    add_norms(wk);
+  }
+  report_loss(w, loss);
+  ++wk.steps;
+}
+
+void RunCore::measure_gradient(GradientWorker& wk) const {
+  GradientWorker* one[] = {&wk};
+  measure_gradients(one);
+}
+
+void RunCore::measure_gradients(std::span<GradientWorker* const> wks) const {
+  constexpr std::size_t kSide = 4;  // sums side by side
+  const auto& tensors = model_.layout().tensors();
+  for (std::size_t first = 0; first < wks.size(); first += kSide) {
+    const std::size_t m = std::min(kSide, wks.size() - first);
+    std::array<double, kSide> total{};
+    for (std::size_t j = 0; j < m; ++j) wks[first + j]->last_layer_norms.resize(tensors.size());
+    for (std::size_t t = 0; t < tensors.size(); ++t) {
+      const std::size_t begin = tensors[t].offset;
+      const std::size_t end = begin + tensors[t].size;
+      std::array<const float*, kSide> g{};
+      for (std::size_t j = 0; j < kSide; ++j) g[j] = wks[first + std::min(j, m - 1)]->grads.data();
+      std::array<double, kSide> sq{};
+      for (std::size_t i = begin; i < end; ++i) {
+        // (Each sum adds its own gradient's squares in order: the result of one at a time.)
+        sq[0] += static_cast<double>(g[0][i]) * g[0][i];
+        sq[1] += static_cast<double>(g[1][i]) * g[1][i];
+        sq[2] += static_cast<double>(g[2][i]) * g[2][i];
+        sq[3] += static_cast<double>(g[3][i]) * g[3][i];
+      }
+      for (std::size_t j = 0; j < m; ++j) {
+        wks[first + j]->last_layer_norms[t] = std::sqrt(sq[j]);
+        total[j] += sq[j];
+      }
+    }
+    for (std::size_t j = 0; j < m; ++j) wks[first + j]->last_norm = std::sqrt(total[j]);
+  }
+}
+
+void RunCore::add_norms(GradientWorker& wk) {
   wk.layer_norm_sum.resize(wk.last_layer_norms.size(), 0.0);
   for (std::size_t t = 0; t < wk.last_layer_norms.size(); ++t) {
     wk.layer_norm_sum[t] += wk.last_layer_norms[t];
   }
   wk.norm_sum += wk.last_norm;
   ++wk.norm_count;
-  report_loss(w, loss);
-  ++wk.steps;
 }
 
-void RunCore::measure_gradient(GradientWorker& wk) const {
-  const auto& tensors = model_.layout().tensors();
-  wk.last_layer_norms.resize(tensors.size());
-  double total = 0;
-  for (std::size_t t = 0; t < tensors.size(); ++t) {
-    double sq = 0;
-    for (float g : ParamLayout::view(std::span<const float>(wk.grads), tensors[t])) {
-      sq += static_cast<double>(g) * g;
-    }
-    wk.last_layer_norms[t] = std::sqrt(sq);
-    total += sq;
+void RunCore::settle_norms(int w) {
+  GradientWorker& wk = worker(w);
+  if (!wk.norms_pending) return;
+  measure_gradient(wk);
+  wk.norms_pending = false;
+  add_norms(wk);
+}
+
+void RunCore::measure_pending() {
+  std::vector<GradientWorker*> pending;
+  for (GradientWorker& wk : workers_) {
+    if (wk.norms_pending) pending.push_back(&wk);
   }
-  wk.last_norm = std::sqrt(total);
+  if (pending.empty()) return;
+  // In lanes of whole groups of four, one job each; added in worker order on the event loop.
+  const std::size_t groups = (pending.size() + 3) / 4;
+  const std::size_t lanes = std::min(groups, static_cast<std::size_t>(sim_.jobs().threads()));
+  std::vector<std::function<void()>> work;
+  for (std::size_t lane = 0; lane < lanes; ++lane) {
+    const std::size_t begin = groups * lane / lanes * 4;
+    const std::size_t end = std::min(pending.size(), groups * (lane + 1) / lanes * 4);
+    work.emplace_back([this, &pending, begin, end] {
+      measure_gradients(std::span<GradientWorker* const>(pending).subspan(begin, end - begin));
+    });
+  }
+  sim_.jobs().run_all(std::move(work));
+  for (GradientWorker* wk : pending) {
+    wk->norms_pending = false;
+    add_norms(*wk);
+  }
 }
 
 void RunCore::report_loss(int w, double loss) {
@@ -382,6 +444,7 @@ void RunCore::gather_gradient_norms(EvalPoint& p) {
   double sum = 0;
   std::uint64_t count = 0;
   std::vector<double> layers(result_.layer_names.size(), 0.0);
+  for (int w = 0; w < p_; ++w) settle_norms(w);
   for (GradientWorker& w : workers_) {
     sum += w.norm_sum;
     count += w.norm_count;

@@ -53,6 +53,7 @@ struct GradientWorker {
   std::uint64_t norm_count = 0;
   double last_norm = 0;
   std::vector<double> last_layer_norms;
+  bool norms_pending = false;  // RunCore::defer_norms: the last gradient is not measured yet
 };
 
 // Workspaces for gradient jobs: a job takes one and gives it back when it ends, so there are
@@ -137,6 +138,17 @@ class RunCore {
   // corrupt it. A loss that is not finite stops the run (stopped()).
   Task<> gradient(int w, std::span<const float> params, std::optional<SimTime> cost = {});
   double lr_at(std::uint64_t step) const;
+  // Gradient norms measured later, several workers' at once: a norm is a sum in double, element
+  // by element in a fixed order, whose additions each wait for the last; four workers' sums
+  // side by side keep the processor busy (each sum, and so every number, is the same). For a
+  // strategy that leaves every gradient as it is until the worker's next one (bsp over a
+  // ring, summed by ring_sum) and where nothing changes a gradient after its norm is taken (no
+  // clipping, no Byzantine worker): it then calls measure_pending() once all are in. A
+  // worker's own are measured alone when it is about to overwrite them (its next gradient, or
+  // settle_norms) and an evaluation settles every worker's first.
+  void defer_norms() { defer_norms_ = s_.train.clip_norm <= 0 && s_.faults.empty(); }
+  void settle_norms(int w);
+  void measure_pending();
   // Data replica w's training loss of a batch (or micro-batch), for the metrics; a loss that
   // is not finite stops the run (stopped()), as gradient() does.
   void report_loss(int w, double loss);
@@ -174,7 +186,11 @@ class RunCore {
   std::string divergence_reason() const;
   // ", first in WHERE (node N)" when the first non-finite value was located, else "".
   std::string where() const;
-  // The norms of the gradient in wk.grads, into wk.last_* (inside its gradient job).
+  // The norms of the gradient in wk.grads, into wk.last_* (inside its gradient job); of several
+  // workers' at once, into each one's (the same numbers). add_norms then adds them to the
+  // worker's sums, on the event loop.
+  void measure_gradients(std::span<GradientWorker* const> wks) const;
+  void add_norms(GradientWorker& wk);
   void measure_gradient(GradientWorker& wk) const;
   // The mean gradient norms since the last point, into p; resets the sums.
   void gather_gradient_norms(EvalPoint& p);
@@ -208,6 +224,7 @@ class RunCore {
   std::vector<int> server_nodes_;
   std::vector<std::unique_ptr<Workspace>> eval_ws_;  // one per job thread
   WorkspacePool gradient_ws_;
+  bool defer_norms_ = false;
   std::vector<SimObserver*> observers_;
   RunResult result_;
   std::uint64_t updates_done_ = 0;

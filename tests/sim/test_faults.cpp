@@ -557,6 +557,9 @@ TEST_CASE("bsp's shared replica (and a ring's sum) give the numbers of one repli
         CHECK(same(shared.evals[i].train_loss, apart.evals[i].train_loss));
         CHECK(shared.evals[i].test_loss == apart.evals[i].test_loss);
         CHECK(shared.evals[i].test_accuracy == apart.evals[i].test_accuracy);
+        CAPTURE(i);
+        CAPTURE(shared.evals[i].grad_norm);
+        CAPTURE(apart.evals[i].grad_norm);
         CHECK(same(shared.evals[i].grad_norm, apart.evals[i].grad_norm));
         CHECK(shared.evals[i].virtual_time_s == apart.evals[i].virtual_time_s);
       }
