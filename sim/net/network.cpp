@@ -9,11 +9,23 @@
 
 namespace dtsim {
 
+namespace {
+
+std::vector<double> capacities(const Topology& topology) {
+  std::vector<double> c(topology.num_links());
+  for (std::size_t i = 0; i < c.size(); ++i) c[i] = topology.link(static_cast<int>(i)).bandwidth;
+  return c;
+}
+
+}  // namespace
+
 Network::Network(Topology topology, EventQueue& queue, const SimTime& now)
-    : topology_(std::move(topology)), queue_(queue), now_(now) {
+    : topology_(std::move(topology)),
+      queue_(queue),
+      now_(now),
+      sharing_(queue, now, capacities(topology_)) {
+  sharing_.on_end(&Network::sharing_end, this);
   links_.resize(topology_.num_links());
-  link_flows_.resize(topology_.num_links());
-  scratch_.resize(topology_.num_links());
   for (std::size_t i = 0; i < links_.size(); ++i) {
     links_[i].capacity = topology_.link(static_cast<int>(i)).bandwidth;
     links_[i].latency = topology_.link(static_cast<int>(i)).latency;
@@ -141,10 +153,6 @@ void Network::begin_transfer(int id) {
     return;
   }
   f.lazy = false;
-  f.remaining = bytes;
-  f.rate = 0;
-  f.last_update = now_;
-  f.finish = SimTime::from_ns(-1);  // no finish event scheduled yet
   if (links.count == 0 || bytes == 0) {
     // Nothing to transfer: the message only pays its path latency.
     f.transferring = false;
@@ -153,109 +161,59 @@ void Network::begin_transfer(int id) {
     return;
   }
   f.transferring = true;
-  {
-    // Its pair's messages sent after it must find it (those before it have been sent).
-    const auto [it, added] = pair_tail_.try_emplace(pair_key(m), id);
-    if (!added) {
-      const Flow& tail = flows_[static_cast<std::size_t>(it->second)];
-      if (tail.msg.src != m.src || tail.msg.dst != m.dst || !in_flight(tail)) it->second = id;
-    }
-  }
+  note_pair_tail(id);
   for (int l : links) {
     const LinkState& ls = links_[static_cast<std::size_t>(l)];
     if (lazy_live(ls)) make_ordinary(ls.lazy_flow);
   }
-  // (make_ordinary does not move flows_, so f is still valid.)
-  for (int l : links) join_link(l, id);
-  if (alone && rate > 0) {
-    f.rate = rate;
-    schedule_finish(id, f);  // a blocking send must hear when its transfer ends
-    return;
+  // (make_ordinary does not move flows_, so f is still valid. Alone on its path, a blocking
+  // send gets its slowest link's rate at once, and hears when its transfer ends.)
+  share(id, bytes);
+}
+
+void Network::note_pair_tail(int id) {
+  // Its pair's messages sent after it must find it (those before it have been sent), unless
+  // one of them already waits behind it.
+  const Message& m = flows_[static_cast<std::size_t>(id)].msg;
+  const auto [it, added] = pair_tail_.try_emplace(pair_key(m), id);
+  if (!added) {
+    const Flow& tail = flows_[static_cast<std::size_t>(it->second)];
+    if (tail.msg.src != m.src || tail.msg.dst != m.dst || !in_flight(tail)) it->second = id;
   }
-  mark_dirty(links.begin(), links.end());
 }
 
-void Network::mark_dirty(const int* begin, const int* end) {
-  dirty_links_.insert(dirty_links_.end(), begin, end);
-  dirty_links_.push_back(-1);
-  if (reallocation_pending_) return;
-  reallocation_pending_ = true;
-  queue_.schedule(now_, Event{&Network::reallocate_event, this, 0});
-}
-
-void Network::reallocate_event(void* self, std::uint64_t) {
-  auto* net = static_cast<Network*>(self);
-  net->reallocation_pending_ = false;
-  net->reallocate();
-}
-
-void Network::join_link(int link, int id) {
-  link_flows_[static_cast<std::size_t>(link)].push_back(id);
-  ++links_[static_cast<std::size_t>(link)].ordinary;
-}
-
-void Network::leave_link(int link, int id) {
-  auto& list = link_flows_[static_cast<std::size_t>(link)];
-  *std::find(list.begin(), list.end(), id) = list.back();  // swap-remove
-  list.pop_back();
-  --links_[static_cast<std::size_t>(link)].ordinary;
+void Network::share(int id, double bytes) {
+  const LinkList& links = flows_[static_cast<std::size_t>(id)].links;
+  for (int l : links) ++links_[static_cast<std::size_t>(l)].ordinary;
+  sharing_.add(id, links.begin(), links.end(), bytes);
 }
 
 void Network::make_ordinary(int id) {
   Flow& f = flows_[static_cast<std::size_t>(id)];
   f.lazy = false;
-  f.remaining =
+  const double remaining =
       std::max(0.0, static_cast<double>(f.msg.bytes) - f.rate * (now_ - f.last_update).seconds());
-  f.last_update = now_;
   f.finish = SimTime::from_ns(-1);
   ++f.version;  // supersedes its delivery event
   // Its successor on the pair now starts when its transfer really ends (finish_transfer).
   if (f.next_in_pair >= 0) ++flows_[static_cast<std::size_t>(f.next_in_pair)].version;
   for (int l : f.links) {
-    join_link(l, id);
     LinkState& ls = links_[static_cast<std::size_t>(l)];
     if (ls.lazy_flow == id) {
       ls.lazy_flow = -1;
       ls.lazy_until = SimTime::from_ns(-1);
     }
   }
-}
-
-void Network::schedule_finish(int id, Flow& f) {
-  if (!(f.rate > 0)) {  // a link on its path is down: no end in sight
-    if (f.finish != SimTime::from_ns(-1)) {
-      ++f.version;  // supersedes its pending event
-      f.finish = SimTime::from_ns(-1);
-    }
-    return;
-  }
-  const SimTime finish = now_ + SimTime::from_seconds(f.remaining / f.rate);
-  if (finish == f.finish) return;  // its pending event is still right
-  ++f.version;
-  f.finish = finish;
-  queue_.schedule(finish, Event{&Network::flow_event, this,
-                                (static_cast<std::uint64_t>(id) << 32) | f.version});
-}
-
-void Network::flow_event(void* self, std::uint64_t arg) {
-  auto* net = static_cast<Network*>(self);
-  const int id = static_cast<int>(arg >> 32);
-  const auto version = static_cast<std::uint32_t>(arg);
-  Flow& f = net->flows_[static_cast<std::size_t>(id)];
-  if (!f.transferring || f.lazy || f.version != version) return;  // superseded
-  net->finish_transfer(id);
+  // (Its links no longer name it: its pair's next message must find it by its pair.)
+  note_pair_tail(id);
+  share(id, remaining);
 }
 
 void Network::finish_transfer(int id) {
   Flow& f = flows_[static_cast<std::size_t>(id)];
-  if (f.transferring) {
-    f.remaining = 0;
+  if (f.transferring) {  // (the sharing model has let it go)
     f.transferring = false;
-    for (int l : f.links) leave_link(l, id);
-    bool shared = false;
-    for (int l : f.links) shared = shared || links_[static_cast<std::size_t>(l)].ordinary > 0;
-    // Only flows that shared a link with this one can speed up.
-    if (shared) mark_dirty(f.links.begin(), f.links.end());
+    for (int l : f.links) --links_[static_cast<std::size_t>(l)].ordinary;
   }
   if (flows_[static_cast<std::size_t>(id)].lost) {
     // Lost on the way: sent again after the timeout, still ahead of its pair's later messages.
@@ -298,121 +256,11 @@ void Network::deliver_event(void* self, std::uint64_t arg) {
   net->deliver_(net->deliver_context_, f.msg, f.sent);
 }
 
-void Network::reallocate() {
-  // 1. The connected components of the changed links: links and flows reachable through
-  // shared links. They are searched from the most recent change back, and their flows'
-  // finish events queued in the opposite order (the component changed first, first), each
-  // component's flows in the order of a search from its last change: the order a
-  // recomputation after every change would leave them in (which matters only to events tied
-  // to the nanosecond, and keeps them where they were before recomputations were deferred).
-  ++epoch_;
-  comp_flows_.clear();
-  comp_links_.clear();
-  comp_ends_.clear();
-  comp_link_ends_.clear();
-  std::size_t li = 0;
-  std::size_t group_end = dirty_links_.size();  // one past the -1 that closes a group
-  while (group_end > 0) {
-    std::size_t group_begin = group_end - 1;
-    while (group_begin > 0 && dirty_links_[group_begin - 1] >= 0) --group_begin;
-    for (std::size_t i = group_begin; i + 1 < group_end; ++i) {
-      const int l = dirty_links_[i];
-      LinkScratch& ls = scratch_[static_cast<std::size_t>(l)];
-      if (ls.mark != epoch_) {
-        ls.mark = epoch_;
-        comp_links_.push_back(l);
-      }
-    }
-    group_end = group_begin;
-    // (No lazy flow is reached: a lazy flow's links carry no other flow.)
-    for (; li < comp_links_.size(); ++li) {
-      for (int fid : link_flows_[static_cast<std::size_t>(comp_links_[li])]) {
-        Flow& f = flows_[static_cast<std::size_t>(fid)];
-        if (f.mark == epoch_) continue;
-        f.mark = epoch_;
-        comp_flows_.push_back(fid);
-        for (int l : f.links) {
-          LinkScratch& ls = scratch_[static_cast<std::size_t>(l)];
-          if (ls.mark != epoch_) {
-            ls.mark = epoch_;
-            comp_links_.push_back(l);
-          }
-        }
-      }
-    }
-    if (comp_link_ends_.empty() || comp_link_ends_.back() != comp_links_.size()) {
-      comp_ends_.push_back(comp_flows_.size());
-      comp_link_ends_.push_back(comp_links_.size());
-    }
-  }
-  dirty_links_.clear();
-  if (comp_flows_.empty()) return;
-  ++reallocations_;
-
-  // 2. Settle each flow's progress at its old rate.
-  for (int fid : comp_flows_) {
-    Flow& f = flows_[static_cast<std::size_t>(fid)];
-    f.remaining = std::max(0.0, f.remaining - f.rate * (now_ - f.last_update).seconds());
-    f.last_update = now_;
-    f.fixed = false;
-  }
-
-  // 3. Progressive filling: repeatedly saturate the link with the smallest fair share, one
-  // component at a time (each search for that link scans only its component's links).
-  for (std::size_t c = 0; c < comp_ends_.size(); ++c) {
-    const int* links_begin = comp_links_.data() + (c == 0 ? 0 : comp_link_ends_[c - 1]);
-    const int* links_end = comp_links_.data() + comp_link_ends_[c];
-    fill(links_begin, links_end, comp_ends_[c] - (c == 0 ? 0 : comp_ends_[c - 1]));
-  }
-
-  // 4. New finish times; a changed one supersedes the flow's pending event.
-  for (std::size_t c = comp_ends_.size(); c-- > 0;) {
-    for (std::size_t i = c == 0 ? 0 : comp_ends_[c - 1]; i < comp_ends_[c]; ++i) {
-      const int fid = comp_flows_[i];
-      schedule_finish(fid, flows_[static_cast<std::size_t>(fid)]);
-    }
-  }
-}
-
-void Network::fill(const int* links_begin, const int* links_end, std::size_t unfixed) {
-  for (const int* it = links_begin; it != links_end; ++it) {
-    LinkScratch& ls = scratch_[static_cast<std::size_t>(*it)];
-    ls.left = links_[static_cast<std::size_t>(*it)].capacity;
-    ls.unfixed = links_[static_cast<std::size_t>(*it)].ordinary;
-  }
-  while (unfixed > 0) {
-    double best = std::numeric_limits<double>::infinity();
-    int best_link = -1;
-    for (const int* it = links_begin; it != links_end; ++it) {
-      const int l = *it;
-      const LinkScratch& ls = scratch_[static_cast<std::size_t>(l)];
-      if (ls.unfixed == 0) continue;
-      const double share = std::max(0.0, ls.left) / ls.unfixed;
-      if (share < best) {
-        best = share;
-        best_link = l;
-      }
-    }
-    for (int fid : link_flows_[static_cast<std::size_t>(best_link)]) {
-      Flow& f = flows_[static_cast<std::size_t>(fid)];
-      if (f.fixed) continue;
-      f.fixed = true;
-      --unfixed;
-      f.rate = best;
-      for (int l : f.links) {
-        LinkScratch& ls = scratch_[static_cast<std::size_t>(l)];
-        ls.left -= best;
-        --ls.unfixed;
-      }
-    }
-  }
-}
-
 void Network::set_capacity(int link, double bytes_per_s) {
   LinkState& ls = links_[static_cast<std::size_t>(link)];
   if (lazy_live(ls)) make_ordinary(ls.lazy_flow);
   ls.capacity = bytes_per_s;
-  if (ls.ordinary > 0) mark_dirty(&link, &link + 1);
+  sharing_.set_capacity(link, bytes_per_s);
   last_rate_ = -1;  // (the cached transfer time may have used the old capacity)
 }
 
@@ -449,16 +297,13 @@ bool Network::draw_loss(const Flow& f, SimTime& timeout) {
 
 std::size_t Network::flows_on(int link) const {
   const LinkState& ls = links_[static_cast<std::size_t>(link)];
-  return link_flows_[static_cast<std::size_t>(link)].size() + (lazy_live(ls) ? 1 : 0);
+  return sharing_.flows_on(link) + (lazy_live(ls) ? 1 : 0);
 }
 
 std::vector<double> Network::link_rates(int link) const {
-  std::vector<double> rates;
+  std::vector<double> rates = sharing_.link_rates(link);
   const LinkState& ls = links_[static_cast<std::size_t>(link)];
   if (lazy_live(ls)) rates.push_back(flows_[static_cast<std::size_t>(ls.lazy_flow)].rate);
-  for (int fid : link_flows_[static_cast<std::size_t>(link)]) {
-    rates.push_back(flows_[static_cast<std::size_t>(fid)].rate);
-  }
   return rates;
 }
 

@@ -1,18 +1,15 @@
 // The flow-level network model (the one SimGrid's default model uses).
 //
 // A message is a flow over its route. Flows that share a link share its bandwidth max-min
-// fairly (progressive filling); rates are recomputed when flows start or end, but only for
-// the flows connected to them through shared links, since no other flow's rate can change.
-// The recomputation is deferred to one event at the same instant, queued behind the events
-// already there, so that all the flows that start or end at one instant (an incast's
-// thousands of messages) cost one recomputation, not one each: rates held for no time change
-// no transfer.
+// fairly: sim/net/bandwidth_sharing.hpp holds the flows that contend and works out their rates
+// when flows start or end, at a cost that does not grow with the number of flows on a link.
 // A message arrives at (end of its transfer) + (sum of its links' latencies), so alone on its
 // path it costs latency + bytes / bandwidth. Finish times are rounded to the nanosecond.
-// A flow alone on its path gets a single event, its delivery, and stays out of its links'
-// flow lists (each link only notes which lazy flow occupies it until when); only when another
-// flow joins one of its links does it become an ordinary flow with a transfer-end event.
-// Structured collectives, whose flows rarely share links, so cost one event per message.
+// A flow alone on its path gets a single event, its delivery, and stays out of the sharing
+// model (each link only notes which lazy flow occupies it until when); only when another
+// flow joins one of its links does it become an ordinary flow, handed to the sharing model with
+// the bytes it has left. Structured collectives, whose flows rarely share links, so cost one
+// event per message.
 // Messages between the same two nodes are transferred in order, one after another (as over
 // one connection: a TCP stream, an RDMA queue pair, MPI's non-overtaking rule): a message
 // sent while an earlier one to the same node is still transferring waits for its end. Only
@@ -38,6 +35,7 @@
 #include <vector>
 
 #include "sim/des/event_queue.hpp"
+#include "sim/net/bandwidth_sharing.hpp"
 #include "sim/net/topology.hpp"
 
 namespace dtsim {
@@ -116,7 +114,7 @@ class Network {
   const Topology& topology() const { return topology_; }
   std::uint64_t flows_started() const { return flows_started_; }
   // How many times rates were recomputed (for tests of the model's cost).
-  std::uint64_t reallocations() const { return reallocations_; }
+  std::uint64_t reallocations() const { return sharing_.reallocations(); }
   std::size_t active_flows() const { return active_; }
   // The current rate of every transferring flow over `link`, bytes/s (for tests).
   std::vector<double> link_rates(int link) const;
@@ -132,8 +130,8 @@ class Network {
   };
   struct Flow {
     LinkList links;
-    double remaining = 0;  // bytes (with last_update: not kept up to date while lazy)
-    double rate = 0;       // bytes per second
+    // Lazy: its rate (bytes per second), when its transfer began and when it ends.
+    double rate = 0;
     SimTime last_update;
     SimTime finish;
     SimTime latency;
@@ -151,9 +149,7 @@ class Network {
     // Drawn lost when its transfer began (a loss fault): it is sent again retry_after its end.
     bool lost = false;
     SimTime retry_after;
-    int next_in_pair = -1;   // the message queued right behind this one, if any
-    bool fixed = false;      // progressive-filling scratch
-    std::uint32_t mark = 0;  // component-search scratch
+    int next_in_pair = -1;  // the message queued right behind this one, if any
     Message msg;
   };
   // What sending a message reads and writes about a link: 32 bytes, two links to a line.
@@ -163,12 +159,7 @@ class Network {
     // A lazy flow transferring over this link until lazy_until (it is alone on it then).
     SimTime lazy_until = SimTime::from_ns(-1);
     int lazy_flow = -1;
-    int ordinary = 0;  // the number of non-lazy flows transferring over it (link_flows_)
-  };
-  struct LinkScratch {  // for reallocate()
-    double left = 0;
-    int unfixed = 0;
-    std::uint32_t mark = 0;
+    int ordinary = 0;  // the number of non-lazy flows transferring over it (in sharing_)
   };
 
   // Sends flow `id`, whose message is in place: its transfer starts now, or when the
@@ -190,20 +181,15 @@ class Network {
                                   flows_[static_cast<std::size_t>(id)].version});
   }
   static void pair_start_event(void* self, std::uint64_t arg);
-  static void flow_event(void* self, std::uint64_t arg);
   static void deliver_event(void* self, std::uint64_t arg);
+  static void sharing_end(void* self, int id) { static_cast<Network*>(self)->finish_transfer(id); }
   void finish_transfer(int id);
-  // Notes that the flows over these links changed; their rates are recomputed at the
-  // reallocation event, scheduled at the current time if none is pending.
-  void mark_dirty(const int* begin, const int* end);
-  static void reallocate_event(void* self, std::uint64_t arg);
-  // Recomputes the rates of every flow connected to dirty_links_.
-  void reallocate();
-  // Progressive filling over one component's links, with `unfixed` flows.
-  void fill(const int* links_begin, const int* links_end, std::size_t unfixed);
-  void schedule_finish(int id, Flow& f);
-  // A lazy flow still transferring becomes an ordinary one, in its links' flow lists, so that
-  // it can share them; its delivery event is superseded.
+  // Makes flow `id`, transferring (not lazily), the one its pair's next message waits for.
+  void note_pair_tail(int id);
+  // Hands flow `id`, transferring now with `bytes` left, to the sharing model.
+  void share(int id, double bytes);
+  // A lazy flow still transferring becomes an ordinary one, in the sharing model, so that it
+  // can share its links; its delivery event is superseded.
   void make_ordinary(int id);
   void schedule_delivery(int id, SimTime at) {
     queue_.schedule(at, Event{&Network::deliver_event, this,
@@ -219,8 +205,6 @@ class Network {
   }
   int new_flow();
   bool lazy_live(const LinkState& ls) const { return ls.lazy_until > now_; }
-  void join_link(int link, int id);
-  void leave_link(int link, int id);
 
   Topology topology_;
   EventQueue& queue_;
@@ -232,19 +216,8 @@ class Network {
   std::vector<Flow> flows_;
   std::vector<int> free_flows_;
   std::vector<LinkState> links_;
-  std::vector<std::vector<int>> link_flows_;  // by link: its ordinary flows
-  std::vector<LinkScratch> scratch_;          // by link
-  std::uint32_t epoch_ = 0;
-  std::vector<int> comp_flows_;              // scratch
-  std::vector<int> comp_links_;              // scratch
-  std::vector<std::size_t> comp_ends_;       // scratch: where each component's flows end
-  std::vector<std::size_t> comp_link_ends_;  // scratch: and its links
-  std::vector<int> route_;                   // scratch for long routes
-  // The links of each flow that started or ended since the last reallocation, each flow's
-  // followed by -1, in the order they changed.
-  std::vector<int> dirty_links_;
-  bool reallocation_pending_ = false;
-  std::uint64_t reallocations_ = 0;
+  BandwidthSharing sharing_;  // the ordinary flows
+  std::vector<int> route_;    // scratch for long routes
   // By (src, dst): the last message still transferring (not lazily) or waiting between them.
   std::unordered_map<std::uint64_t, int> pair_tail_;
   // The last transfer time worked out: collectives send runs of equal-sized messages over
