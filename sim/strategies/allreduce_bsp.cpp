@@ -19,10 +19,11 @@
 // replica, updated once per step by the first worker to get there (on the event loop, where
 // no gradient job of the next step can have started yet), and every worker is still charged
 // its update. A thousand workers then hold one model and one optimizer state, not a thousand.
-// Over a ring, the allreduce then travels as sizes only (the same messages and times) and that
-// first worker forms the sum itself, part by part in the order the ring adds them (ring_sum):
-// the same floats added in the same order, each gradient read once instead of passed around
-// 2(p - 1) times in parts.
+// Over a ring, the allreduce then travels as sizes only (the same messages and times) and the
+// sum is formed directly, part by part in the order the ring adds them (sum_lane): the same
+// floats added in the same order, each gradient read once, front to back, instead of passed
+// around 2(p - 1) times in parts. It runs as jobs from the moment the step's last gradient is
+// in, while the event loop moves the allreduce's messages.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -83,8 +84,8 @@ class AllreduceBsp : public Strategy {
     shared_ = !members_.active() && !coded_;
     ring_sum_ =
         shared_ && core.numerics() && p > 1 && core.config().collective == AllreduceAlgo::kRing;
-    // (Then nothing writes a worker's gradient between its job and its next one: ring_sum
-    // measures their norms too.)
+    // (Then nothing writes a worker's gradient between its job and its next one: the sum's jobs
+    // measure their norms too.)
     if (ring_sum_) core.defer_norms();
     for (int w = 0; w < (shared_ ? 1 : p); ++w) replicas_.push_back(Replica::initial(core, true));
     backup_cost_.assign(static_cast<std::size_t>(p), SimTime());
@@ -119,9 +120,17 @@ class AllreduceBsp : public Strategy {
   bool shared_ = false;
   std::uint64_t shared_updates_ = 0;  // shared_: the steps whose update was applied
   // Over a ring: the allreduce's sum of the workers' gradients, formed in the ring's order.
-  void ring_sum();
+  // ring_sum_: once the step's last gradient is in, the sum, formed part by part in the
+  // ring's order, and the gradients' pending norms, as jobs that run while the event loop moves
+  // the allreduce's messages (sizes only); the first worker out of the allreduce joins them.
+  void start_sum();
+  void finish_sum();
+  // Lane `lane` of `lanes` of the sum: a run of whole parts.
+  void sum_lane(int lane, int lanes);
   bool ring_sum_ = false;
   std::vector<float> sum_;
+  int sum_arrivals_ = 0;  // this step's gradients in so far
+  std::vector<std::shared_ptr<JobRunner::Job>> sum_jobs_;
   std::unique_ptr<CodedAllreduce> coded_;
   Barrier barrier_;
   std::vector<SimTime> backup_cost_;  // this step's gradient cost per worker
@@ -219,6 +228,7 @@ Task<> AllreduceBsp::worker(int w) {
     } else {
       co_await c.gradient(w, rep.params);
     }
+    if (ring_sum_ && ++sum_arrivals_ == p) start_sum();
     int group = counted;  // the gradients this step's mean is over
     if (members_.active()) {
       if (members_.hit(w)) {  // down: this gradient is lost
@@ -240,6 +250,7 @@ Task<> AllreduceBsp::worker(int w) {
                                      tags::step_tag(step), c.flops_per_s(wk.node)},
                          buf, c.config().collective, c.scenario().network.nodes_per_machine);
     }
+    if (!sum_jobs_.empty()) finish_sum();
     const int leader = members_.leader();
     if (w == leader && members_.active()) {
       samples_ += static_cast<std::uint64_t>(group) * static_cast<std::uint64_t>(c.batch());
@@ -258,7 +269,6 @@ Task<> AllreduceBsp::worker(int w) {
     std::function<void()> work;
     if (numerics && shared_ && shared_updates_ <= step) {
       shared_updates_ = step + 1;
-      if (ring_sum_) ring_sum();
       work = [this, &wk, &rep, lr, group, p] {
         const std::span<float> sum = ring_sum_ ? std::span<float>(sum_) : wk.grads;
         if (p > 1) {
@@ -289,31 +299,58 @@ Task<> AllreduceBsp::worker(int w) {
   }
 }
 
-void AllreduceBsp::ring_sum() {
+void AllreduceBsp::start_sum() {
+  RunCore& c = core();
+  sum_arrivals_ = 0;
+  sum_.resize(c.num_params());
+  // (The event loop's thread is busy with the messages meanwhile: a lane for each helper.)
+  const int lanes = std::max(1, c.sim().jobs().threads() - 1);
+  for (int lane = 0; lane < lanes; ++lane) {
+    sum_jobs_.push_back(c.sim().jobs().start([this, lane, lanes] {
+      core().measure_pending_lane(static_cast<std::size_t>(lane), static_cast<std::size_t>(lanes));
+      sum_lane(lane, lanes);
+    }));
+  }
+}
+
+void AllreduceBsp::finish_sum() {
+  for (const auto& job : sum_jobs_) core().sim().jobs().join(*job);
+  sum_jobs_.clear();
+  core().add_pending_norms();
+}
+
+void AllreduceBsp::sum_lane(int lane, int lanes) {
   RunCore& c = core();
   const int p = c.workers();
   const std::size_t n = c.num_params();
-  sum_.resize(n);
   // Part q of a ring reduce-scatter starts as rank q's own and goes round: each next rank r adds
-  // what arrives to its own part, own + arrived (collectives.cpp). Rank w is worker w here.
-  const int lanes = c.sim().jobs().threads();
-  std::vector<std::function<void()>> work;
-  for (int lane = 0; lane < lanes; ++lane) {
-    work.emplace_back([this, &c, lane, lanes, p, n] {
-      float* acc = sum_.data();
-      for (int q = lane; q < p; q += lanes) {
-        const auto [begin, end] = part_range(n, p, q);
-        const float* first = c.worker(q).grads.data();
-        std::copy(first + begin, first + end, acc + begin);
-        for (int t = 1; t < p; ++t) {
-          const float* own = c.worker((q + t) % p).grads.data();
-          for (std::size_t i = begin; i < end; ++i) acc[i] = own[i] + acc[i];
-        }
-      }
-    });
+  // what arrives to its own part, own + arrived (collectives.cpp); rank w is worker w here. So
+  // part q adds the gradients of workers q+1, ..., p-1, then 0, ..., q-1: this lane's parts
+  // [q0, q1) take them in two passes over the workers, reading each worker's gradient once,
+  // front to back (its parts up to its own in the first, the rest in the second).
+  const int q0 = static_cast<int>(static_cast<long>(p) * lane / lanes);
+  const int q1 = static_cast<int>(static_cast<long>(p) * (lane + 1) / lanes);
+  if (q0 == q1) return;
+  float* acc = sum_.data();
+  auto add = [acc](const float* own, std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) acc[i] = own[i] + acc[i];
+  };
+  const std::size_t lane_end = part_range(n, p, q1 - 1).second;
+  for (int r = q0; r < p; ++r) {
+    const float* own = c.worker(r).grads.data();
+    const auto [begin, end] = part_range(n, p, std::min(r, q1 - 1));
+    const std::size_t from = part_range(n, p, q0).first;
+    if (r < q1) {
+      add(own, from, begin);                           // parts q0 .. r-1
+      std::copy(own + begin, own + end, acc + begin);  // part r starts as worker r's own
+    } else {
+      add(own, from, end);  // every part of the lane
+    }
   }
-  c.sim().jobs().run_all(std::move(work));
-  c.measure_pending();
+  for (int r = 0; r < q1 - 1; ++r) {
+    const float* own = c.worker(r).grads.data();
+    add(own, part_range(n, p, std::max(r + 1, q0)).first, lane_end);  // parts max(r+1, q0) ..
+  }
 }
 
 }  // namespace

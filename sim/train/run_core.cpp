@@ -270,26 +270,34 @@ void RunCore::settle_norms(int w) {
 }
 
 void RunCore::measure_pending() {
+  const std::size_t lanes = static_cast<std::size_t>(sim_.jobs().threads());
+  std::vector<std::function<void()>> work;
+  for (std::size_t lane = 0; lane < lanes; ++lane) {
+    work.emplace_back([this, lane, lanes] { measure_pending_lane(lane, lanes); });
+  }
+  sim_.jobs().run_all(std::move(work));
+  add_pending_norms();
+}
+
+void RunCore::measure_pending_lane(std::size_t lane, std::size_t lanes) {
   std::vector<GradientWorker*> pending;
   for (GradientWorker& wk : workers_) {
     if (wk.norms_pending) pending.push_back(&wk);
   }
-  if (pending.empty()) return;
-  // In lanes of whole groups of four, one job each; added in worker order on the event loop.
+  // In lanes of whole groups of four.
   const std::size_t groups = (pending.size() + 3) / 4;
-  const std::size_t lanes = std::min(groups, static_cast<std::size_t>(sim_.jobs().threads()));
-  std::vector<std::function<void()>> work;
-  for (std::size_t lane = 0; lane < lanes; ++lane) {
-    const std::size_t begin = groups * lane / lanes * 4;
-    const std::size_t end = std::min(pending.size(), groups * (lane + 1) / lanes * 4);
-    work.emplace_back([this, &pending, begin, end] {
-      measure_gradients(std::span<GradientWorker* const>(pending).subspan(begin, end - begin));
-    });
+  const std::size_t begin = std::min(pending.size(), groups * lane / lanes * 4);
+  const std::size_t end = std::min(pending.size(), groups * (lane + 1) / lanes * 4);
+  if (begin < end) {
+    measure_gradients(std::span<GradientWorker* const>(pending).subspan(begin, end - begin));
   }
-  sim_.jobs().run_all(std::move(work));
-  for (GradientWorker* wk : pending) {
-    wk->norms_pending = false;
-    add_norms(*wk);
+}
+
+void RunCore::add_pending_norms() {
+  for (GradientWorker& wk : workers_) {
+    if (!wk.norms_pending) continue;
+    wk.norms_pending = false;
+    add_norms(wk);
   }
 }
 

@@ -149,6 +149,11 @@ class RunCore {
   void defer_norms() { defer_norms_ = s_.train.clip_norm <= 0 && s_.faults.empty(); }
   void settle_norms(int w);
   void measure_pending();
+  // measure_pending() in two halves: measures lane `lane` of `lanes` of the pending workers'
+  // norms (a pure job: lanes may run side by side, while nothing touches the workers), then
+  // adds them all, in worker order, on the event loop.
+  void measure_pending_lane(std::size_t lane, std::size_t lanes);
+  void add_pending_norms();
   // Data replica w's training loss of a batch (or micro-batch), for the metrics; a loss that
   // is not finite stops the run (stopped()), as gradient() does.
   void report_loss(int w, double loss);
